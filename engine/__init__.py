@@ -1,0 +1,1 @@
+"""Glassbox computation: numpy + JAX only. Never imports streamlit or plotly."""

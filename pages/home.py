@@ -1,0 +1,32 @@
+"""Home: what Glassbox is, and a door to each room."""
+
+import streamlit as st
+
+st.title("🔍 Glassbox")
+st.markdown(
+    "**See how deep learning works, from the inside.** Every gradient here is computed by code "
+    "this project wrote (a home-made autodiff engine, and a convolution written by hand in JAX) "
+    "and checked against an independent reference. Everything runs on real MNIST digits that "
+    "ship with the app, so it works offline."
+)
+
+ROOMS = [
+    ("pages/sketch.py", "✏️ Sketch lab",
+     "Draw a digit and watch every model answer, and see exactly what each model sees."),
+    ("pages/autodiff.py", "🧮 Autodiff playground",
+     "Type a formula, see its computation graph, step through backpropagation, and check "
+     "the gradients against JAX and finite differences."),
+    ("pages/feedforward.py", "🕸️ Feed-forward net",
+     "Train a network on MNIST live, with our autodiff engine or with jax.grad, and see "
+     "both engines agree."),
+    ("pages/cnn.py", "🧱 CNN",
+     "A convolution written by hand, trained in seconds: watch its filters and feature maps "
+     "form."),
+]
+
+columns = st.columns(len(ROOMS))
+for column, (path, title, blurb) in zip(columns, ROOMS, strict=True):
+    with column.container(border=True):
+        st.subheader(title)
+        st.write(blurb)
+        st.page_link(path, label=f"Open {title.split(' ', 1)[1]}", icon="➡️")

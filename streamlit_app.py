@@ -1,0 +1,15 @@
+"""Glassbox entry point: routes to the rooms. Run with `streamlit run streamlit_app.py`."""
+
+import streamlit as st
+
+st.set_page_config(page_title="Glassbox", page_icon="🔍", layout="wide")
+
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+    st.Page("pages/sketch.py", title="Sketch lab", icon="✏️"),
+    st.Page("pages/autodiff.py", title="Autodiff playground", icon="🧮"),
+    st.Page("pages/feedforward.py", title="Feed-forward net", icon="🕸️"),
+    st.Page("pages/cnn.py", title="CNN", icon="🧱"),
+]
+
+st.navigation(PAGES).run()

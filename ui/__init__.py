@@ -1,0 +1,1 @@
+"""Streamlit-side helpers: session state, cached loaders, widgets, figure builders."""
