@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from ui.state import init_state
+
 st.set_page_config(page_title="Glassbox", page_icon="🔍", layout="wide")
 
 PAGES = [
@@ -12,4 +14,5 @@ PAGES = [
     st.Page("pages/cnn.py", title="CNN", icon="🧱"),
 ]
 
+init_state()
 st.navigation(PAGES).run()

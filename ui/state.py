@@ -1,0 +1,23 @@
+"""Per-session state, seeded once. Widget keys are prefixed per page (ad_, ff_, cnn_, sk_)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+# One section per page; each page adds the defaults for its own widget keys here.
+DEFAULTS: dict[str, Any] = {
+    # home / shared
+    # autodiff playground (ad_)
+    # feed-forward net (ff_)
+    # CNN (cnn_)
+    # sketch lab (sk_)
+}
+
+
+def init_state() -> None:
+    """Seed every missing key with its default. Safe to call on every rerun."""
+    for key, value in DEFAULTS.items():
+        if key not in st.session_state:
+            st.session_state[key] = value
