@@ -1,0 +1,1 @@
+"""`python -m benchmarks`: the performance table (workload in shared/benchmarks.md)."""

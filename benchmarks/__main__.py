@@ -1,0 +1,100 @@
+"""Run every benchmark figure, print the table, write results.json and the ratio chart.
+
+    python -m benchmarks            # the full table (several minutes)
+    python -m benchmarks --quick    # seconds-long smoke run of the harness (figures not meaningful)
+    python -m benchmarks --only R1 S1
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+
+from benchmarks.chart import ratio_chart
+from benchmarks.harness import Figure
+
+HERE = Path(__file__).resolve().parent
+PACKAGES = ["jax", "jaxlib", "numpy", "streamlit", "plotly", "pillow"]
+
+
+def figure_builders(quick: bool) -> dict[str, Callable[[], Figure]]:
+    """Figure id -> a function measuring it. Imports are deferred so --only stays cheap."""
+    from benchmarks import app_figures
+
+    return {
+        "S1": lambda: app_figures.startup_figure(repeats=1 if quick else 5),
+    }
+
+
+def machine_description() -> dict[str, object]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "missing"
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "versions": versions,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def format_table(figures: list[Figure]) -> str:
+    """Markdown table, the same one the README shows."""
+    rows = [
+        "| id | figure | value | spread (min-max) | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in figures:
+        spread = f"{f.spread[0]:.2f}-{f.spread[1]:.2f}" if f.spread else ""
+        rows.append(
+            f"| {f.id} | {f.title} | {f.value:.2f} {f.unit} | {spread} | "
+            f"<= {f.target:g} {f.unit} | {'yes' if f.met else 'NO'} |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run of the harness")
+    parser.add_argument("--only", nargs="*", metavar="ID", help="figure ids to run, e.g. R1 T1")
+    parser.add_argument("--out", type=Path, default=HERE, help="folder for results.json and PNG")
+    args = parser.parse_args(argv)
+
+    builders = figure_builders(args.quick)
+    wanted = args.only or list(builders)
+    unknown = sorted(set(wanted) - set(builders))
+    if unknown:
+        parser.error(f"unknown figure id(s) {unknown}; known: {sorted(builders)}")
+    figures = []
+    for figure_id in wanted:
+        print(f"measuring {figure_id} ...", file=sys.stderr, flush=True)
+        figures.append(builders[figure_id]())
+
+    table = format_table(figures)
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = {
+        "quick": args.quick,
+        "machine": machine_description(),
+        "figures": [f.as_json() for f in figures],
+        "table": table,
+    }
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    ratio_chart(figures, args.out / "ratios.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
