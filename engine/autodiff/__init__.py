@@ -1,0 +1,33 @@
+"""Home-made reverse-mode automatic differentiation on numpy (see `tensor.Tensor`)."""
+
+from engine.autodiff.tensor import (
+    Tensor,
+    absolute,
+    as_tensor,
+    cos,
+    exp,
+    log,
+    log_softmax,
+    relu,
+    sigmoid,
+    sin,
+    sqrt,
+    tanh,
+    topological_order,
+)
+
+__all__ = [
+    "Tensor",
+    "absolute",
+    "as_tensor",
+    "cos",
+    "exp",
+    "log",
+    "log_softmax",
+    "relu",
+    "sigmoid",
+    "sin",
+    "sqrt",
+    "tanh",
+    "topological_order",
+]
