@@ -1,0 +1,105 @@
+"""Layers written once against a small backend namespace (`Ops`), runnable on JAX or our Tensor.
+
+A model's forward pass calls only `ops.*` functions and array operators (`@`, `+`, `*`,
+`.reshape`, `.sum`, `.mean`), so the very same code is differentiated by `jax.grad` when it runs
+on `JAX_OPS`, and by our own reverse-mode engine when it runs on `autodiff_ops()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = Any  # np.ndarray, jax.Array or engine.autodiff.Tensor
+
+
+@dataclass(frozen=True)
+class Ops:
+    """The functions a forward pass may call, for one backend.
+
+    `constant` wraps an input that needs no gradient (a data batch); `one_hot(labels, n)` returns
+    a plain float32 array (n_labels, n) that multiplies either backend's arrays.
+    """
+
+    name: str
+    constant: Callable[[Array], Array]
+    exp: Callable[[Array], Array]
+    relu: Callable[[Array], Array]
+    tanh: Callable[[Array], Array]
+    sigmoid: Callable[[Array], Array]
+    log_softmax: Callable[[Array], Array]
+    one_hot: Callable[[Array, int], Array]
+
+
+JAX_OPS = Ops(
+    name="jax",
+    constant=jnp.asarray,
+    exp=jnp.exp,
+    relu=jax.nn.relu,
+    tanh=jnp.tanh,
+    sigmoid=jax.nn.sigmoid,
+    log_softmax=jax.nn.log_softmax,
+    one_hot=lambda labels, n: jax.nn.one_hot(labels, n, dtype=jnp.float32),
+)
+
+
+def numpy_one_hot(labels: np.ndarray, n: int) -> np.ndarray:
+    """Rows of the identity: labels (batch,) int -> (batch, n) float32."""
+    return np.eye(n, dtype=np.float32)[np.asarray(labels)]
+
+
+def autodiff_ops() -> Ops:
+    """The namespace of our own engine (imported lazily: the engine is a separate package)."""
+    from engine import autodiff
+
+    return Ops(
+        name="autodiff",
+        constant=lambda x: autodiff.Tensor(np.asarray(x), requires_grad=False),
+        exp=autodiff.exp,
+        relu=autodiff.relu,
+        tanh=autodiff.tanh,
+        sigmoid=autodiff.sigmoid,
+        log_softmax=autodiff.log_softmax,
+        one_hot=numpy_one_hot,
+    )
+
+
+def dense(x: Array, w: Array, b: Array) -> Array:
+    """Fully connected layer: x (batch, n_in) @ w (n_in, n_out) + b (n_out,) -> (batch, n_out)."""
+    return x @ w + b
+
+
+ACTIVATIONS = ("relu", "tanh", "sigmoid")
+
+
+def activation(ops: Ops, name: str) -> Callable[[Array], Array]:
+    """The elementwise nonlinearity called `name` on this backend."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {list(ACTIVATIONS)}")
+    return getattr(ops, name)
+
+
+INITS = ("he", "xavier")
+
+
+def init_dense(
+    rng: np.random.Generator, n_in: int, n_out: int, scheme: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weights (n_in, n_out) and zero biases (n_out,), float32.
+
+    "he": normal with std sqrt(2 / n_in), keeps ReLU activations' scale layer after layer.
+    "xavier": uniform in +-sqrt(6 / (n_in + n_out)), keeps tanh/sigmoid out of saturation.
+    """
+    if scheme == "he":
+        w = rng.normal(0.0, np.sqrt(2.0 / n_in), size=(n_in, n_out))
+    elif scheme == "xavier":
+        limit = np.sqrt(6.0 / (n_in + n_out))
+        w = rng.uniform(-limit, limit, size=(n_in, n_out))
+    else:
+        raise ValueError(f"unknown initialisation {scheme!r}; choose one of {list(INITS)}")
+    return w.astype(np.float32), np.zeros(n_out, np.float32)
