@@ -1,0 +1,98 @@
+"""Shared test helpers: synthetic canvases and uploads, and the canvas value AppTest can inject.
+
+Import from any test file as `from helpers import ...` (pytest puts tests/ on sys.path).
+Canvases are what the sketch widget returns: RGBA uint8 (side, side, 4), white ink on an opaque
+black background, like `st_canvas(..., background_color="#000000")` with a white pen.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from functools import cache
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from engine.data import load_embedded
+
+CANVAS_SIDE = 280  # the sketch widget's canvas, in pixels
+PEN_WIDTH = 18  # the sketch widget's pen
+
+
+def blank_canvas(side: int = CANVAS_SIDE) -> np.ndarray:
+    """An empty canvas: opaque black RGBA (side, side, 4) uint8."""
+    canvas = np.zeros((side, side, 4), dtype=np.uint8)
+    canvas[..., 3] = 255
+    return canvas
+
+
+def draw_stroke(points: Sequence[tuple[float, float]], *, width: int = PEN_WIDTH,
+                canvas: np.ndarray | None = None) -> np.ndarray:
+    """A white polyline through (x, y) points with round ends, on a copy of canvas (or a blank one).
+
+    One point draws a single dot of the pen's width.
+    """
+    image = Image.fromarray(blank_canvas() if canvas is None else canvas.copy())
+    pen = ImageDraw.Draw(image)
+    pen.line([tuple(p) for p in points], fill=(255, 255, 255, 255), width=width, joint="curve")
+    radius = width / 2
+    for x, y in (points[0], points[-1]):  # round caps, as a real pen leaves
+        pen.ellipse([x - radius, y - radius, x + radius, y + radius], fill=(255, 255, 255, 255))
+    return np.array(image)
+
+
+def vertical_one(side: int = CANVAS_SIDE) -> np.ndarray:
+    """A "1": one vertical stroke down the middle of a canvas, 60% of its height."""
+    return draw_stroke([(side / 2, side * 0.2), (side / 2, side * 0.8)],
+                       canvas=blank_canvas(side))
+
+
+@cache
+def mnist_digit(label: int = 3, index: int = 0) -> np.ndarray:
+    """A real digit from the embedded set: the index-th image of class `label`, uint8 (28, 28)."""
+    images, labels = load_embedded()
+    return images[np.flatnonzero(labels == label)[index]]
+
+
+def mnist_on_canvas(digit: np.ndarray, *, top: int = 40, left: int = 40, size: int = 200,
+                    side: int = CANVAS_SIDE) -> np.ndarray:
+    """An MNIST digit (28, 28) uint8, its ink box scaled to `size` px on its long side, drawn
+    white at (top, left) on a black canvas: RGBA (side, side, 4) uint8."""
+    rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
+    box = digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    scale = size / max(box.shape)
+    h, w = max(1, round(box.shape[0] * scale)), max(1, round(box.shape[1] * scale))
+    big = np.asarray(Image.fromarray(box).resize((w, h), Image.Resampling.BILINEAR))
+    canvas = blank_canvas(side)
+    canvas[top:top + h, left:left + w, :3] = big[..., None]
+    return canvas
+
+
+def on_paper(canvas: np.ndarray, *, paper: int = 235, ink: int = 25) -> np.ndarray:
+    """A white-on-black canvas redrawn as dark ink on light paper, RGBA uint8 same shape."""
+    amount = canvas[..., :3].astype(np.float32) / 255
+    rgb = paper + (ink - paper) * amount
+    return np.concatenate([rgb.round().astype(np.uint8), canvas[..., 3:]], axis=-1)
+
+
+def image_bytes(rgba: np.ndarray, format: str = "PNG", **save_options) -> bytes:
+    """An RGBA (or RGB, or grey) array encoded as an image file, as a browser would upload it."""
+    image = Image.fromarray(rgba)
+    if format == "JPEG":
+        image = image.convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **save_options)
+    return buffer.getvalue()
+
+
+def canvas_state(rgba: np.ndarray) -> dict:
+    """The session_state value that makes an `st_canvas` (0.13) return `rgba` as its image_data.
+
+    In AppTest: `at.session_state[canvas_key] = canvas_state(rgba)`, then `at.run()`. This is the
+    component's internal format (see /work/shared/testing.md); keep it here, in one place.
+    """
+    data_url = "data:image/png;base64," + base64.b64encode(image_bytes(rgba)).decode("ascii")
+    return {"drawing": {"raw": {"version": "7", "objects": []}, "data": data_url},
+            "backgroundFit": None}
