@@ -319,3 +319,22 @@ def test_download_mnist_fetches_once_then_reads(tmp_path, monkeypatch) -> None:
     assert_same_mnist(data.read_idx_folder(cache), mnist)
     data.download_mnist(tmp_path / "cache", opener=recording_opener)
     assert len(fetched) == 4  # verified cache hits are not fetched again
+
+
+# --- the UI's cached loaders ------------------------------------------------------------------
+
+
+def test_ui_loaders_share_one_dataset_per_folder(tmp_path, monkeypatch) -> None:
+    from ui import loaders
+
+    embedded = loaders.load_embedded_dataset()
+    assert loaders.load_embedded_dataset() is embedded  # one copy per server, not per session
+    assert embedded.split.x_test.shape == (1000, 28, 28)
+    monkeypatch.delenv(data.MNIST_DIR_ENV, raising=False)
+    assert loaders.load_full_mnist_dataset() is None
+    mnist = tiny_mnist(n_train=data.FULL_VAL_SIZE + 10)
+    np.savez(tmp_path / "mnist.npz", **mnist._asdict())
+    monkeypatch.setenv(data.MNIST_DIR_ENV, str(tmp_path))
+    full = loaders.load_full_mnist_dataset()
+    assert full is loaders.load_full_mnist_dataset(str(tmp_path))
+    assert len(full.split.x_train) == 10 and len(full.split.x_test) == 5

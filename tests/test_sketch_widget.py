@@ -1,0 +1,117 @@
+"""ui.sketch in AppTest: a drawing or an upload comes back as RGBA, Clear clears, stages show."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import canvas_state, draw_stroke, image_bytes, mnist_digit, mnist_on_canvas, on_paper
+from streamlit.testing.v1 import AppTest
+
+from engine.preprocess import preprocess
+from ui.sketch import canvas_key, stage_images
+
+
+def sketch_app() -> None:
+    """A tiny host page: the widget, its result kept in session state, and the stages."""
+    import streamlit as st
+
+    from ui.sketch import preprocess_or_explain, show_preprocessing_stages, sketch_input
+
+    rgba = sketch_input("t")
+    st.session_state["returned"] = None if rgba is None else rgba.copy()
+    preprocessed = preprocess_or_explain(rgba)
+    if preprocessed is not None:
+        show_preprocessing_stages(preprocessed)
+
+
+@pytest.fixture
+def app() -> AppTest:
+    at = AppTest.from_function(sketch_app, default_timeout=30).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def returned(at: AppTest) -> np.ndarray | None:
+    return at.session_state["returned"]
+
+
+def image_captions(at: AppTest) -> list[str]:
+    return [caption for image in at.get("image") for caption in image.captions]
+
+
+DIGIT = mnist_on_canvas(mnist_digit(8), top=30, left=90, size=120)
+
+
+def test_before_drawing_it_returns_none_and_says_what_to_do(app) -> None:
+    assert returned(app) is None
+    assert "Draw a digit" in app.info[0].value
+    assert image_captions(app) == []
+
+
+def test_a_drawing_comes_back_as_rgba_and_its_stages_are_shown(app) -> None:
+    app.session_state[canvas_key("t")] = canvas_state(DIGIT)
+    app.run()
+    assert not app.exception
+    assert np.array_equal(returned(app), DIGIT)
+    captions = image_captions(app)
+    assert len(captions) == 5 and captions[-1].endswith("what the models see")
+    assert not app.warning and not app.info
+
+
+def test_clear_empties_the_canvas_and_a_new_drawing_still_arrives(app) -> None:
+    app.session_state[canvas_key("t")] = canvas_state(DIGIT)
+    app.run()
+    app.button(key="t_clear").click().run()
+    assert returned(app) is None
+    assert canvas_key("t") not in app.session_state  # the old drawing is gone, not just hidden
+    app.session_state[canvas_key("t", clears=1)] = canvas_state(DIGIT)
+    app.run()
+    assert np.array_equal(returned(app), DIGIT)
+
+
+def test_a_dot_gets_a_message_not_a_traceback(app) -> None:
+    app.session_state[canvas_key("t")] = canvas_state(draw_stroke([(140, 140)]))
+    app.run()
+    assert not app.exception
+    assert "too small" in app.warning[0].value
+    assert image_captions(app) == []
+
+
+def test_an_upload_is_used_until_it_is_removed(app) -> None:
+    app.session_state[canvas_key("t")] = canvas_state(DIGIT)
+    app.run()
+    paper = on_paper(DIGIT)
+    app.file_uploader(key="t_upload").set_value(("eight.jpg", image_bytes(paper, "JPEG"),
+                                                 "image/jpeg")).run()
+    assert not app.exception
+    upload = returned(app)
+    assert upload.shape == (280, 280, 4)
+    assert np.abs(upload[..., :3].astype(int) - paper[..., :3]).mean() < 3  # JPEG, decoded
+    captions = image_captions(app)
+    assert captions[0] == "your upload" and len(captions) == 6  # and the five stages
+    assert "(inverted)" in captions[1]
+    app.file_uploader(key="t_upload").set_value(None).run()
+    assert np.array_equal(returned(app), DIGIT)  # back to the drawing
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"this is a text file", "not an image"),
+    (image_bytes(DIGIT)[:3000], "damaged or cut short"),
+])
+def test_a_bad_upload_gets_an_error_not_a_traceback(app, content, message) -> None:
+    app.file_uploader(key="t_upload").set_value(("digit.png", content, "image/png")).run()
+    assert not app.exception
+    assert returned(app) is None
+    assert message in app.error[0].value and "digit.png" in app.error[0].value
+
+
+def test_stage_images_are_rgb_with_captions() -> None:
+    images = stage_images(preprocess(DIGIT))
+    assert len(images) == 5
+    for caption, image in images:
+        assert caption and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+    ink, final = images[0][1], images[-1][1]
+    assert ink.shape == (280, 280, 3)
+    assert final.shape == (140, 140, 3)  # 28 px enlarged 5x with crisp 5x5 blocks
+    assert np.array_equal(final[::5, ::5, 0], (preprocess(DIGIT).final * 255).round())
+    assert (ink == [255, 64, 64]).all(axis=-1).any()  # the bounding box is marked

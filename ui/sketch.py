@@ -1,0 +1,178 @@
+"""The sketch widget (a drawing canvas with an image upload beside it) and the preprocessing row."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import streamlit as st
+
+from engine.preprocess import (
+    EmptyDrawingError,
+    Preprocessed,
+    PreprocessError,
+    PreprocessOptions,
+    load_image,
+    preprocess,
+)
+
+CANVAS_SIDE = 280  # px: 10x MNIST, big enough to draw on comfortably
+PEN_WIDTH = 18  # px: ~2 MNIST pixels once scaled, like MNIST's own strokes
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp"]
+STAGE_DISPLAY = 140  # px: each preprocessing stage is shown about this wide
+MARK = np.array([255, 64, 64], dtype=np.uint8)  # bounding box and centre-of-mass marks
+
+
+def canvas_key(key_prefix: str, clears: int = 0) -> str:
+    """The canvas's widget key after `clears` presses of Clear: a new key is a new, empty canvas
+    (st_canvas 0.13 cannot be cleared from Python otherwise)."""
+    return f"{key_prefix}_canvas_{clears}"
+
+
+def _use(key_prefix: str, source: str) -> None:
+    """Remember which input the learner touched last: "canvas" or "upload"."""
+    st.session_state[f"{key_prefix}_source"] = source
+
+
+def _clear_canvas(key_prefix: str) -> None:
+    state = st.session_state
+    state.pop(canvas_key(key_prefix, state[f"{key_prefix}_clears"]), None)  # drop the old drawing
+    state[f"{key_prefix}_clears"] += 1
+    _use(key_prefix, "canvas")
+
+
+def _on_upload(key_prefix: str) -> None:
+    has_file = st.session_state.get(f"{key_prefix}_upload") is not None
+    _use(key_prefix, "upload" if has_file else "canvas")
+
+
+def _decoded_upload(key_prefix: str) -> np.ndarray | None:
+    """RGBA (H, W, 4) of the current upload, decoded once per file; None and an st.error if bad."""
+    upload = st.session_state.get(f"{key_prefix}_upload")
+    if upload is None:
+        return None
+    cache_key = f"{key_prefix}_decoded"
+    cached = st.session_state.get(cache_key)
+    if cached is not None and cached[0] == upload.file_id:
+        return cached[1]
+    try:
+        rgba = load_image(upload.getvalue())
+    except PreprocessError as exc:
+        st.error(f"{upload.name}: {exc}")
+        return None
+    st.session_state[cache_key] = (upload.file_id, rgba)
+    return rgba
+
+
+def sketch_input(key_prefix: str) -> np.ndarray | None:
+    """Draw the canvas (white pen on black, with a Clear button) and an image upload beside it.
+
+    Returns the RGBA uint8 image (H, W, 4) of whichever was used last: the drawing (280, 280, 4)
+    or the decoded upload; None before anything is drawn or when the upload cannot be read (the
+    reason is shown with st.error). key_prefix keeps several widgets apart (e.g. "sk", "ff").
+    """
+    # Imported here: the component registers itself on import, which needs a running Streamlit
+    # (a server or AppTest), and the rest of this module is usable without one.
+    from streamlit_drawable_canvas import st_canvas
+
+    state = st.session_state
+    state.setdefault(f"{key_prefix}_clears", 0)  # per prefix, so any page can host a widget
+    state.setdefault(f"{key_prefix}_source", "canvas")
+    draw_column, upload_column = st.columns(2)
+    with draw_column:
+        drawing = st_canvas(
+            stroke_width=PEN_WIDTH, stroke_color="#FFFFFF", background_color="#000000",
+            height=CANVAS_SIDE, width=CANVAS_SIDE, drawing_mode="freedraw",
+            return_image_data=True, key=canvas_key(key_prefix, state[f"{key_prefix}_clears"]),
+            on_change=partial(_use, key_prefix, "canvas"),
+        )
+        st.button("Clear", key=f"{key_prefix}_clear", icon="🧽", on_click=_clear_canvas,
+                  args=(key_prefix,))
+    with upload_column:
+        st.file_uploader("…or upload a picture of a digit", type=UPLOAD_TYPES,
+                         key=f"{key_prefix}_upload", on_change=_on_upload, args=(key_prefix,),
+                         help="A photo of a digit on paper works too: dark ink on light paper "
+                              "is detected and inverted.")
+        if state[f"{key_prefix}_source"] == "upload":
+            upload = _decoded_upload(key_prefix)
+            if upload is not None:
+                st.image(upload, caption="your upload", width=CANVAS_SIDE)
+            return upload
+    return drawing.image_data
+
+
+def preprocess_or_explain(rgba: np.ndarray | None, *, options: PreprocessOptions | None = None
+                          ) -> Preprocessed | None:
+    """Preprocess a sketch_input result; None, with a message saying what to do, if it cannot be."""
+    if rgba is None:
+        st.info("Draw a digit on the black canvas, or upload a picture of one.")
+        return None
+    try:
+        return preprocess(rgba, options=options or PreprocessOptions())
+    except EmptyDrawingError as exc:
+        st.info(str(exc))
+    except PreprocessError as exc:
+        st.warning(str(exc))
+    return None
+
+
+# --- the row of preprocessing stages ---------------------------------------------------------
+
+
+def _enlarged(image: np.ndarray) -> tuple[np.ndarray, int]:
+    """(h, w) float in [0, 1] -> RGB uint8 about STAGE_DISPLAY px wide, each pixel a crisp
+    factor x factor block, and that factor."""
+    factor = max(1, STAGE_DISPLAY // max(image.shape))
+    pixels = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    blocks = pixels.repeat(factor, axis=0).repeat(factor, axis=1)
+    return np.repeat(blocks[..., None], 3, axis=2), factor
+
+
+def _with_box(rgb: np.ndarray, bbox: tuple[int, int, int, int], factor: int) -> np.ndarray:
+    """rgb with the (top, left, bottom, right) box of the unscaled image outlined, 2 px thick."""
+    out = rgb.copy()
+    top, left, bottom, right = (v * factor for v in bbox)
+    bottom, right = min(bottom, out.shape[0]), min(right, out.shape[1])
+    for rows, cols in ((slice(top, top + 2), slice(left, right)),
+                       (slice(bottom - 2, bottom), slice(left, right)),
+                       (slice(top, bottom), slice(left, left + 2)),
+                       (slice(top, bottom), slice(right - 2, right))):
+        out[rows, cols] = MARK
+    return out
+
+
+def _with_dot(rgb: np.ndarray, row: float, col: float, factor: int) -> np.ndarray:
+    """rgb with a small square marking the unscaled image's point (row, col)."""
+    out = rgb.copy()
+    radius = max(2, factor // 2)
+    r, c = round((row + 0.5) * factor), round((col + 0.5) * factor)
+    out[max(r - radius, 0):r + radius, max(c - radius, 0):c + radius] = MARK
+    return out
+
+
+def stage_images(pre: Preprocessed) -> list[tuple[str, np.ndarray]]:
+    """(caption, RGB uint8 image) for each stage, small ones enlarged with crisp pixels.
+
+    The ink map carries its bounding box, the pasted image its centre of mass; the final image
+    is shown unmarked, exactly as the models see it.
+    """
+    top, left, bottom, right = pre.bbox
+    row, col = pre.centre_of_mass
+    ink, ink_factor = _enlarged(pre.ink)
+    pasted, pasted_factor = _enlarged(pre.pasted)
+    return [
+        (f"1 · ink{' (inverted)' if pre.inverted else ''}, box {bottom - top}×{right - left}",
+         _with_box(ink, pre.bbox, ink_factor)),
+        (f"2 · cropped {pre.cropped.shape[0]}×{pre.cropped.shape[1]}", _enlarged(pre.cropped)[0]),
+        (f"3 · fitted {pre.fitted.shape[0]}×{pre.fitted.shape[1]}", _enlarged(pre.fitted)[0]),
+        (f"4 · pasted in 28×28, centre of mass ({row:.1f}, {col:.1f})",
+         _with_dot(pasted, row, col, pasted_factor)),
+        (f"5 · shifted by {pre.shift}: what the models see", _enlarged(pre.final)[0]),
+    ]
+
+
+def show_preprocessing_stages(pre: Preprocessed) -> None:
+    """Draw the stages in one row of small images, left (the ink drawn) to right (the
+    model input)."""
+    for column, (caption, image) in zip(st.columns(5), stage_images(pre), strict=True):
+        column.image(image, caption=caption, width=STAGE_DISPLAY)
