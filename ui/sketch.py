@@ -80,14 +80,15 @@ def sketch_input(key_prefix: str) -> np.ndarray | None:
     state.setdefault(f"{key_prefix}_source", "canvas")
     draw_column, upload_column = st.columns(2)
     with draw_column:
+        st.markdown("Draw a digit")  # also keeps the canvas's hover toolbar off the text above
         drawing = st_canvas(
             stroke_width=PEN_WIDTH, stroke_color="#FFFFFF", background_color="#000000",
             height=CANVAS_SIDE, width=CANVAS_SIDE, drawing_mode="freedraw",
             return_image_data=True, key=canvas_key(key_prefix, state[f"{key_prefix}_clears"]),
             on_change=partial(_use, key_prefix, "canvas"),
         )
-        st.button("Clear", key=f"{key_prefix}_clear", icon="🧽", on_click=_clear_canvas,
-                  args=(key_prefix,))
+        st.button("Clear", key=f"{key_prefix}_clear", icon=":material/ink_eraser:",
+                  on_click=_clear_canvas, args=(key_prefix,))
     with upload_column:
         st.file_uploader("…or upload a picture of a digit", type=UPLOAD_TYPES,
                          key=f"{key_prefix}_upload", on_change=_on_upload, args=(key_prefix,),
@@ -175,4 +176,5 @@ def show_preprocessing_stages(pre: Preprocessed) -> None:
     """Draw the stages in one row of small images, left (the ink drawn) to right (the
     model input)."""
     for column, (caption, image) in zip(st.columns(5), stage_images(pre), strict=True):
-        column.image(image, caption=caption, width=STAGE_DISPLAY)
+        height, width = image.shape[:2]
+        column.image(image, caption=caption, width=STAGE_DISPLAY * width // max(height, width))
