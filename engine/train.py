@@ -144,6 +144,7 @@ class Schedule:
     so that a chunk takes well under a second. Each epoch is cut into near-equal chunks, so a
     JAX stepper compiles at most two chunk lengths.
     evals_per_epoch: how often validation and test accuracy are measured.
+    blowup_factor: a loss above this many times the first loss counts as diverged.
     """
 
     epochs: int
@@ -151,6 +152,7 @@ class Schedule:
     seed: int = 0
     chunk_steps: int = 32
     evals_per_epoch: int = 4
+    blowup_factor: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,23 @@ def all_finite(tree: PyTree) -> bool:
     return all(bool(np.isfinite(np.asarray(leaf)).all()) for leaf in leaves)
 
 
+def divergence(losses: np.ndarray, n_steps: int, params: PyTree, blowup_limit: float | None
+               ) -> str:
+    """Why a chunk with these losses (steps,) and resulting params diverged, or "" if it did not.
+
+    Diverged: a loss or parameter is NaN/inf, the stepper stopped early (it does so at a
+    non-finite loss), or a loss exceeds blowup_limit. The last catches what a numerically
+    stable loss hides: a cross-entropy that climbs to 1e4 stays finite, yet the net is lost.
+    """
+    if len(losses) < n_steps or not np.isfinite(losses).all():
+        return "The loss became NaN or infinite"
+    if blowup_limit is not None and losses.max() > blowup_limit:
+        return f"The loss blew up to {losses.max():.3g}, far above where it started"
+    if not all_finite(params):
+        return "The parameters became NaN or infinite"
+    return ""
+
+
 def epoch_chunks(n_train: int, schedule: Schedule, epoch: int) -> list[np.ndarray]:
     """Epoch `epoch`'s batches of training indices, cut into near-equal chunks.
 
@@ -223,9 +242,9 @@ def train(stepper: Stepper, params: PyTree, split: Any, schedule: Schedule,
     x) -> labels (n,) for float images x (n, 28, 28). snapshot(params), if given, is recorded at
     each evaluation (e.g. first-layer weights to draw).
 
-    Stops early, between chunks, when `stop` is set ("stopped") or when a loss or a parameter
-    becomes NaN/inf ("diverged"): the last event then carries the parameters from the end of the
-    last chunk whose losses were all finite.
+    Stops early, between chunks, when `stop` is set ("stopped") or when the run diverges (see
+    `divergence`: a NaN/inf loss or parameter, or a loss blown up far above the first one): the
+    last event then carries the parameters from the end of the last good chunk.
     """
     n_train = len(split.x_train)
     if not 1 <= schedule.batch_size <= n_train:
@@ -271,6 +290,7 @@ def train(stepper: Stepper, params: PyTree, split: Any, schedule: Schedule,
             params=jax.tree_util.tree_map(np.asarray, params) if done else None)
 
     chunk_length = 0
+    blowup_limit: float | None = None  # set from the very first loss
     for epoch in range(schedule.epochs):
         for batches in epoch_chunks(n_train, schedule, epoch):
             if stop is not None and stop.is_set():
@@ -278,16 +298,17 @@ def train(stepper: Stepper, params: PyTree, split: Any, schedule: Schedule,
                 yield event("stopped", f"Stopped by you at step {step} of {total_steps}.")
                 return
             new_params, new_state, chunk_losses = stepper.run(params, state, batches)
-            finite = bool(np.isfinite(chunk_losses).all()) and len(chunk_losses) == len(batches)
-            if not (finite and all_finite(new_params)):
-                bad = step + (int(np.argmin(np.isfinite(chunk_losses))) if not finite
-                              else len(batches))
-                losses.extend(float(v) for v in chunk_losses[np.isfinite(chunk_losses)])
+            if blowup_limit is None and len(chunk_losses):
+                blowup_limit = schedule.blowup_factor * abs(float(chunk_losses[0]))
+            problem = divergence(chunk_losses, len(batches), new_params, blowup_limit)
+            if problem:
+                good = np.isfinite(chunk_losses) & (chunk_losses <= blowup_limit)
+                losses.extend(chunk_losses[: int(np.argmin(good)) if not good.all()
+                                           else len(good)].tolist())
                 evaluate()
                 yield event("diverged", (
-                    f"The loss became NaN or infinite at step {bad}: the learning rate is "
-                    f"probably too high. Training stopped; the model from step {step}, the "
-                    "last one with a finite loss, is kept."))
+                    f"{problem}: the learning rate is probably too high. Training stopped; the "
+                    f"model from step {step}, the last good one, is kept."))
                 return
             params, state = new_params, new_state
             losses.extend(chunk_losses.tolist())
