@@ -183,7 +183,8 @@ def painted_but_a_margin() -> np.ndarray:
     (painted_but_a_margin(), pp.FullCanvasError),
     (np.zeros((280, 280, 2), np.uint8), pp.NotAnImageError),
     (np.zeros((0, 5), np.uint8), pp.NotAnImageError),
-])
+], ids=["black", "transparent", "dot", "tiny-scribble", "3-pixels", "3-pixels-of-28",
+        "full-white", "painted-but-a-margin", "2-channels", "no-pixels"])
 def test_bad_drawings_raise_their_own_error(canvas, error) -> None:
     with pytest.raises(error) as caught:
         preprocess(canvas)
@@ -215,7 +216,8 @@ GOOD_PNG = image_bytes(vertical_one())
     (image_bytes(vertical_one(), "JPEG")[:300], pp.TruncatedImageError),
     (png_header_claiming(20_000, 20_000), pp.ImageTooLargeError),
     (png_header_claiming(7_000, 7_000), pp.ImageTooLargeError),  # 49 MP: just over the cap
-])
+], ids=["empty", "text", "pdf", "half-png", "png-header-cut", "jpeg-cut", "20000x20000",
+        "7000x7000"])
 def test_bad_uploads_raise_their_own_error(data, error) -> None:
     with pytest.raises(error) as caught:
         pp.load_image(data)

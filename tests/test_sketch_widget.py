@@ -97,7 +97,7 @@ def test_an_upload_is_used_until_it_is_removed(app) -> None:
 @pytest.mark.parametrize(("content", "message"), [
     (b"this is a text file", "not an image"),
     (image_bytes(DIGIT)[:3000], "damaged or cut short"),
-])
+], ids=["text-file", "truncated-png"])
 def test_a_bad_upload_gets_an_error_not_a_traceback(app, content, message) -> None:
     app.file_uploader(key="t_upload").set_value(("digit.png", content, "image/png")).run()
     assert not app.exception
