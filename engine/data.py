@@ -70,7 +70,7 @@ class Mnist(NamedTuple):
     y_test: np.ndarray
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: compare by identity
 class Split:
     """Train / validation / test digits: uint8 images (n, 28, 28), uint8 labels (n,), read-only.
 
@@ -86,7 +86,7 @@ class Split:
     y_test: np.ndarray
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: compare by identity
 class Dataset:
     """A named split the UI can offer: "embedded" (5,000 digits) or "full MNIST" (70,000)."""
 

@@ -86,7 +86,7 @@ class PreprocessOptions:
     invert: Literal["auto"] | bool = "auto"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: compare by identity
 class Preprocessed:
     """Every stage of one digit, float32 in [0, 1], ink bright (1) on black (0).
 
@@ -180,7 +180,7 @@ def raw_ink(image: np.ndarray, invert: Literal["auto"] | bool) -> tuple[np.ndarr
         brightness = pixels if pixels.ndim == 2 else pixels[..., :3] @ LUMA
         light_paper = (np.median(_border(brightness)) > 0.5
                        and np.ptp(brightness) >= FLAT_CONTRAST)
-    inverted = light_paper if invert == "auto" else bool(invert)
+    inverted = bool(light_paper) if invert == "auto" else bool(invert)
     return (1 - brightness if inverted else brightness), inverted
 
 
