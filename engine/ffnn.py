@@ -19,6 +19,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from engine import checkpoint
 from engine import train as training
 from engine.layers import INITS, JAX_OPS, Array, Ops, activation, autodiff_ops, dense, init_dense
 from engine.losses import loss_function
@@ -218,6 +219,32 @@ def first_layer_images(params: Params, limit: int = 64) -> np.ndarray:
     """The first `limit` hidden units' incoming weights as images (units, 28, 28)."""
     w0 = np.asarray(params["w0"])
     return w0[:, :limit].T.reshape(-1, 28, 28)
+
+
+# --- model files -----------------------------------------------------------------------------
+
+MODEL_KIND = "ffnn"
+
+
+def checkpoint_bytes(arch: Architecture, params: Params, **info: Any) -> bytes:
+    """A model file (.npz bytes) for these parameters; info (data set, metrics, training
+    settings...) goes into the metadata, which must stay JSON-serialisable."""
+    metadata = {"model": MODEL_KIND, "architecture": arch.to_metadata(), **info}
+    return checkpoint.to_bytes({k: np.asarray(v) for k, v in params.items()}, metadata)
+
+
+def read_checkpoint(data: bytes) -> tuple[Architecture, Params, dict[str, Any]]:
+    """(architecture, params, metadata) from a model file's bytes.
+
+    Raises checkpoint.CheckpointError when it is not a valid feed-forward model file.
+    """
+    saved = checkpoint.from_bytes(data, MODEL_KIND)
+    try:
+        arch = Architecture.from_metadata(saved.metadata.get("architecture", {}))
+    except ValueError as error:
+        raise checkpoint.CheckpointError(f"The file's architecture is unusable: {error}") from None
+    checkpoint.check_params(saved.params, arch.param_shapes())
+    return arch, saved.params, saved.metadata
 
 
 # --- training --------------------------------------------------------------------------------

@@ -1,0 +1,147 @@
+"""Model files: parameters and metadata in one .npz, read without pickle and validated.
+
+Layout: one float array per parameter (its key is the parameter's name) plus `__metadata__`, a
+JSON text holding at least {"format": FORMAT_VERSION, "model": "ffnn" | "cnn" | ...}; models
+add their architecture, data set and metrics. Files are written with fixed timestamps, so the
+same parameters and metadata always give the same bytes, and atomically (temp file + rename).
+Reading never unpickles (`allow_pickle=False`); anything unexpected raises `CheckpointError`
+with a sentence a user can act on.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT_VERSION = 1
+METADATA_KEY = "__metadata__"
+
+
+class CheckpointError(ValueError):
+    """A model file is not readable, not ours, or does not fit the model it claims to be."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Parameters by name (float arrays) and the metadata dict stored beside them."""
+
+    params: dict[str, np.ndarray]
+    metadata: dict[str, Any]
+
+
+def to_bytes(params: dict[str, np.ndarray], metadata: dict[str, Any]) -> bytes:
+    """The .npz file's bytes. metadata must be JSON-serialisable and name the "model"."""
+    if "model" not in metadata:
+        raise ValueError("checkpoint metadata must say which model it is ('model' key)")
+    if METADATA_KEY in params:
+        raise ValueError(f"{METADATA_KEY!r} is reserved for the metadata")
+    text = json.dumps({"format": FORMAT_VERSION, **metadata}, sort_keys=True)
+    members = {METADATA_KEY: np.array(text), **{k: np.asarray(v) for k, v in params.items()}}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in sorted(members.items()):
+            member = io.BytesIO()
+            np.lib.format.write_array(member, array, allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, member.getvalue())
+    return buffer.getvalue()
+
+
+def save(path: str | Path, params: dict[str, np.ndarray], metadata: dict[str, Any]) -> None:
+    """Write the checkpoint to path atomically: readers see the old file or the new, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = to_bytes(params, metadata)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def from_bytes(data: bytes, model: str | None = None) -> Checkpoint:
+    """Read and check a checkpoint's bytes; if `model` is given, it must be that kind of model.
+
+    Checks: a .npz archive, no pickled objects, a JSON metadata dict of a known format version,
+    every parameter a finite float array.
+    """
+    if data.startswith(b"\x93NUMPY"):
+        raise CheckpointError("This is a single numpy array (.npy), not a model file (.npz).")
+    if not data.startswith(b"PK"):
+        raise CheckpointError("This is not a model file: a model file is a .npz archive.")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except ValueError as error:
+        if "pickle" in str(error).lower():
+            raise CheckpointError("This file holds pickled Python objects, which are never loaded "
+                                  "(they can run code). Upload a model saved here.") from None
+        raise CheckpointError(f"This is not a readable model file ({error}).") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
+        raise CheckpointError(f"This is not a readable model file ({error}).") from None
+    metadata = _metadata(arrays.pop(METADATA_KEY, None))
+    if model is not None and metadata.get("model") != model:
+        raise CheckpointError(f"This file holds a {metadata.get('model')!r} model, not a "
+                              f"{model!r} one.")
+    for name, array in arrays.items():
+        if array.dtype.kind != "f":
+            raise CheckpointError(f"Parameter {name!r} is {array.dtype}, not a float array.")
+        if not np.isfinite(array).all():
+            raise CheckpointError(f"Parameter {name!r} contains NaN or infinite values.")
+    return Checkpoint(arrays, metadata)
+
+
+def load(path: str | Path, model: str | None = None) -> Checkpoint:
+    """Read and check the checkpoint at path (see `from_bytes`)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise CheckpointError(f"Cannot read the model file {path}: {error.strerror}.") from None
+    return from_bytes(data, model)
+
+
+def _metadata(stored: np.ndarray | None) -> dict[str, Any]:
+    """The metadata dict from its stored 0-d text array."""
+    if stored is None or stored.dtype.kind != "U" or stored.ndim != 0:
+        raise CheckpointError("This .npz has no Glassbox metadata, so it is not a model saved "
+                              "here.")
+    try:
+        metadata = json.loads(str(stored))
+    except json.JSONDecodeError:
+        raise CheckpointError("This model file's metadata is corrupt.") from None
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("format"), int):
+        raise CheckpointError("This model file's metadata is corrupt.")
+    if metadata["format"] > FORMAT_VERSION:
+        raise CheckpointError(f"This model file has format {metadata['format']}, newer than this "
+                              f"app reads ({FORMAT_VERSION}). Update the app.")
+    return metadata
+
+
+def check_params(params: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]],
+                 dtype: np.dtype | type = np.float32) -> None:
+    """Raise CheckpointError unless params has exactly these names, shapes and dtype."""
+    missing, extra = sorted(set(shapes) - set(params)), sorted(set(params) - set(shapes))
+    if missing or extra:
+        raise CheckpointError("The parameters do not fit the architecture: "
+                              + "; ".join(filter(None, [
+                                  f"missing {', '.join(missing)}" if missing else "",
+                                  f"unexpected {', '.join(extra)}" if extra else ""])) + ".")
+    for name, shape in shapes.items():
+        if params[name].shape != tuple(shape):
+            raise CheckpointError(f"Parameter {name!r} has shape {params[name].shape}, but the "
+                                  f"architecture needs {tuple(shape)}.")
+        if params[name].dtype != dtype:
+            raise CheckpointError(f"Parameter {name!r} is {params[name].dtype}, expected "
+                                  f"{np.dtype(dtype)}.")
