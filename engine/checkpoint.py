@@ -58,9 +58,13 @@ def to_bytes(params: dict[str, np.ndarray], metadata: dict[str, Any]) -> bytes:
 
 def save(path: str | Path, params: dict[str, np.ndarray], metadata: dict[str, Any]) -> None:
     """Write the checkpoint to path atomically: readers see the old file or the new, never half."""
+    write_atomically(path, to_bytes(params, metadata))
+
+
+def write_atomically(path: str | Path, data: bytes) -> None:
+    """Write data to path via a temp file in the same folder and `os.replace`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = to_bytes(params, metadata)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:

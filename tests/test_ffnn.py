@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from engine import ffnn
 from engine.data import as_float, embedded_split
+from engine.pretrain import default_model_path
 from engine.settings import Limits
 
 ARCHS = [ffnn.Architecture((24,), "relu"), ffnn.Architecture((16, 12), "tanh", "xavier"),
@@ -145,3 +146,14 @@ def test_architecture_round_trips_through_metadata():
     assert ffnn.Architecture.from_metadata(arch.to_metadata()) == arch
     with pytest.raises(ValueError):
         ffnn.Architecture.from_metadata({"hidden": ["x"], "activation": "relu"})
+
+
+@pytest.mark.parametrize("name", ["ffnn-autodiff", "ffnn-jax"])
+def test_default_models_score_at_least_93_percent_on_the_fixed_test_split(name):
+    arch, params, meta = ffnn.read_checkpoint(default_model_path(name).read_bytes())
+    split = embedded_split()
+    accuracy = np.mean(ffnn.predict_labels(arch, params, as_float(split.x_test)) == split.y_test)
+    assert len(split.y_test) == 1000
+    assert accuracy >= 0.93
+    assert meta["metrics"]["test_accuracy"] == pytest.approx(accuracy, abs=1e-3)
+    assert meta["training"]["backend"] == name.removeprefix("ffnn-")

@@ -1,0 +1,79 @@
+"""Rebuild the default models in assets/models/ deterministically: `python -m engine.pretrain`.
+
+Each entry of `REGISTRY` names a file and a function returning that file's bytes; building is
+seeded, so the same code gives the same models. Rebuild some only: `python -m engine.pretrain
+ffnn-jax`. To add a model, add an entry (name -> `Entry(filename, build, description)`).
+The default models train on the embedded training digits only; the test digits stay unseen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine import checkpoint, ffnn
+from engine.data import embedded_dataset
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One default model: its file in MODELS_DIR and how to build the file's bytes."""
+
+    filename: str
+    build: Callable[[], bytes]
+    description: str
+
+
+# The default feed-forward net: the page's default settings, trained a little longer.
+FFNN_DEFAULT = ffnn.TrainingConfig(ffnn.Architecture((256,)), "cross_entropy", "adam", 2e-3,
+                                   batch_size=128, epochs=15, seed=0)
+
+
+def ffnn_model_bytes(backend: str) -> bytes:
+    """The default feed-forward net trained by `backend`, as a model file."""
+    config = ffnn.TrainingConfig(**{**FFNN_DEFAULT.__dict__, "backend": backend})
+    dataset = embedded_dataset()
+    final = list(ffnn.training_run(config, dataset.split, evals_per_epoch=1))[-1]
+    if final.status != "finished":
+        raise RuntimeError(f"pretraining {backend} did not finish: {final.message}")
+    return ffnn.checkpoint_bytes(
+        config.arch, final.params, dataset=dataset.name, trained_on="embedded train split",
+        training=config.to_metadata(),
+        metrics={"test_accuracy": final.test_accuracy, "val_accuracy": final.val_accuracy})
+
+
+REGISTRY: dict[str, Entry] = {
+    "ffnn-autodiff": Entry("ffnn-autodiff.npz", lambda: ffnn_model_bytes("autodiff"),
+                           "feed-forward 784-256-10, trained with our autodiff engine"),
+    "ffnn-jax": Entry("ffnn-jax.npz", lambda: ffnn_model_bytes("jax"),
+                      "feed-forward 784-256-10, trained with jax.grad"),
+}
+
+
+def default_model_path(name: str) -> Path:
+    """Where the default model `name` (a REGISTRY key) lives."""
+    return MODELS_DIR / REGISTRY[name].filename
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"models to rebuild (default: all of {', '.join(REGISTRY)})")
+    names = parser.parse_args(argv).names or list(REGISTRY)
+    unknown = sorted(set(names) - set(REGISTRY))
+    if unknown:
+        parser.error(f"unknown model {', '.join(unknown)}; choose from {', '.join(REGISTRY)}")
+    for name in names:
+        start = time.perf_counter()
+        checkpoint.write_atomically(default_model_path(name), REGISTRY[name].build())
+        print(f"{name}: {REGISTRY[name].description} -> {default_model_path(name)} "
+              f"({time.perf_counter() - start:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()
