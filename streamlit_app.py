@@ -4,14 +4,14 @@ import streamlit as st
 
 from ui.state import init_state
 
-st.set_page_config(page_title="Glassbox", page_icon="🔍", layout="wide")
+st.set_page_config(page_title="Glassbox", page_icon=":material/visibility:", layout="wide")
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/sketch.py", title="Sketch lab", icon="✏️"),
-    st.Page("pages/autodiff.py", title="Autodiff playground", icon="🧮"),
-    st.Page("pages/feedforward.py", title="Feed-forward net", icon="🕸️"),
-    st.Page("pages/cnn.py", title="CNN", icon="🧱"),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/sketch.py", title="Sketch lab", icon=":material/draw:"),
+    st.Page("pages/autodiff.py", title="Autodiff playground", icon=":material/functions:"),
+    st.Page("pages/feedforward.py", title="Feed-forward net", icon=":material/hub:"),
+    st.Page("pages/cnn.py", title="CNN", icon=":material/grid_on:"),
 ]
 
 init_state()

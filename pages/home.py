@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-st.title("🔍 Glassbox")
+st.title("Glassbox", anchor=False)
 st.markdown(
     "**See how deep learning works, from the inside.** Every gradient here is computed by code "
     "this project wrote (a home-made autodiff engine, and a convolution written by hand in JAX) "
@@ -11,15 +11,15 @@ st.markdown(
 )
 
 ROOMS = [
-    ("pages/sketch.py", "✏️ Sketch lab",
+    ("pages/sketch.py", ":material/draw: Sketch lab",
      "Draw a digit and watch every model answer, and see exactly what each model sees."),
-    ("pages/autodiff.py", "🧮 Autodiff playground",
+    ("pages/autodiff.py", ":material/functions: Autodiff playground",
      "Type a formula, see its computation graph, step through backpropagation, and check "
      "the gradients against JAX and finite differences."),
-    ("pages/feedforward.py", "🕸️ Feed-forward net",
+    ("pages/feedforward.py", ":material/hub: Feed-forward net",
      "Train a network on MNIST live, with our autodiff engine or with jax.grad, and see "
      "both engines agree."),
-    ("pages/cnn.py", "🧱 CNN",
+    ("pages/cnn.py", ":material/grid_on: CNN",
      "A convolution written by hand, trained in seconds: watch its filters and feature maps "
      "form."),
 ]
@@ -29,4 +29,4 @@ for column, (path, title, blurb) in zip(columns, ROOMS, strict=True):
     with column.container(border=True):
         st.subheader(title)
         st.write(blurb)
-        st.page_link(path, label=f"Open {title.split(' ', 1)[1]}", icon="➡️")
+        st.page_link(path, label=f"Open {title.split(' ', 1)[1]}", icon=":material/arrow_forward:")
