@@ -24,12 +24,18 @@ HERE = Path(__file__).resolve().parent
 PACKAGES = ["jax", "jaxlib", "numpy", "streamlit", "plotly", "pillow"]
 
 
-def figure_builders(quick: bool) -> dict[str, Callable[[], Figure]]:
+def figure_builders(quick: bool) -> dict[str, Callable[[], list[Figure]]]:
     """Figure id -> a function measuring it. Imports are deferred so --only stays cheap."""
-    from benchmarks import app_figures
+    from benchmarks import app_figures, mlp_figures
 
+    repeats = 2 if quick else 7
+    n_train = 512 if quick else None  # --quick checks the harness, not the speed
     return {
-        "S1": lambda: app_figures.startup_figure(repeats=1 if quick else 5),
+        "R1": lambda: [mlp_figures.autodiff_ratio_figure(repeats, n_train)],
+        "R2": lambda: [mlp_figures.jax_ratio_figure(repeats, n_train)],
+        "T1": lambda: mlp_figures.time_to_accuracy_figures(
+            1 if quick else 3, target=0.5 if quick else 0.93),
+        "S1": lambda: [app_figures.startup_figure(repeats=1 if quick else 5)],
     }
 
 
@@ -80,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = []
     for figure_id in wanted:
         print(f"measuring {figure_id} ...", file=sys.stderr, flush=True)
-        figures.append(builders[figure_id]())
+        figures.extend(builders[figure_id]())
 
     table = format_table(figures)
     print(table)

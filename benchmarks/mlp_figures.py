@@ -1,0 +1,118 @@
+"""R1, R2 (MLP epoch time against hand-derived numpy) and T1 (FFNN time to 93% test accuracy)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from benchmarks import numpy_mlp
+from benchmarks.harness import Figure, paired_ratio
+from engine import ffnn
+from engine import train as training
+from engine.data import as_float, embedded_split, epoch_permutation
+from engine.optim import make_optimizer
+
+# The fixed workload of shared/benchmarks.md: 784-128-10 ReLU, batch 64, momentum 0.9, lr 0.1,
+# on the 4,000 non-test digits of the embedded split.
+ARCH = ffnn.Architecture(hidden=(128,), activation="relu")
+BATCH, LR, BETA = 64, 0.1, 0.9
+
+
+def workload(n_train: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (n, 28, 28) and labels (n,): train + validation digits, or the first n."""
+    split = embedded_split()
+    x = np.concatenate([split.x_train, split.x_val])[:n_train]
+    y = np.concatenate([split.y_train, split.y_val])[:n_train]
+    return x, y
+
+
+class NumpyEpoch:
+    """One epoch of `numpy_mlp.run_epoch` with a given gradient function; params persist."""
+
+    def __init__(self, gradient_fn, x: np.ndarray, y: np.ndarray) -> None:
+        self.gradient_fn = gradient_fn
+        self.x, self.y = as_float(x).reshape(len(x), -1), y.astype(np.int64)
+        self.params = numpy_mlp.init_params(seed=0)
+        self.velocity = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.epoch = 0
+
+    def __call__(self) -> float:
+        order = epoch_permutation(len(self.x), seed=0, epoch=self.epoch)
+        self.epoch += 1
+        return numpy_mlp.run_epoch(self.gradient_fn, self.params, self.velocity, self.x, self.y,
+                                   order, BATCH, LR, BETA)
+
+
+class JaxEpoch:
+    """One epoch of the app's JAX stepper (jitted lax.scan chunks), as the page trains."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        config = ffnn.TrainingConfig(arch=ARCH, optimizer="momentum", learning_rate=LR,
+                                     batch_size=BATCH, backend="jax")
+        self.stepper = training.jax_stepper(ffnn.jax_loss(ARCH, "cross_entropy"),
+                                            make_optimizer("momentum", LR), x, y)
+        self.schedule = training.Schedule(epochs=1, batch_size=BATCH,
+                                          chunk_steps=ffnn.chunk_steps(config))
+        self.params = ffnn.init_params(ARCH, seed=0)
+        self.state = self.stepper.init(self.params)
+        self.n, self.epoch = len(x), 0
+
+    def __call__(self) -> None:
+        for batches in training.epoch_chunks(self.n, self.schedule, self.epoch):
+            self.params, self.state, _ = self.stepper.run(self.params, self.state, batches)
+        self.epoch += 1
+
+
+def epoch_ratio_figure(figure_id: str, title: str, candidate, reference, target: float,
+                       repeats: int) -> Figure:
+    """Warm both up for one epoch (compile excluded), then pair `repeats` epochs."""
+    compile_s = time.perf_counter()
+    candidate()
+    compile_s = time.perf_counter() - compile_s
+    reference()
+    ratio, spread, context = paired_ratio(candidate, reference, repeats)
+    context["first_epoch_s"] = compile_s
+    return Figure(figure_id, title, ratio, "x", target, spread, context)
+
+
+def autodiff_ratio_figure(repeats: int, n_train: int | None = None) -> Figure:
+    """R1: our autodiff engine's epoch over the hand-derived numpy epoch (same loop)."""
+    x, y = workload(n_train)
+    candidate = NumpyEpoch(ffnn.autodiff_loss_and_grads(ARCH, "cross_entropy"), x, y)
+    reference = NumpyEpoch(numpy_mlp.loss_and_grads, x, y)
+    return epoch_ratio_figure("R1", "autodiff MLP epoch / numpy hand-derived", candidate,
+                              reference, 1.25, repeats)
+
+
+def jax_ratio_figure(repeats: int, n_train: int | None = None) -> Figure:
+    """R2: the JAX MLP's epoch (jitted scan chunks) over the hand-derived numpy epoch."""
+    x, y = workload(n_train)
+    return epoch_ratio_figure("R2", "JAX MLP epoch / numpy hand-derived", JaxEpoch(x, y),
+                              NumpyEpoch(numpy_mlp.loss_and_grads, x, y), 0.7, repeats)
+
+
+def seconds_to_accuracy(backend: str, target: float, config: ffnn.TrainingConfig) -> float:
+    """Wall seconds (compile included) until a test-accuracy evaluation reaches `target`.
+
+    Returns inf if the run ends below it.
+    """
+    config = ffnn.TrainingConfig(**{**config.__dict__, "backend": backend})
+    start = time.perf_counter()
+    for event in ffnn.training_run(config, embedded_split()):
+        if event.test_accuracy is not None and event.test_accuracy >= target:
+            return time.perf_counter() - start
+    return float("inf")
+
+
+def time_to_accuracy_figures(repeats: int, config: ffnn.TrainingConfig | None = None,
+                             target: float = 0.93) -> list[Figure]:
+    """T1 for each backend: median over `repeats` runs with the page's default settings."""
+    config = config or ffnn.TrainingConfig()
+    figures = []
+    for backend in ffnn.BACKENDS:
+        samples = sorted(seconds_to_accuracy(backend, target, config) for _ in range(repeats))
+        median = float(np.median(samples))
+        figures.append(Figure(f"T1-{backend}", f"FFNN to {target:.0%} test accuracy, {backend}",
+                              median, "s", 5.0, (samples[0], samples[-1])))
+    return figures
