@@ -19,7 +19,9 @@ class Tensor:
 
     # Let `ndarray @ Tensor`, `ndarray * Tensor`, ... fall through to our reflected operators.
     __array_ufunc__ = None
-    __slots__ = ("data", "requires_grad", "label", "_grad", "_parents", "_backward", "_op")
+    __slots__ = (
+        "data", "requires_grad", "label", "_grad", "_parents", "_inputs", "_backward", "_op"
+    )
 
     def __init__(self, data: Any, requires_grad: bool = False, label: str = "") -> None:
         array = data if isinstance(data, np.ndarray) else np.asarray(data)
@@ -30,6 +32,7 @@ class Tensor:
         self.label = label
         self._grad: np.ndarray | None = None
         self._parents: tuple[Tensor, ...] = ()
+        self._inputs: tuple[Tensor, ...] = ()
         self._backward: Callable[[], None] | None = None
         self._op = ""
 
@@ -39,13 +42,16 @@ class Tensor:
     def _result(data: np.ndarray, op: str, *inputs: Tensor) -> Tensor:
         """The output node of an op; it tracks the inputs only if one of them needs a gradient."""
         out = Tensor.__new__(Tensor)
-        out.data = data
+        # numpy returns scalars, not 0-d arrays, from ops on 0-d arrays and full reductions.
+        out.data = data if type(data) is np.ndarray else np.asarray(data)
         out.label = ""
         out._grad = None
         out._op = op
         out._backward = None
         parents = tuple(t for t in inputs if t.requires_grad)
         out._parents = parents
+        # All inputs, constants too, are kept for drawing the graph, but only where there is one.
+        out._inputs = inputs if parents else ()
         out.requires_grad = bool(parents)
         return out
 
@@ -100,6 +106,11 @@ class Tensor:
     def parents(self) -> tuple[Tensor, ...]:
         """The inputs of the op that produced this tensor and that require a gradient."""
         return self._parents
+
+    @property
+    def inputs(self) -> tuple[Tensor, ...]:
+        """All inputs of the op that produced this tensor, constants included, if it is tracked."""
+        return self._inputs
 
     def item(self) -> float:
         return float(self.data)
@@ -216,16 +227,17 @@ class Tensor:
                     local = exponent.data * self.data ** (exponent.data - 1)
                     self._accumulate(unbroadcast(g * local, self.data.shape))
                 if exponent.requires_grad:
-                    # d(a^p)/dp = a^p log a, defined for a > 0 only (taken as 0 elsewhere)
+                    # d(a^p)/dp = a^p log a: nan for a < 0, and 0 at a = 0 (the limit), as in jax
                     with np.errstate(divide="ignore", invalid="ignore"):
-                        log_base = np.where(self.data > 0, np.log(self.data), 0)
+                        log_base = np.where(self.data == 0, 0, np.log(self.data))
                     exponent._accumulate(unbroadcast(g * out.data * log_base, exponent.data.shape))
 
             out._backward = backward
         return out
 
     def _power_by_constant(self, p: float) -> Tensor:
-        out = Tensor._result(self.data**p, "**", self)
+        # The exponent rides along as a constant input, only so that drawings can show it.
+        out = Tensor._result(self.data**p, "**", self, self._lift(p))
         if out.requires_grad:
 
             def backward() -> None:

@@ -1,0 +1,190 @@
+"""A computation graph exported for drawing: nodes, edges, backward order, chain-rule steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.autodiff.tensor import Tensor, topological_order
+
+# The local derivative of each op with respect to each of its inputs, in words, for the
+# step-through view: {a} and {b} stand for the first and second input, {y} for the output.
+LOCAL_RULES: dict[str, tuple[str, ...]] = {
+    "+": ("1", "1"),
+    "-": ("1", "-1"),
+    "*": ("{b}", "{a}"),
+    "/": ("1/{b}", "-{a}/{b}²"),
+    "**": ("{b}·{a}^({b}-1)", "{y}·ln {a}"),
+    "neg": ("-1",),
+    "exp": ("exp({a})",),
+    "log": ("1/{a}",),
+    "tanh": ("1 - tanh²({a})",),
+    "sigmoid": ("σ({a})·(1 - σ({a}))",),
+    "relu": ("1 if {a} > 0 else 0",),
+    "sin": ("cos({a})",),
+    "cos": ("-sin({a})",),
+    "sqrt": ("1/(2·√{a})",),
+    "abs": ("sign({a})",),
+    "sum": ("1",),
+    "mean": ("1/n",),
+}
+
+
+@dataclass(frozen=True)
+class Node:
+    """One tensor of the graph. `grad` is None for constants (they need no gradient)."""
+
+    id: int
+    name: str  # short name used in the chain-rule text: a variable's name, or v1, v2, ...
+    op: str  # "input" for a variable, "const" for a constant, else the op's name
+    label: str  # what the node computes, e.g. the formula text it came from
+    shape: tuple[int, ...]
+    value: np.ndarray
+    grad: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class ChainStep:
+    """What one backward closure adds to one of its inputs' gradients.
+
+    d(root)/d(input) += d(root)/d(node) * d(node)/d(input)  ("upstream" times "local").
+    For non-scalar tensors `local` is the local vector-Jacobian product with a seed of ones.
+    """
+
+    node: int
+    input: int
+    upstream: np.ndarray
+    local: np.ndarray
+    contribution: np.ndarray
+    rule: str  # the local derivative in words, e.g. "1 - tanh²(v4)"
+    text: str  # the whole product with numbers, e.g. "∂f/∂a += ∂f/∂c · ∂c/∂a = 0.42 · 3 = 1.26"
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Nodes in topological order (inputs first), edges (input id, output id), and the order in
+    which backward visits the nodes (output first) with each visit's chain-rule steps."""
+
+    nodes: list[Node]
+    edges: list[tuple[int, int]]
+    backward_order: list[int]
+    steps: dict[int, list[ChainStep]]
+    root: int
+
+
+def drawing_order(root: Tensor) -> list[Tensor]:
+    """Every tensor that feeds `root`, constants included, each after its inputs."""
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(node)
+        elif id(node) not in seen:
+            seen.add(id(node))
+            stack.append((node, True))
+            stack.extend((t, False) for t in reversed(node.inputs) if id(t) not in seen)
+    return order
+
+
+def export_graph(root: Tensor, root_name: str = "f") -> Graph:
+    """The graph under `root` with values, gradients (if `root.backward()` ran) and chain steps."""
+    tensors = drawing_order(root)
+    ids = {id(t): i for i, t in enumerate(tensors)}
+    names = {id(t): node_name(t, i, t is root, root_name) for i, t in enumerate(tensors)}
+    nodes = [
+        Node(
+            id=ids[id(t)],
+            name=names[id(t)],
+            op=t.op or ("input" if t.requires_grad else "const"),
+            label=t.label,
+            shape=t.shape,
+            value=t.data,
+            grad=t._grad if t.requires_grad else None,
+        )
+        for t in tensors
+    ]
+    edges = sorted({(ids[id(i)], ids[id(t)]) for t in tensors for i in t.inputs})
+    visited = [t for t in reversed(topological_order(root)) if t._backward is not None]
+    has_grads = root._grad is not None
+    steps = {
+        ids[id(t)]: chain_steps(t, ids, names, root_name) if has_grads else [] for t in visited
+    }
+    return Graph(nodes, edges, [ids[id(t)] for t in visited], steps, ids[id(root)])
+
+
+def node_name(tensor: Tensor, index: int, is_root: bool, root_name: str) -> str:
+    """A variable keeps its name, a constant shows its value, the output is `root_name`, every
+    other node is v<index>."""
+    if is_root:
+        return root_name
+    if not tensor.op and tensor.requires_grad and tensor.label:
+        return tensor.label
+    if not tensor.op and tensor.data.size == 1:
+        return fmt(tensor.data)
+    return f"v{index}"
+
+
+def closure_output(node: Tensor, seed: np.ndarray) -> list[tuple[Tensor, np.ndarray]]:
+    """(input, what node's backward closure adds to its gradient) for each distinct
+    grad-requiring input, when node's gradient is `seed`.
+
+    Runs the node's own closure, so the numbers come from exactly the code that backward runs;
+    every gradient it touches is restored afterwards.
+    """
+    inputs = list({id(p): p for p in node.parents}.values())
+    saved = [node._grad] + [p._grad for p in inputs]
+    try:
+        node._grad = seed
+        for p in inputs:
+            p._grad = None
+        node._backward()
+        return [(p, p._grad) for p in inputs]
+    finally:
+        node._grad = saved[0]
+        for p, grad in zip(inputs, saved[1:], strict=True):
+            p._grad = grad
+
+
+def chain_steps(node: Tensor, ids: dict[int, int], names: dict[int, str],
+                root_name: str) -> list[ChainStep]:
+    """The chain-rule products that `node`'s backward closure adds to its inputs.
+
+    `local` is the closure's output for a seed of ones (for a tensor op: the vector-Jacobian
+    product with ones), `contribution` its output for the node's actual gradient.
+    """
+    upstream = node._grad
+    locals_ = closure_output(node, np.ones_like(node.data))
+    contributions = closure_output(node, upstream)
+    steps = []
+    for (parent, local), (_, contribution) in zip(locals_, contributions, strict=True):
+        out_name, in_name = names[id(node)], names[id(parent)]
+        text = (
+            f"∂{root_name}/∂{in_name} += ∂{root_name}/∂{out_name} · ∂{out_name}/∂{in_name}"
+            f" = {fmt(upstream)} · {fmt(local)} = {fmt(contribution)}"
+        )
+        steps.append(ChainStep(ids[id(node)], ids[id(parent)], upstream, local, contribution,
+                               local_rule(node, parent, names), text))
+    return steps
+
+
+def local_rule(node: Tensor, parent: Tensor, names: dict[int, str]) -> str:
+    """d node / d parent in words with the inputs' names, e.g. "1 - tanh²(v4)" ("" if unknown)."""
+    rules = LOCAL_RULES.get(node.op, ())
+    if not rules:
+        return ""
+    inputs = node.inputs
+    slots = {"a": names.get(id(inputs[0]), ""), "y": names.get(id(node), "")}
+    slots["b"] = names.get(id(inputs[-1]), "")
+    positions = [i for i, t in enumerate(inputs) if t is parent]
+    return " + ".join(rules[min(i, len(rules) - 1)].format(**slots) for i in positions)
+
+
+def fmt(x: np.ndarray) -> str:
+    """A number for the step text: 4 significant digits, or the shape for a tensor."""
+    x = np.asarray(x)
+    if x.size == 1:
+        return f"{float(x.reshape(())):.4g}"
+    return f"[{'×'.join(map(str, x.shape))} tensor]"
