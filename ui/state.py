@@ -23,6 +23,9 @@ DEFAULTS: dict[str, Any] = {
     "ff_continue": False,
     # CNN (cnn_)
     # sketch lab (sk_)
+    "sk_crop": True,  # preprocessing steps, each switchable to show why it matters
+    "sk_fit": True,
+    "sk_centre": True,
 }
 
 
