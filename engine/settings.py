@@ -19,12 +19,14 @@ class Limits:
     """The largest training run one user may start.
 
     max_hidden_units: per hidden layer. max_hidden_layers: of a feed-forward net.
+    max_filters: per conv block of a CNN.
     max_epochs, max_batch_size: of any run. max_concurrent_runs: training runs at once on this
     server (others wait in a queue). max_upload_mb: a model file's size.
     """
 
     max_hidden_units: int = 1024
     max_hidden_layers: int = 4
+    max_filters: int = 64
     max_epochs: int = 50
     max_batch_size: int = 1024
     max_concurrent_runs: int = 2
