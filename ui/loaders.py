@@ -6,7 +6,7 @@ import os
 
 import streamlit as st
 
-from engine import data, ffnn, pretrain
+from engine import data
 
 
 @st.cache_resource(show_spinner=False)
@@ -27,10 +27,3 @@ def load_full_mnist_dataset(folder: str | None = None) -> data.Dataset | None:
     Raises engine.data.DatasetError (not cached, so a fixed folder is read on the next try).
     """
     return _full_mnist_dataset(folder or os.environ.get(data.MNIST_DIR_ENV) or None)
-
-
-@st.cache_resource(show_spinner=False)
-def load_default_ffnn(backend: str) -> tuple[ffnn.Architecture, ffnn.Params, dict]:
-    """The default feed-forward net trained by `backend` ("autodiff" or "jax"): (architecture,
-    params, metadata), read once per server from assets/models/ffnn-<backend>.npz."""
-    return ffnn.read_checkpoint(pretrain.default_model_path(f"ffnn-{backend}").read_bytes())
