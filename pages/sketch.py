@@ -1,15 +1,51 @@
-"""✏️ Sketch lab: draw a digit and see what the models will see (the models join later)."""
+"""✏️ Sketch lab: one drawing through every model, and what each model sees."""
 
 import streamlit as st
 
+from engine.predict import probabilities_of
+from engine.preprocess import PreprocessOptions
+from ui.lab import is_unsure, show_answer, show_cnn_view, top_guess
+from ui.models import current_models
 from ui.sketch import preprocess_or_explain, show_preprocessing_stages, sketch_input
 
 st.title("✏️ Sketch lab")
-st.caption("Draw a digit, or upload a picture of one: it is turned into a 28×28 image the way "
-           "MNIST's digits were.")
+st.caption("Draw a digit (or upload a photo of one) and every model answers at once. Below, see "
+           "the exact 28×28 image they read, and what the CNN looks at in it.")
 
 drawing = sketch_input("sk")
-preprocessed = preprocess_or_explain(drawing)
+state = st.session_state
+options = PreprocessOptions(crop=state["sk_crop"], fit=state["sk_fit"], centre=state["sk_centre"])
+preprocessed = preprocess_or_explain(drawing, options=options)
+
 if preprocessed is not None:
-    st.subheader("What the models see")
+    st.subheader("1 · What the models see")
+    st.markdown("MNIST's digits were cropped, scaled to fit 20×20 pixels and centred by their "
+                "centre of mass in a 28×28 square, so the models only know digits prepared that "
+                "way. Switch a step off and watch their answers change.")
     show_preprocessing_stages(preprocessed)
+    _, crop_column, fit_column, _, centre_column = st.columns(5)
+    crop_column.toggle("Crop to the ink", key="sk_crop")
+    fit_column.toggle("Fit into 20×20", key="sk_fit")
+    centre_column.toggle("Centre of mass to the middle", key="sk_centre")
+
+    st.subheader("2 · What each model answers")
+    st.markdown("Each model turns the 784 pixels into ten probabilities that add up to 1; the "
+                "tallest bar is its guess. Both feed-forward nets share one architecture and "
+                "differ only in who computed their gradients, so they should nearly agree.")
+    choices = current_models()
+    answers = probabilities_of({c.slot: c.model for c in choices if c.model}, preprocessed.final)
+    for column, choice in zip(st.columns(len(choices)), choices, strict=True):
+        with column:
+            show_answer(choice, answers.get(choice.slot))
+    if any(is_unsure(p) for p in answers.values()):
+        st.warning("Not sure? Draw the digit bigger and in the middle of the canvas, with clear "
+                   "strokes: that is how the training digits looked.", icon="🤔")
+
+    cnn_choice = next((c for c in choices if c.model is not None and c.model.kind == "cnn"), None)
+    if cnn_choice is not None:
+        digit, _ = top_guess(answers[cnn_choice.slot])
+        st.subheader("3 · What the CNN looks at")
+        st.markdown(f"Saliency is the gradient of the CNN's score for {digit} with respect to "
+                    "each input pixel: the red pixels would change its mind most. The first "
+                    "layer's feature maps show which strokes and edges each filter picks up.")
+        show_cnn_view(cnn_choice.model, preprocessed.final, digit)

@@ -1,0 +1,179 @@
+"""The default models, ready to predict, and `python -m engine.predict IMAGE [IMAGE ...]`.
+
+Every model, default or trained in a session, becomes a `Model`: its kind, architecture and
+parameters (on the JAX device), with `predict_proba(images (n, 28, 28)) -> (n, 10)`. The
+default models are the files engine.pretrain builds in assets/models/. The command line runs
+image files through the same preprocessing as the sketch lab and prints one JSON object per line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import jax
+import numpy as np
+
+from engine import checkpoint, cnn, ffnn, pretrain
+from engine.preprocess import FIELD, Preprocessed, PreprocessError, load_image, preprocess
+
+# The default models the sketch lab and the command line use, in the order they are shown.
+DEFAULT_MODELS: dict[str, str] = {
+    "ffnn-autodiff": "Feed-forward net, trained by our autodiff engine",
+    "ffnn-jax": "Feed-forward net, trained with jax.grad",
+    "cnn": "CNN, hand-written convolution",
+}
+
+
+class ModelUnavailableError(RuntimeError):
+    """A default model's file is missing or unreadable; str() says how to rebuild it."""
+
+
+@dataclass(frozen=True, eq=False)  # holds arrays: compare by identity
+class Model:
+    """A model ready to predict. kind "ffnn": architecture is an ffnn.Architecture, params its
+    flat dict; kind "cnn": a cnn.CNNSpec and its nested params. Params live on the JAX device,
+    so a prediction copies only the image."""
+
+    kind: Literal["ffnn", "cnn"]
+    architecture: ffnn.Architecture | cnn.CNNSpec
+    params: Any
+    metadata: Mapping[str, Any]
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        """Class probabilities (n, 10) for float images (n, 28, 28) in [0, 1].
+
+        Jitted per architecture: the first call of a shape compiles, later ones reuse it.
+        """
+        images = np.asarray(images, dtype=np.float32)
+        if self.kind == "ffnn":
+            return ffnn.predict_proba(self.architecture, self.params, images)
+        return np.asarray(cnn.predict_proba(self.params, images, spec=self.architecture))
+
+    def describe(self) -> str:
+        """The architecture in one line, e.g. "784-256-10, relu"."""
+        return self.architecture.describe()
+
+
+def ffnn_model(arch: ffnn.Architecture, params: ffnn.Params,
+               metadata: Mapping[str, Any] | None = None) -> Model:
+    """A feed-forward net (params as engine.ffnn makes them) as a Model."""
+    return Model("ffnn", arch, jax.device_put(params), dict(metadata or {}))
+
+
+def cnn_model(spec: cnn.CNNSpec, params: cnn.Params,
+              metadata: Mapping[str, Any] | None = None) -> Model:
+    """A CNN (params as engine.cnn makes them) as a Model."""
+    return Model("cnn", spec, jax.device_put(params), dict(metadata or {}))
+
+
+def model_from_bytes(data: bytes) -> Model:
+    """A Model from a model file's bytes, whichever kind it holds.
+
+    Raises checkpoint.CheckpointError when the file is not a valid model file.
+    """
+    kind = checkpoint.from_bytes(data).metadata.get("model")
+    if kind == ffnn.MODEL_KIND:
+        return ffnn_model(*ffnn.read_checkpoint(data))
+    if kind == "cnn":
+        return cnn_model(*cnn.read_checkpoint(data))
+    raise checkpoint.CheckpointError(f"This file holds a {kind!r} model, which cannot predict "
+                                     "digits here.")
+
+
+def warmed_up(model: Model) -> Model:
+    """The model after one prediction of a blank (1, 28, 28) image: the compile is paid now,
+    not at the learner's first stroke."""
+    model.predict_proba(np.zeros((1, FIELD, FIELD), np.float32))
+    return model
+
+
+def load_default_model(name: str) -> Model:
+    """The default model `name` (a DEFAULT_MODELS key), loaded and warmed up.
+
+    Raises ModelUnavailableError when its file is missing or unreadable.
+    """
+    if name not in pretrain.REGISTRY or not pretrain.default_model_path(name).exists():
+        raise ModelUnavailableError(f"The default model {name!r} is not built yet: run "
+                                    f"`python -m engine.pretrain {name}`.")
+    path = pretrain.default_model_path(name)
+    try:
+        return warmed_up(model_from_bytes(path.read_bytes()))
+    except (OSError, checkpoint.CheckpointError) as error:
+        raise ModelUnavailableError(f"The default model file {path.name} cannot be used "
+                                    f"({error}); rebuild it with `python -m engine.pretrain "
+                                    f"{name}`.") from None
+
+
+def load_default_models() -> tuple[dict[str, Model], dict[str, str]]:
+    """({name: Model} of every default model that loads, {name: why not} of the others)."""
+    models, missing = {}, {}
+    for name in DEFAULT_MODELS:
+        try:
+            models[name] = load_default_model(name)
+        except ModelUnavailableError as error:
+            missing[name] = str(error)
+    return models, missing
+
+
+def probabilities_of(models: Mapping[str, Model], image: np.ndarray) -> dict[str, np.ndarray]:
+    """{name: probabilities (10,)} of one preprocessed image (28, 28) under each model."""
+    batch = np.asarray(image, np.float32)[None]
+    return {name: model.predict_proba(batch)[0] for name, model in models.items()}
+
+
+def classify(models: Mapping[str, Model], image: np.ndarray
+             ) -> tuple[Preprocessed, dict[str, np.ndarray]]:
+    """A raw image (H, W[, 3 or 4]) through the sketch lab's preprocessing and every model.
+
+    Raises a PreprocessError subclass when the image holds no readable digit.
+    """
+    preprocessed = preprocess(image)
+    return preprocessed, probabilities_of(models, preprocessed.final)
+
+
+def prediction_record(file: str, probabilities: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """The JSON-ready line for one file: each model's top guess and its ten probabilities."""
+    return {"file": file, "models": {
+        name: {"digit": int(np.argmax(p)), "probabilities": [round(float(v), 6) for v in p]}
+        for name, p in probabilities.items()}}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Classify each image file; 0 if every one was read, 1 if any could not be."""
+    parser = argparse.ArgumentParser(
+        prog="python -m engine.predict",
+        description="Classify digit images (a canvas export, a photo of a digit on paper, an "
+                    "MNIST-style 28x28) with the default models; one JSON object per line.")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", type=Path)
+    args = parser.parse_args(argv)
+
+    models, missing = load_default_models()
+    for reason in missing.values():
+        print(f"warning: {reason}", file=sys.stderr)
+    if not models:
+        print("error: no default model could be loaded.", file=sys.stderr)
+        return 2
+    failures = 0
+    for path in args.images:
+        try:
+            _, probabilities = classify(models, load_image(path.read_bytes()))
+        except OSError as error:
+            failures += 1
+            print(f"{path}: cannot read the file ({error.strerror}).", file=sys.stderr)
+            continue
+        except PreprocessError as error:
+            failures += 1
+            print(f"{path}: {error}", file=sys.stderr)
+            continue
+        print(json.dumps(prediction_record(str(path), probabilities)), flush=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""The sketch lab's pieces: each model's answer to a drawing, and what the CNN looks at."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from engine import cnn
+from engine.predict import Model
+from ui.charts import probability_bars_figure
+from ui.models import ModelChoice
+
+NOT_SURE = 0.5  # a top probability below this is shown as "not sure"
+BARS_HEIGHT = 230  # px: three bar charts side by side stay compact
+VIEW_PIXEL = 6  # screen pixels per model-input pixel in the CNN's views (28 -> 168 px)
+HEAT = np.array([1.0, 0.15, 0.05], dtype=np.float32)  # the saliency overlay's red
+
+
+def top_guess(probabilities: np.ndarray) -> tuple[int, float]:
+    """(most probable digit, its probability) of probabilities (10,)."""
+    digit = int(np.argmax(probabilities))
+    return digit, float(probabilities[digit])
+
+
+def is_unsure(probabilities: np.ndarray) -> bool:
+    """Whether the model's best guess is below NOT_SURE: a coin toss, not an answer."""
+    return top_guess(probabilities)[1] < NOT_SURE
+
+
+def show_answer(choice: ModelChoice, probabilities: np.ndarray | None) -> None:
+    """One model's column: its name and source, top guess, confidence and all ten bars.
+
+    probabilities: (10,), or None when the slot has no model (the reason is shown instead).
+    """
+    st.markdown(f"**{choice.title}**")
+    if choice.model is None or probabilities is None:
+        st.info(choice.unavailable or "No model is available here yet.")
+        return
+    st.caption(f"{choice.source} · {choice.model.describe()}")
+    digit, confidence = top_guess(probabilities)
+    st.metric("Top guess", f"{digit}?" if is_unsure(probabilities) else str(digit))
+    st.caption(f"Not sure: only {confidence:.0%} confident" if is_unsure(probabilities)
+               else f"{confidence:.0%} confident")
+    figure = probability_bars_figure(probabilities)
+    figure.update_layout(height=BARS_HEIGHT, margin=dict(l=10, r=10, t=10, b=10))
+    figure.update_xaxes(title=None)
+    figure.update_yaxes(title=None, showticklabels=False)
+    st.plotly_chart(figure, key=f"sk_bars_{choice.slot}", config={"displayModeBar": False})
+
+
+def enlarged(rgb: np.ndarray, factor: int = VIEW_PIXEL) -> np.ndarray:
+    """(h, w, 3) image with each pixel a crisp factor x factor block."""
+    return rgb.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+def saliency_overlay(image: np.ndarray, saliency: np.ndarray) -> np.ndarray:
+    """The digit (28, 28) in [0, 1], dimmed to grey, with |saliency| (28, 28) painted red on
+    top, strongest pixel full red: RGB uint8 (28, 28, 3)."""
+    heat = np.abs(np.asarray(saliency, dtype=np.float32))
+    heat = heat / heat.max() if heat.max() > 0 else heat
+    grey = 0.35 * np.asarray(image, dtype=np.float32)[..., None]
+    rgb = grey * (1 - heat[..., None]) + heat[..., None] * HEAT
+    return (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
+
+
+def feature_map_mosaic(maps: np.ndarray, columns: int = 4, gap: int = 1) -> np.ndarray:
+    """Feature maps (h, w, filters) side by side in rows of `columns`, each scaled by its own
+    maximum, separated by mid-grey gaps: RGB uint8 (rows*(h+gap)-gap, columns*(w+gap)-gap, 3)."""
+    maps = np.asarray(maps, dtype=np.float32)
+    h, w, n = maps.shape
+    rows = -(-n // columns)
+    mosaic = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap), 0.5, np.float32)
+    for i in range(n):
+        top, left = (i // columns) * (h + gap), (i % columns) * (w + gap)
+        peak = maps[..., i].max()
+        mosaic[top:top + h, left:left + w] = maps[..., i] / peak if peak > 0 else 0.0
+    return np.repeat((mosaic * 255).round().astype(np.uint8)[..., None], 3, axis=2)
+
+
+def show_cnn_view(model: Model, image: np.ndarray, digit: int) -> None:
+    """What the CNN looks at in `image` (28, 28): its saliency for `digit`, and what the
+    first layer's filters respond to."""
+    saliency = np.asarray(cnn.saliency(model.params, image, digit, spec=model.architecture))
+    first_layer = np.asarray(cnn.feature_maps(model.params, image, spec=model.architecture)[0])
+    left, right = st.columns([1, 2])
+    left.image(enlarged(saliency_overlay(image, saliency)),
+               caption=f"Saliency: the pixels that move the score of {digit} most")
+    right.image(enlarged(feature_map_mosaic(first_layer), factor=3),
+                caption=f"First layer: what each of its {first_layer.shape[-1]} filters "
+                        "responds to (bright = strong)")
