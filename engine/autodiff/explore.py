@@ -1,0 +1,144 @@
+"""What the playground does with a formula: check its gradient three ways, descend its surface."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.autodiff.expr import (
+    DomainError,
+    Formula,
+    evaluate_numpy,
+    evaluate_with_gradients,
+    jax_function,
+)
+
+# Our engine and jax compute the same float64 chain rule: they agree to rounding.
+JAX_TOLERANCE = 1e-9
+# Central differences carry an O(h^2) truncation error and rounding of order eps / h.
+DIFFERENCE_TOLERANCE = 1e-5
+
+
+def central_differences(formula: Formula, values: Mapping[str, float],
+                        relative_step: float = 1e-5) -> dict[str, float]:
+    """df/dv ≈ (f(v + h) - f(v - h)) / 2h for each variable v, h = relative_step * max(1, |v|)."""
+    point = {name: np.float64(values[name]) for name in formula.variables}
+    estimates = {}
+    for name in formula.variables:
+        h = relative_step * max(1.0, abs(float(point[name])))
+        above = evaluate_numpy(formula, point | {name: point[name] + h})
+        below = evaluate_numpy(formula, point | {name: point[name] - h})
+        estimates[name] = float((above - below) / (2 * h))
+    return estimates
+
+
+def jax_gradients(formula: Formula, values: Mapping[str, float]) -> dict[str, float]:
+    """jax.grad of the same formula (walked with jax.numpy functions), in float64."""
+    import jax
+
+    args = [np.float64(values[name]) for name in formula.variables]
+    with jax.enable_x64(True):
+        grads = jax.grad(jax_function(formula), argnums=tuple(range(len(args))))(*args)
+    return {name: float(g) for name, g in zip(formula.variables, grads, strict=True)}
+
+
+@dataclass(frozen=True)
+class GradientCheck:
+    """Each variable's gradient by our engine, by jax.grad and by central differences."""
+
+    variables: tuple[str, ...]
+    ours: dict[str, float]
+    jax: dict[str, float]
+    differences: dict[str, float]
+
+    @property
+    def max_abs_vs_jax(self) -> float:
+        return max((abs(self.ours[v] - self.jax[v]) for v in self.variables), default=0.0)
+
+    @property
+    def max_abs_vs_differences(self) -> float:
+        return max((abs(self.ours[v] - self.differences[v]) for v in self.variables), default=0.0)
+
+    @property
+    def passed(self) -> bool:
+        """Agreement within tolerances scaled by the gradients' size (nan fails)."""
+        scale = 1.0 + max((abs(g) for g in self.ours.values()), default=0.0)
+        return bool(self.max_abs_vs_jax <= JAX_TOLERANCE * scale
+                    and self.max_abs_vs_differences <= DIFFERENCE_TOLERANCE * scale)
+
+
+def check_gradients(formula: Formula, values: Mapping[str, float]) -> GradientCheck:
+    """Our gradient beside jax.grad and central differences; raises DomainError like
+    `evaluate_with_gradients` if the formula is undefined at `values`."""
+    ours = evaluate_with_gradients(formula, values).gradients
+    return GradientCheck(formula.variables, ours, jax_gradients(formula, values),
+                         central_differences(formula, values))
+
+
+@dataclass(frozen=True)
+class DescentPath:
+    """Points (k, 2) visited by gradient descent, f at each (k,), and why it stopped early
+    ("" if it ran every step)."""
+
+    points: np.ndarray
+    values: np.ndarray
+    stopped: str
+
+
+MAX_DESCENT_STEPS = 500
+ESCAPE_RADIUS = 1e6
+
+
+def descent_path(formula: Formula, start: Mapping[str, float], learning_rate: float,
+                 steps: int) -> DescentPath:
+    """Plain gradient descent on a two-variable formula, gradients from our engine.
+
+    Stops early if f becomes undefined or the point runs away (|coordinate| > ESCAPE_RADIUS).
+    """
+    if len(formula.variables) != 2:
+        raise ValueError(f"descent needs exactly two variables, got {formula.variables}")
+    steps = int(np.clip(steps, 0, MAX_DESCENT_STEPS))
+    names = formula.variables
+    point = np.array([float(start[n]) for n in names])
+    points, values, stopped = [], [], ""
+    for step in range(steps + 1):
+        try:
+            evaluation = evaluate_with_gradients(formula, dict(zip(names, point, strict=True)))
+        except DomainError as error:
+            stopped = f"stopped at step {step}: {error}"
+            break
+        points.append(point)
+        values.append(evaluation.value)
+        if step == steps:
+            break
+        gradient = np.array([evaluation.gradients[n] for n in names])
+        point = point - learning_rate * gradient
+        if np.abs(point).max() > ESCAPE_RADIUS:
+            stopped = (f"stopped at step {step + 1}: the point ran off to infinity "
+                       "(try a smaller step size)")
+            break
+    return DescentPath(np.array(points).reshape(-1, 2), np.array(values), stopped)
+
+
+def surface_grid(formula: Formula, x_range: tuple[float, float], y_range: tuple[float, float],
+                 n: int = 60) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """xs (n,), ys (n,), f on the grid (n, n) indexed [y, x]; nan where f is undefined."""
+    xs = np.linspace(*x_range, n)
+    ys = np.linspace(*y_range, n)
+    gx, gy = np.meshgrid(xs, ys)
+    first, second = formula.variables
+    z = np.broadcast_to(evaluate_numpy(formula, {first: gx, second: gy}), gx.shape)
+    return xs, ys, np.where(np.isfinite(z), z, np.nan)
+
+
+def framing(path: np.ndarray, margin: float = 0.5, minimum: float = 2.0
+            ) -> tuple[tuple[float, float], tuple[float, float]]:
+    """x and y ranges that show the whole path (k, 2) with some room around it."""
+    ranges = []
+    for axis in range(2):
+        low, high = float(path[:, axis].min()), float(path[:, axis].max())
+        centre, half = (low + high) / 2, max((high - low) / 2 * (1 + margin), minimum / 2)
+        ranges.append((centre - half, centre + half))
+    return ranges[0], ranges[1]
