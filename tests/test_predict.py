@@ -1,0 +1,127 @@
+"""engine.predict: the default models as `Model`s, and `python -m engine.predict` on real files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import image_bytes, mnist_digit, mnist_on_canvas, on_paper, vertical_one
+
+from engine import checkpoint, ffnn
+from engine.predict import (
+    ModelUnavailableError,
+    classify,
+    ffnn_model,
+    load_default_model,
+    load_default_models,
+    main,
+    model_from_bytes,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def defaults():
+    models, missing = load_default_models()
+    assert {"ffnn-autodiff", "ffnn-jax"} <= set(models), missing
+    return models
+
+
+def test_every_default_model_gives_ten_probabilities_per_image(defaults) -> None:
+    images = np.random.default_rng(0).random((3, 28, 28), dtype=np.float32)
+    for name, model in defaults.items():
+        probabilities = model.predict_proba(images)
+        assert probabilities.shape == (3, 10), name
+        np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
+        assert (probabilities >= 0).all()
+
+
+def test_a_model_predicts_what_its_engine_predicts() -> None:
+    arch = ffnn.Architecture((16,))
+    params = ffnn.init_params(arch, seed=3)
+    images = np.random.default_rng(1).random((4, 28, 28), dtype=np.float32)
+    expected = ffnn.predict_proba(arch, params, images)
+    from_file = model_from_bytes(ffnn.checkpoint_bytes(arch, params))
+    np.testing.assert_allclose(from_file.predict_proba(images), expected, rtol=1e-6)
+    np.testing.assert_allclose(ffnn_model(arch, params).predict_proba(images), expected,
+                               rtol=1e-6)
+    assert from_file.describe() == "784-16-10, relu"
+
+
+def test_a_model_file_of_an_unknown_kind_is_refused() -> None:
+    data = checkpoint.to_bytes({"w": np.zeros(3, np.float32)}, {"model": "gan"})
+    with pytest.raises(checkpoint.CheckpointError, match="'gan'"):
+        model_from_bytes(data)
+
+
+def test_an_unknown_default_model_says_how_to_build_it() -> None:
+    with pytest.raises(ModelUnavailableError, match="python -m engine.pretrain nope"):
+        load_default_model("nope")
+
+
+def test_a_drawn_one_is_read_as_one_by_every_default_model(defaults) -> None:
+    preprocessed, probabilities = classify(defaults, vertical_one())
+    assert preprocessed.final.shape == (28, 28)
+    assert {name: int(p.argmax()) for name, p in probabilities.items()} == \
+        dict.fromkeys(defaults, 1)
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def image_files(tmp_path_factory) -> dict[str, tuple[Path, int]]:
+    """Real files as a user would pass them: {what: (path, the digit in it)}."""
+    folder = tmp_path_factory.mktemp("images")
+    files = {
+        "canvas export": ("canvas.png", image_bytes(mnist_on_canvas(mnist_digit(3))), 3),
+        "photo on paper": ("photo.jpg", image_bytes(on_paper(mnist_on_canvas(mnist_digit(7))),
+                                                    "JPEG", quality=90), 7),
+        "MNIST 28x28": ("mnist.png", image_bytes(mnist_digit(5)), 5),
+    }
+    out = {}
+    for what, (name, data, digit) in files.items():
+        (folder / name).write_bytes(data)
+        out[what] = (folder / name, digit)
+    return out
+
+
+def test_the_cli_prints_one_json_line_per_image_and_exits_0(image_files, capsys) -> None:
+    assert main([str(path) for path, _ in image_files.values()]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(image_files)
+    for line, (path, digit) in zip(lines, image_files.values(), strict=True):
+        record = json.loads(line)
+        assert record["file"] == str(path)
+        assert {"ffnn-autodiff", "ffnn-jax"} <= set(record["models"])
+        for name, answer in record["models"].items():
+            assert answer["digit"] == digit, (path.name, name)
+            assert len(answer["probabilities"]) == 10
+            assert sum(answer["probabilities"]) == pytest.approx(1, abs=1e-4)
+            assert answer["digit"] == int(np.argmax(answer["probabilities"]))
+
+
+def test_the_cli_reports_unreadable_files_after_the_readable_ones(image_files, tmp_path) -> None:
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_bytes(b"shopping list: milk, eggs")
+    blank = tmp_path / "blank.png"
+    blank.write_bytes(image_bytes(np.zeros((28, 28), np.uint8)))
+    good, digit = image_files["canvas export"]
+    files = [not_an_image, good, tmp_path / "missing.png", blank]
+    result = subprocess.run([sys.executable, "-m", "engine.predict", *map(str, files)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["file"] for r in records] == [str(good)]
+    assert records[0]["models"]["ffnn-jax"]["digit"] == digit
+    errors = result.stderr
+    assert f"{not_an_image}: That file is not an image" in errors
+    assert f"{tmp_path / 'missing.png'}: cannot read the file" in errors
+    assert f"{blank}: Draw a digit first" in errors
+    assert "Traceback" not in errors
+
