@@ -1,0 +1,104 @@
+"""The sketch lab in AppTest: a drawing reaches every model, toggles re-run them, sources shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import canvas_state, mnist_digit, mnist_on_canvas, vertical_one
+from streamlit.testing.v1 import AppTest
+
+from engine import ffnn
+from engine.predict import ffnn_model
+from ui.lab import feature_map_mosaic, saliency_overlay, top_guess
+from ui.models import TRAINED_MODELS_KEY
+from ui.sketch import canvas_key
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL_THREE = mnist_on_canvas(mnist_digit(3), top=15, left=20, size=70)  # small, top-left
+
+
+@pytest.fixture
+def lab() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
+    at.switch_page("pages/sketch.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def draw(at: AppTest, rgba: np.ndarray) -> AppTest:
+    at.session_state[canvas_key("sk")] = canvas_state(rgba)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def guesses(at: AppTest) -> list[str]:
+    return [metric.value for metric in at.metric]
+
+
+def captions(at: AppTest) -> list[str]:
+    return [caption.value for caption in at.caption]
+
+
+def test_an_empty_canvas_gets_a_friendly_prompt(lab) -> None:
+    assert "Draw a digit" in lab.info[0].value
+    assert not lab.error and not lab.warning and not lab.metric
+
+
+def test_a_drawn_one_is_answered_by_every_model_with_its_source(lab) -> None:
+    draw(lab, vertical_one())
+    answered = [c for c in captions(lab) if c.startswith("pretrained default")]
+    assert len(guesses(lab)) == len(answered) >= 2
+    assert set(guesses(lab)) == {"1"}
+    assert any(c.endswith("% confident") for c in captions(lab))
+    assert not lab.warning  # sure of itself: no "not sure" hint
+
+
+def test_switching_cropping_off_re_runs_the_models(lab) -> None:
+    """A small digit in a corner: fine with every step, a "1" for the feed-forward nets once the
+    crop is off (the digit then fills a few pixels of the 20x20 box)."""
+    draw(lab, SMALL_THREE)
+    assert guesses(lab)[:2] == ["3", "3"]
+    lab.toggle(key="sk_crop").set_value(False).run()
+    assert not lab.exception
+    assert guesses(lab)[:2] != ["3", "3"]
+    assert any(c.startswith("2 · cropped 280×280") for image in lab.get("image")
+               for c in image.captions)
+
+
+def test_switching_centring_off_leaves_the_digit_where_it_was_pasted(lab) -> None:
+    draw(lab, SMALL_THREE)
+    lab.toggle(key="sk_centre").set_value(False).run()
+    stage_captions = [c for image in lab.get("image") for c in image.captions]
+    assert "5 · shifted by (0, 0): what the models see" in stage_captions
+
+
+def test_a_model_trained_in_this_session_replaces_the_default_and_says_so(lab) -> None:
+    """An untrained net (all-zero weights) answers 10% for every digit: a model that is not sure."""
+    arch = ffnn.Architecture((8,))
+    zeros = {name: np.zeros(shape, np.float32) for name, shape in arch.param_shapes().items()}
+    lab.session_state[TRAINED_MODELS_KEY] = {"ffnn-jax": ffnn_model(arch, zeros)}
+    draw(lab, vertical_one())
+    assert "trained in this session · 784-8-10, relu" in captions(lab)
+    assert guesses(lab)[1] == "0?"
+    assert "Not sure: only 10% confident" in captions(lab)
+    assert "bigger" in lab.warning[0].value
+
+
+def test_top_guess_and_the_cnn_views_are_plain_images() -> None:
+    assert top_guess(np.array([0.1, 0.6, 0.3])) == (1, pytest.approx(0.6))
+    image = np.zeros((28, 28), np.float32)
+    image[5:20, 14] = 1
+    saliency = np.zeros((28, 28), np.float32)
+    saliency[10, 14] = -2.0  # magnitude counts, not sign
+    overlay = saliency_overlay(image, saliency)
+    assert overlay.shape == (28, 28, 3) and overlay.dtype == np.uint8
+    assert tuple(overlay[10, 14]) == (255, 38, 13)  # the strongest pixel is full red
+    assert tuple(overlay[5, 14]) == (89, 89, 89)  # ink without saliency: dimmed grey
+    maps = np.stack([image, 2 * image, np.zeros_like(image)], axis=-1)
+    mosaic = feature_map_mosaic(maps, columns=2)
+    assert mosaic.shape == (28 * 2 + 1, 28 * 2 + 1, 3)
+    assert mosaic[5, 14, 0] == mosaic[5, 29 + 14, 0] == 255  # each map scaled to its own peak
+    assert mosaic[29 + 5, 14, 0] == 0  # an all-zero map stays black
