@@ -9,7 +9,15 @@ import streamlit as st
 # One section per page; each page adds the defaults for its own widget keys here.
 DEFAULTS: dict[str, Any] = {
     # home / shared
-    # autodiff playground (ad_)
+    # autodiff playground (ad_); variable inputs ad_var_<name> are seeded by the page
+    "ad_formula": "tanh(w*x + b)",
+    "ad_step": 1,
+    "ad_lr": 0.05,
+    "ad_descent_steps": 40,
+    "ad_digit": 0,
+    "ad_overfit_steps": 60,
+    "ad_overfit_lr": 0.01,
+    "ad_overfit": None,  # last overfit run: {"index": digit number, "history": [OverfitStep]}
     # feed-forward net (ff_): the defaults reach 93% test accuracy in a few seconds (T1)
     "ff_backend": "jax",
     "ff_hidden": "256",
