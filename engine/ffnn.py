@@ -328,12 +328,27 @@ def make_stepper(config: TrainingConfig, x_train: np.ndarray, y_train: np.ndarra
                                   x_train, y_train)
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What a training run shows of its model at an evaluation.
+
+    weights: the first layer's weights as images (units, 28, 28), what each hidden unit looks
+    for (with no hidden layer, each class's template). twin: the twin-engine check on a fixed
+    batch at these parameters, if one was asked for.
+    """
+
+    weights: np.ndarray
+    twin: list[LayerDifference] | None = None
+
+
 def training_run(config: TrainingConfig, split: Any, *, params: Params | None = None,
-                 stop: Any = None, evals_per_epoch: int = 4) -> Iterator[training.Progress]:
+                 stop: Any = None, evals_per_epoch: int = 4,
+                 twin_batch: tuple[np.ndarray, np.ndarray] | None = None
+                 ) -> Iterator[training.Progress]:
     """Train a net per `config` on `split` (see engine.train.train), from `params` if given.
 
-    Snapshots are the first layer's weights as images (units, 28, 28): what each hidden unit
-    looks for (or, with no hidden layer, each class's template).
+    Each evaluation records a `Snapshot`; with twin_batch (x (batch, 28, 28) float, y (batch,))
+    it includes the twin-engine gradient check on that batch.
     """
     check_config(config)
     if params is None:
@@ -345,5 +360,11 @@ def training_run(config: TrainingConfig, split: Any, *, params: Params | None = 
         predict = partial(predict_labels, config.arch)
     schedule = training.Schedule(config.epochs, config.batch_size, config.seed,
                                  chunk_steps(config), evals_per_epoch)
-    return training.train(stepper, params, split, schedule, predict, stop=stop,
-                          snapshot=first_layer_images)
+
+    def snapshot(current: Params) -> Snapshot:
+        current = {name: np.asarray(value) for name, value in current.items()}
+        twin = (gradient_differences(config.arch, config.loss, current, *twin_batch)
+                if twin_batch is not None else None)
+        return Snapshot(first_layer_images(current), twin)
+
+    return training.train(stepper, params, split, schedule, predict, stop=stop, snapshot=snapshot)

@@ -196,6 +196,12 @@ class Progress:
         return self.status != "running"
 
 
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10) -> np.ndarray:
+    """Counts (n_classes, n_classes) int: row = true label, column = predicted label."""
+    pairs = np.asarray(y_true, np.int64) * n_classes + np.asarray(y_pred, np.int64)
+    return np.bincount(pairs, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
 def all_finite(tree: PyTree) -> bool:
     """True if every leaf of the pytree is free of NaN and inf."""
     leaves = jax.tree_util.tree_leaves(tree)

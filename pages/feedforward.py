@@ -1,6 +1,276 @@
-"""🕸️ Feed-forward net (placeholder until its issue lands)."""
+"""🕸️ Feed-forward net: train an MLP on MNIST live, differentiated by our engine or by jax.grad."""
 
+from __future__ import annotations
+
+import numpy as np
 import streamlit as st
 
+from engine import ffnn
+from engine.checkpoint import CheckpointError
+from engine.data import DatasetError, as_float
+from engine.predict import Model, ffnn_model
+from engine.settings import limits
+from engine.train import confusion_matrix
+from ui import charts
+from ui.loaders import load_embedded_dataset, load_full_mnist_dataset
+from ui.models import forget_trained_model, keep_trained_model, load_defaults
+from ui.sketch import preprocess_or_explain, sketch_input
+from ui.state import DEFAULTS
+from ui.training import live_panel, start_run
+
+LOSS_NAMES = {"cross_entropy": "softmax cross-entropy", "mse": "squared error on one-hot"}
+OPTIMIZER_NAMES = {"adam": "Adam", "momentum": "SGD + momentum (0.9)", "sgd": "plain SGD"}
+WIDGET_KEYS = [key for key in DEFAULTS if key.startswith("ff_")]
+state = st.session_state
+
+
+# --- the session's model: trained here, uploaded, or the default -----------------------------
+
+
+def adopt_finished_run() -> None:
+    """Make a run that has ended (finished, stopped or diverged) the session's model, once,
+    and offer it to the sketch lab in its backend's slot."""
+    run = state.get("ff_run")
+    if run is None or state.get("ff_adopted_run") == run.id:
+        return
+    view = run.view()
+    if view.active or view.latest is None or view.latest.params is None:
+        return
+    config = state["ff_run_config"]
+    model = ffnn_model(config.arch, view.latest.params, {
+        "training": config.to_metadata(), "dataset": state["ff_run_dataset"],
+        "metrics": {"test_accuracy": view.latest.test_accuracy,
+                    "val_accuracy": view.latest.val_accuracy}})
+    state["ff_adopted_run"] = run.id
+    state["ff_model"] = (model, f"your model ({config.arch.describe()}, trained with "
+                                f"{ffnn.BACKENDS[config.backend]}, {view.status})")
+    keep_trained_model(f"ffnn-{config.backend}", model)
+
+
+def current_model() -> tuple[Model, str]:
+    """(model, its description): the session's model if there is one, else the default model
+    of the chosen backend."""
+    if "ff_model" in state:
+        return state["ff_model"]
+    defaults, missing = load_defaults()
+    slot = f"ffnn-{state['ff_backend']}"
+    if slot not in defaults:
+        st.error(missing.get(slot, f"The default model {slot} is missing."))
+        st.stop()
+    model = defaults[slot]
+    return model, (f"the default model ({model.describe()}, trained with "
+                   f"{ffnn.BACKENDS[state['ff_backend']]}, "
+                   f"{model.metadata['metrics']['test_accuracy']:.1%} on the test digits)")
+
+
+def reset() -> None:
+    """Stop any run, forget the session's model, put every control back to its default."""
+    if "ff_run" in state:
+        state["ff_run"].stop()
+    for key in ("ff_run", "ff_model", "ff_adopted_run", "ff_twin_now", "ff_upload_error"):
+        state.pop(key, None)
+    for key in WIDGET_KEYS:
+        state[key] = DEFAULTS[key]
+    for backend in ffnn.BACKENDS:
+        forget_trained_model(f"ffnn-{backend}")
+
+
+def read_uploaded_model() -> None:
+    """Load a newly uploaded model file as the session's model, or say why it cannot be."""
+    upload = state.get("ff_model_file")
+    if upload is None or state.get("ff_model_file_id") == upload.file_id:
+        return
+    state["ff_model_file_id"] = upload.file_id
+    state.pop("ff_upload_error", None)
+    if upload.size > limits().max_upload_mb * 2**20:
+        state["ff_upload_error"] = (f"{upload.name} is {upload.size / 2**20:.0f} MB; this server "
+                                    f"takes model files up to {limits().max_upload_mb} MB.")
+        return
+    try:
+        arch, params, metadata = ffnn.read_checkpoint(upload.getvalue())
+    except CheckpointError as error:
+        state["ff_upload_error"] = f"{upload.name}: {error}"
+        return
+    state["ff_model"] = (ffnn_model(arch, params, metadata),
+                         f"the uploaded model {upload.name} ({arch.describe()})")
+
+
+def model_file_bytes(model: Model) -> bytes:
+    """The model as a .npz model file, its metadata carried over."""
+    info = {k: v for k, v in model.metadata.items() if k not in ("model", "architecture",
+                                                                   "format")}
+    params = {name: np.asarray(value) for name, value in model.params.items()}
+    return ffnn.checkpoint_bytes(model.architecture, params, **info)
+
+
+def draw_snapshot(snapshot: ffnn.Snapshot, key: str) -> None:
+    """First-layer weights as images, and the latest twin-engine check, side by side."""
+    left, right = st.columns([3, 2])
+    left.plotly_chart(charts.weight_grid_figure(
+        snapshot.weights, columns=16, title="First-layer weights: what each hidden unit looks "
+        "for (red +, blue -)"), key=f"{key}_weights_chart", width="stretch")
+    if snapshot.twin:
+        right.plotly_chart(twin_figure(snapshot.twin, "Twin-engine check (our engine vs "
+                                                      "jax.grad), latest"),
+                           key=f"{key}_twin_chart", width="stretch")
+
+
+def twin_figure(differences: list[ffnn.LayerDifference], title: str):
+    return charts.gradient_difference_figure([d.layer for d in differences],
+                                             [d.max_abs for d in differences],
+                                             [d.max_rel for d in differences], title)
+
+
+def twin_batch(split) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed batch of 64 training digits (every class) for the twin-engine check."""
+    step = max(1, len(split.x_train) // 64)
+    return as_float(split.x_train[::step][:64]), split.y_train[::step][:64]
+
+
+# --- page ----------------------------------------------------------------------------------
+
 st.title("🕸️ Feed-forward net")
-st.info("This room is being built.")
+st.markdown(
+    "A multilayer perceptron reads the 784 pixels of a digit and scores the 10 classes. "
+    "**One forward definition, two differentiators**: the same code is differentiated by our "
+    "own reverse-mode engine (numpy) or traced by `jax.grad` (jitted, steps run in `lax.scan` "
+    "chunks). Train it, watch it learn, and check that both engines compute the same gradients."
+)
+
+adopt_finished_run()
+read_uploaded_model()
+
+datasets = {"embedded": load_embedded_dataset()}
+try:
+    full = load_full_mnist_dataset()
+except DatasetError as error:
+    st.warning(f"Full MNIST is configured but unusable: {error}")
+    full = None
+if full is not None:
+    datasets["full"] = full
+if state["ff_dataset"] not in datasets:
+    state["ff_dataset"] = "embedded"
+
+with st.container(border=True):
+    row = st.columns(4)
+    row[0].radio("Differentiated by", list(ffnn.BACKENDS), key="ff_backend",
+                 format_func=ffnn.BACKENDS.get, horizontal=True)
+    row[1].text_input("Hidden layers (units, comma-separated)", key="ff_hidden",
+                      help="e.g. 256, or 256,128 for two layers; empty for none")
+    row[2].selectbox("Activation", ["relu", "tanh", "sigmoid"], key="ff_activation")
+    row[3].selectbox("Loss", list(LOSS_NAMES), key="ff_loss", format_func=LOSS_NAMES.get)
+    row = st.columns(4)
+    row[0].selectbox("Optimizer", list(OPTIMIZER_NAMES), key="ff_optimizer",
+                     format_func=OPTIMIZER_NAMES.get)
+    row[1].number_input("Learning rate", min_value=1e-6, max_value=1e6, step=0.001,
+                        format="%g", key="ff_learning_rate")
+    row[2].number_input("Batch size", min_value=1, max_value=60_000, step=16, key="ff_batch_size")
+    row[3].number_input("Epochs", min_value=1, max_value=10_000, key="ff_epochs")
+    row = st.columns([2, 2, 1, 1, 1])
+    row[0].selectbox("Data set", list(datasets), key="ff_dataset",
+                     format_func=lambda name: datasets[name].name)
+    row[1].checkbox("Continue from the current model", key="ff_continue",
+                    help="Start from the weights of the model below (trained, uploaded or "
+                         "default) instead of fresh ones; its architecture is kept.")
+    start = row[2].button("Start", type="primary", icon=":material/play_arrow:",
+                          key="ff_start", width="stretch")
+    row[3].button("Stop", icon=":material/stop:", key="ff_stop", width="stretch",
+                  on_click=lambda: state["ff_run"].stop() if "ff_run" in state else None)
+    row[4].button("Reset", icon=":material/restart_alt:", key="ff_reset", width="stretch",
+                  on_click=reset, help="Stop, forget the trained model, restore the defaults")
+
+if start:
+    problems: list[str] = []
+    try:
+        hidden = ffnn.parse_hidden(state["ff_hidden"])
+    except ValueError as error:
+        problems.append(f"{str(error)[0].upper()}{str(error)[1:]}.")
+        hidden = ()
+    arch = ffnn.Architecture(hidden, state["ff_activation"])
+    params = None
+    if state["ff_continue"]:
+        model, label = current_model()
+        arch = model.architecture
+        params = {name: np.asarray(value) for name, value in model.params.items()}
+        st.info(f"Continuing from {label}.")
+    config = ffnn.TrainingConfig(arch, state["ff_loss"], state["ff_optimizer"],
+                                 float(state["ff_learning_rate"]), int(state["ff_batch_size"]),
+                                 int(state["ff_epochs"]), state["ff_backend"])
+    split = datasets[state["ff_dataset"]].split
+    problems += ffnn.limit_problems(config, limits())
+    if config.batch_size > len(split.x_train):
+        problems.append(f"A batch of {config.batch_size} is more than the "
+                        f"{len(split.x_train)} training digits.")
+    if "ff_run" in state and state["ff_run"].view().active:
+        problems.append("A run is already going: stop it first.")
+    for problem in problems:
+        st.error(problem)
+    if not problems:
+        batch = twin_batch(split)
+        state["ff_run_config"] = config
+        state["ff_run_dataset"] = datasets[state["ff_dataset"]].name
+        state["ff_run"] = start_run(
+            lambda stop: ffnn.training_run(config, split, params=params, stop=stop,
+                                           evals_per_epoch=2, twin_batch=batch))
+
+if "ff_run" in state:
+    live_panel(state["ff_run"], key="ff_live", draw_snapshot=draw_snapshot)
+else:
+    st.caption("Press **Start** to train. The curves, the progress and the first-layer "
+               "weights appear here and update live; the page stays usable meanwhile.")
+
+model, label = current_model()
+st.subheader("The model")
+st.markdown(f"Below: {label}.")
+split = datasets[state["ff_dataset"]].split
+
+evaluation, twin, sketch, model_file = st.tabs(
+    ["Evaluation", "Twin-engine check", "Sketch a digit", "Model file"])
+
+with evaluation:
+    predicted = model.predict_proba(as_float(split.x_test)).argmax(axis=1)
+    accuracy = float(np.mean(predicted == split.y_test))
+    st.metric(f"Test accuracy ({len(split.y_test):,} digits never trained on)", f"{accuracy:.1%}")
+    left, right = st.columns([2, 3])
+    left.plotly_chart(charts.confusion_matrix_figure(confusion_matrix(split.y_test, predicted)),
+                      key="ff_confusion_chart", width="stretch")
+    wrong = np.flatnonzero(predicted != split.y_test)[:40]
+    right.plotly_chart(charts.digit_gallery_figure(
+        as_float(split.x_test[wrong]), [f"{predicted[i]} (true {split.y_test[i]})" for i in wrong],
+        columns=8, title=f"Misclassified test digits: predicted (true), first {len(wrong)} of "
+                         f"{int(np.sum(predicted != split.y_test))}"),
+        key="ff_gallery_chart", width="stretch")
+
+with twin:
+    st.markdown("One batch of 64 training digits, the current model's parameters, gradients "
+                "from **our autodiff engine** and from **jax.grad**: how far apart are they, "
+                "layer by layer? (float32 arithmetic: ~1e-7 relative is rounding.)")
+    if st.button("Compare the gradients now", key="ff_twin_button"):
+        params = {name: np.asarray(value) for name, value in model.params.items()}
+        state["ff_twin_now"] = ffnn.gradient_differences(model.architecture, state["ff_loss"],
+                                                         params, *twin_batch(split))
+    if "ff_twin_now" in state:
+        st.plotly_chart(twin_figure(state["ff_twin_now"], "Gradient difference per layer"),
+                        key="ff_twin_now_chart", width="stretch")
+
+with sketch:
+    st.markdown(f"Draw a digit: {label} reads it.")
+    pre = preprocess_or_explain(sketch_input("ff"))
+    if pre is not None:
+        left, right = st.columns([1, 3])
+        left.image(np.kron(pre.final, np.ones((8, 8))).clip(0, 1), caption="what the model sees "
+                   "(28×28)", width=224)
+        probabilities = model.predict_proba(pre.final[None])[0]
+        right.plotly_chart(charts.probability_bars_figure(
+            probabilities, f"It reads a {int(probabilities.argmax())}"),
+            key="ff_sketch_chart", width="stretch")
+
+with model_file:
+    st.download_button("Download this model (.npz)", key="ff_download",
+                       data=lambda: model_file_bytes(model), on_click="ignore",
+                       file_name="glassbox-ffnn.npz", mime="application/octet-stream",
+                       icon=":material/download:")
+    st.file_uploader("Upload a model file to evaluate it or continue training it",
+                     type=["npz"], key="ff_model_file")
+    if "ff_upload_error" in state:
+        st.error(state["ff_upload_error"])

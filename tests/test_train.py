@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from engine import ffnn
-from engine.data import Split, embedded_split
-from engine.train import Schedule, divergence, epoch_chunks
+from engine.data import Split, as_float, embedded_split
+from engine.train import Schedule, confusion_matrix, divergence, epoch_chunks
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_a_short_run_lowers_the_loss_and_reports_progress(small_split, backend):
     assert len(losses) == final.total_steps
     assert np.mean(losses[-8:]) < 0.6 * np.mean(losses[:8])
     assert final.test_accuracy > 0.6 and final.val_accuracy > 0.6
-    assert final.snapshot.shape == (32, 28, 28)
+    assert final.snapshot.weights.shape == (32, 28, 28)
     assert set(final.params) == {"w0", "b0", "w1", "b1"}
     assert all(isinstance(v, np.ndarray) for v in final.params.values())
 
@@ -104,3 +104,17 @@ def test_a_nan_loss_counts_as_divergence_even_below_the_blowup_limit():
     assert "blew up" in divergence(np.array([1.0, 1e3]), 2, params, 100.0)
     assert "parameters" in divergence(np.array([1.0, 2.0]), 2, {"w": np.array([np.inf])}, 100.0)
     assert divergence(np.array([1.0, 2.0]), 2, params, 100.0) == ""
+
+
+def test_confusion_matrix_counts_true_rows_and_predicted_columns():
+    matrix = confusion_matrix(np.array([0, 0, 1, 2, 2]), np.array([0, 1, 1, 2, 0]), 3)
+    np.testing.assert_array_equal(matrix, [[1, 1, 0], [0, 1, 0], [1, 0, 1]])
+
+
+def test_twin_check_runs_at_each_evaluation(small_split):
+    x, y = as_float(small_split.x_val[:16]), small_split.y_val[:16]
+    events = list(ffnn.training_run(config(epochs=1), small_split, evals_per_epoch=1,
+                                    twin_batch=(x, y)))
+    twin = events[-1].snapshot.twin
+    assert [d.layer for d in twin] == ["layer 1", "layer 2"]
+    assert all(d.max_rel < 1e-4 for d in twin)
