@@ -111,21 +111,23 @@ def params():
 
 
 def test_init_params_shapes(params):
-    assert [layer["w"].shape for layer in params["conv"]] == [(3, 3, 1, 3), (3, 3, 3, 5)]
-    assert [layer["b"].shape for layer in params["conv"]] == [(3,), (5,)]
-    assert params["dense"]["w"].shape == (7 * 7 * 5, 10)
-    assert params["dense"]["b"].shape == (10,)
+    assert {name: p.shape for name, p in params.items()} == {
+        "conv0_w": (3, 3, 1, 3), "conv0_b": (3,), "conv1_w": (3, 3, 3, 5), "conv1_b": (5,),
+        "dense_w": (7 * 7 * 5, 10), "dense_b": (10,)}
+    assert all(p.dtype == jnp.float32 for p in params.values())
+    # He scaling: the second block's weights have variance 2 / fan_in (fan_in = 3 x 3 x 3).
+    assert float(jnp.var(params["conv1_w"])) == pytest.approx(2 / 27, rel=0.3)
 
 
 def test_init_params_is_deterministic_per_key():
     a, b = (cnn.init_params(jax.random.key(3), SPEC) for _ in range(2))
     c = cnn.init_params(jax.random.key(4), SPEC)
     assert all(jax.tree.leaves(jax.tree.map(jnp.array_equal, a, b)))
-    assert not jnp.array_equal(a["conv"][0]["w"], c["conv"][0]["w"])
+    assert not jnp.array_equal(a["conv0_w"], c["conv0_w"])
 
 
 def test_conv_block_shapes(params):
-    activation, pooled = cnn.conv_block(params["conv"][0], jnp.zeros((4, 28, 28, 1)), spec=SPEC)
+    activation, pooled = cnn.conv_block(params, 0, jnp.zeros((4, 28, 28, 1)), spec=SPEC)
     assert activation.shape == (4, 28, 28, 3)
     assert pooled.shape == (4, 14, 14, 3)
 

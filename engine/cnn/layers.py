@@ -1,0 +1,129 @@
+"""The CNN's layers in JAX: convolution as im2col by shifted slices and one matmul, reshape pooling,
+dropout, and shift augmentation. Arrays are NHWC: (batch, height, width, channels)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+POOL_SIZE = 2
+
+
+class ArchitectureError(ValueError):
+    """A CNN that cannot be built; the message says what is impossible."""
+
+
+# ----------------------------------------------------------------------------- convolution
+
+def padding_amounts(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int]:
+    """(before, after) zero padding on one spatial axis.
+
+    "same" follows XLA/TensorFlow: the output has ceil(size / stride) positions and any odd
+    padding goes after, so our convolution lines up exactly with `lax.conv_general_dilated`.
+    """
+    if padding == "valid":
+        return 0, 0
+    if padding != "same":
+        raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding: str = "same") -> int:
+    """Positions along one axis after a convolution (0 when the kernel does not fit)."""
+    before, after = padding_amounts(size, kernel, stride, padding)
+    return max((size + before + after - kernel) // stride + 1, 0)
+
+
+def im2col(x: jax.Array, kh: int, kw: int, *, stride: int = 1, padding: str = "same") -> jax.Array:
+    """Patches of `x` stacked on the channel axis, one strided slice per kernel offset.
+
+    x: (N, H, W, C) -> (N, OH, OW, kh*kw*C), ordered (row offset, column offset, channel) so that
+    a (kh, kw, C, F) kernel reshaped to (kh*kw*C, F) multiplies it directly. Slices and one concat
+    are cheap for XLA on CPU, and the matmul that follows is the fast path of the machine.
+    """
+    _, h, w, _ = x.shape
+    pad_h = padding_amounts(h, kh, stride, padding)
+    pad_w = padding_amounts(w, kw, stride, padding)
+    oh, ow = conv_output_size(h, kh, stride, padding), conv_output_size(w, kw, stride, padding)
+    if oh == 0 or ow == 0:
+        raise ArchitectureError(f"a {kh}x{kw} kernel does not fit a {h}x{w} input")
+    padded = jnp.pad(x, ((0, 0), pad_h, pad_w, (0, 0)))
+    shifted = [
+        padded[:, i : i + (oh - 1) * stride + 1 : stride, j : j + (ow - 1) * stride + 1 : stride, :]
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    return jnp.concatenate(shifted, axis=-1)
+
+
+def conv2d(x: jax.Array, kernel: jax.Array, *, stride: int = 1, padding: str = "same") -> jax.Array:
+    """Cross-correlation (what deep learning calls convolution), no bias.
+
+    x: (N, H, W, Cin), kernel: (kh, kw, Cin, Cout) -> (N, OH, OW, Cout).
+    """
+    kh, kw, cin, cout = kernel.shape
+    return im2col(x, kh, kw, stride=stride, padding=padding) @ kernel.reshape(kh * kw * cin, cout)
+
+
+def lax_conv2d(
+    x: jax.Array, kernel: jax.Array, *, stride: int = 1, padding: str = "same"
+) -> jax.Array:
+    """The library's convolution with `conv2d`'s signature: the reference for tests and benchmarks.
+
+    x: (N, H, W, Cin), kernel: (kh, kw, Cin, Cout) -> (N, OH, OW, Cout).
+    """
+    return lax.conv_general_dilated(
+        x, kernel, window_strides=(stride, stride), padding=padding.upper(),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
+
+
+# ----------------------------------------------------------------------------- pooling
+
+def pool2d(x: jax.Array, kind: str = "max", size: int = POOL_SIZE) -> jax.Array:
+    """Non-overlapping size x size pooling by reshape.
+
+    x: (N, H, W, C) -> (N, H // size, W // size, C). A reshape needs H and W divisible by `size`,
+    so trailing rows/columns that do not fill a window are cropped (PyTorch's floor mode, XLA's
+    "VALID" window): a 7x7 map max-pools to 3x3 and its last row and column are never seen.
+    """
+    n, h, w, c = x.shape
+    oh, ow = h // size, w // size
+    if oh == 0 or ow == 0:
+        raise ArchitectureError(f"a {h}x{w} map is too small for {size}x{size} pooling")
+    windows = x[:, : oh * size, : ow * size, :].reshape(n, oh, size, ow, size, c)
+    if kind == "max":
+        return windows.max(axis=(2, 4))
+    if kind == "avg":
+        return windows.mean(axis=(2, 4))
+    raise ValueError(f"pool kind must be 'max' or 'avg', got {kind!r}")
+
+
+
+# ----------------------------------------------------------------------------- regularisation
+
+def dropout(key: jax.Array, x: jax.Array, rate: float) -> jax.Array:
+    """Inverted dropout: zero a `rate` fraction of x, scale the rest so the expectation is kept."""
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), 0.0)
+
+
+def random_shift(key: jax.Array, images: jax.Array, max_shift: int = 2) -> jax.Array:
+    """Move each image by its own random whole-pixel offset in [-max_shift, max_shift] per axis.
+
+    images: (N, H, W) -> (N, H, W); pixels moved in from outside are 0 (background). Drawn digits
+    are rarely centred the way MNIST is, so this buys robustness on the sketch page.
+    """
+    if max_shift == 0:
+        return images
+    n, h, w = images.shape
+    offsets = jax.random.randint(key, (n, 2), 0, 2 * max_shift + 1)
+    padded = jnp.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift)))
+
+    def crop(image: jax.Array, offset: jax.Array) -> jax.Array:
+        return lax.dynamic_slice(image, (offset[0], offset[1]), (h, w))
+
+    return jax.vmap(crop)(padded, offsets)
