@@ -24,9 +24,9 @@ from engine.preprocess import FIELD, Preprocessed, PreprocessError, load_image, 
 
 # The default models the sketch lab and the command line use, in the order they are shown.
 DEFAULT_MODELS: dict[str, str] = {
-    "ffnn-autodiff": "Feed-forward net, trained by our autodiff engine",
-    "ffnn-jax": "Feed-forward net, trained with jax.grad",
-    "cnn": "CNN, hand-written convolution",
+    "ffnn-autodiff": "FFNN · our autodiff",
+    "ffnn-jax": "FFNN · jax.grad",
+    "cnn": "CNN · our convolution",
 }
 
 

@@ -26,12 +26,12 @@ if preprocessed is not None:
     _, crop_column, fit_column, _, centre_column = st.columns(5)
     crop_column.toggle("Crop to the ink", key="sk_crop")
     fit_column.toggle("Fit into 20×20", key="sk_fit")
-    centre_column.toggle("Centre of mass to the middle", key="sk_centre")
+    centre_column.toggle("Centre of mass", key="sk_centre")
 
     st.subheader("2 · What each model answers")
     st.markdown("Each model turns the 784 pixels into ten probabilities that add up to 1; the "
-                "tallest bar is its guess. Both feed-forward nets share one architecture and "
-                "differ only in who computed their gradients, so they should nearly agree.")
+                "tallest bar is its guess. The two feed-forward nets (FFNN) share one architecture "
+                "and differ only in who computed their gradients, so they should nearly agree.")
     choices = current_models()
     answers = probabilities_of({c.slot: c.model for c in choices if c.model}, preprocessed.final)
     for column, choice in zip(st.columns(len(choices)), choices, strict=True):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 from helpers import canvas_state, mnist_digit, mnist_on_canvas, vertical_one
 from streamlit.testing.v1 import AppTest
 
-from engine import ffnn
-from engine.predict import ffnn_model
+from engine import cnn, ffnn
+from engine.predict import cnn_model, ffnn_model
 from ui.lab import feature_map_mosaic, saliency_overlay, top_guess
 from ui.models import TRAINED_MODELS_KEY
 from ui.sketch import canvas_key
@@ -85,6 +86,18 @@ def test_a_model_trained_in_this_session_replaces_the_default_and_says_so(lab) -
     assert guesses(lab)[1] == "0?"
     assert "Not sure: only 10% confident" in captions(lab)
     assert "bigger" in lab.warning[0].value
+
+
+def test_the_cnn_shows_its_saliency_and_first_layer(lab) -> None:
+    """Whichever CNN is offered (here an untrained one of this session) gets section 3."""
+    spec = cnn.CNNSpec(filters=(4,))
+    params = cnn.init_params(jax.random.PRNGKey(0), spec)
+    lab.session_state[TRAINED_MODELS_KEY] = {"cnn": cnn_model(spec, params)}
+    draw(lab, vertical_one())
+    assert "3 · What the CNN looks at" in [h.value for h in lab.subheader]
+    cnn_captions = [c for image in lab.get("image") for c in image.captions]
+    assert any(c.startswith("Saliency") for c in cnn_captions)
+    assert "First layer: what each of its 4 filters responds to (bright = strong)" in cnn_captions
 
 
 def test_top_guess_and_the_cnn_views_are_plain_images() -> None:

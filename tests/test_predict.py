@@ -7,11 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 from helpers import image_bytes, mnist_digit, mnist_on_canvas, on_paper, vertical_one
 
-from engine import checkpoint, ffnn
+from engine import checkpoint, cnn, ffnn
 from engine.predict import (
     ModelUnavailableError,
     classify,
@@ -51,6 +52,16 @@ def test_a_model_predicts_what_its_engine_predicts() -> None:
     np.testing.assert_allclose(ffnn_model(arch, params).predict_proba(images), expected,
                                rtol=1e-6)
     assert from_file.describe() == "784-16-10, relu"
+
+
+def test_a_cnn_model_file_predicts_what_the_cnn_predicts() -> None:
+    spec = cnn.CNNSpec(filters=(4,))
+    params = cnn.init_params(jax.random.PRNGKey(2), spec)
+    images = np.random.default_rng(1).random((2, 28, 28), dtype=np.float32)
+    model = model_from_bytes(cnn.checkpoint_bytes(spec, params))
+    assert model.kind == "cnn"
+    np.testing.assert_allclose(model.predict_proba(images),
+                               cnn.predict_proba(params, images, spec=spec), rtol=1e-6)
 
 
 def test_a_model_file_of_an_unknown_kind_is_refused() -> None:

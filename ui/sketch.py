@@ -172,9 +172,19 @@ def stage_images(pre: Preprocessed) -> list[tuple[str, np.ndarray]]:
     ]
 
 
+def _on_square(rgb: np.ndarray) -> np.ndarray:
+    """rgb (h, w, 3) centred on a square of the page's white, so a thin stage (a "1" cropped
+    to 215x18) keeps its aspect ratio but not a caption squeezed to its width."""
+    height, width = rgb.shape[:2]
+    side = max(height, width)
+    square = np.full((side, side, 3), 255, dtype=np.uint8)
+    top, left = (side - height) // 2, (side - width) // 2
+    square[top:top + height, left:left + width] = rgb
+    return square
+
+
 def show_preprocessing_stages(pre: Preprocessed) -> None:
     """Draw the stages in one row of small images, left (the ink drawn) to right (the
     model input)."""
     for column, (caption, image) in zip(st.columns(5), stage_images(pre), strict=True):
-        height, width = image.shape[:2]
-        column.image(image, caption=caption, width=STAGE_DISPLAY * width // max(height, width))
+        column.image(_on_square(image), caption=caption, width=STAGE_DISPLAY)
