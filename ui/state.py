@@ -29,7 +29,21 @@ DEFAULTS: dict[str, Any] = {
     "ff_epochs": 10,
     "ff_dataset": "embedded",
     "ff_continue": False,
-    # CNN (cnn_)
+    # CNN (cnn_): the training defaults are engine.cnn.TrainingConfig's (T2: 97.5% within 20 s)
+    "cnn_follow": "test",
+    "cnn_test_index": 0,
+    "cnn_filters": "16, 32",
+    "cnn_kernel": 3,
+    "cnn_pool": "max",
+    "cnn_padding": "same",
+    "cnn_use_dropout": False,
+    "cnn_dropout": 0.25,
+    "cnn_optimizer": "adam",
+    "cnn_learning_rate": 0.005,
+    "cnn_batch_size": 64,
+    "cnn_epochs": 5,
+    "cnn_shift": 2,
+    "cnn_decay": True,
     # sketch lab (sk_)
     "sk_crop": True,  # preprocessing steps, each switchable to show why it matters
     "sk_fit": True,
