@@ -13,6 +13,7 @@ st.caption("Draw a digit (or upload a photo of one) and every model answers at o
            "the exact 28×28 image they read, and what the CNN looks at in it.")
 
 drawing = sketch_input("sk")
+choices = current_models()  # loaded (once per server) while the learner starts drawing
 state = st.session_state
 options = PreprocessOptions(crop=state["sk_crop"], fit=state["sk_fit"], centre=state["sk_centre"])
 preprocessed = preprocess_or_explain(drawing, options=options)
@@ -32,7 +33,6 @@ if preprocessed is not None:
     st.markdown("Each model turns the 784 pixels into ten probabilities that add up to 1; the "
                 "tallest bar is its guess. The two feed-forward nets (FFNN) share one architecture "
                 "and differ only in who computed their gradients, so they should nearly agree.")
-    choices = current_models()
     answers = probabilities_of({c.slot: c.model for c in choices if c.model}, preprocessed.final)
     for column, choice in zip(st.columns(len(choices)), choices, strict=True):
         with column:
