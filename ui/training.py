@@ -14,6 +14,7 @@ queue and the panel shows their place in it.
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -133,7 +134,7 @@ def format_seconds(seconds: float) -> str:
 def progress_text(event: Progress) -> str:
     """E.g. "Epoch 3 of 10 · step 84/280 · loss 0.301 · test 91.2% · 2 s elapsed, about 5 s
     left"."""
-    parts = [f"Epoch {min(int(event.epoch) + 1, event.epochs)} of {event.epochs}",
+    parts = [f"Epoch {max(1, math.ceil(event.epoch))} of {event.epochs}",
              f"step {event.step}/{event.total_steps}", f"loss {event.loss:.3f}"]
     if event.test_accuracy is not None:
         parts.append(f"test {event.test_accuracy:.1%}")
