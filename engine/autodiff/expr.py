@@ -220,6 +220,7 @@ class _TermBuilder:
 
     def call(self, node: ast.Call, depth: int) -> Term:
         if not isinstance(node.func, ast.Name):
+            self.build(node.func, depth + 1)  # a disallowed callee (a.b, lambda) is named first
             raise self.fail("only the functions " + ", ".join(FUNCTIONS) + " can be called", node)
         name = node.func.id
         if name not in FUNCTIONS:

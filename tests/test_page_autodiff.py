@@ -1,0 +1,108 @@
+"""The autodiff playground driven through the router with AppTest (no browser)."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def playground() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
+    at.switch_page("pages/autodiff.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def markdown_texts(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown]
+
+
+def enter(at: AppTest, formula: str) -> AppTest:
+    at.text_input(key="ad_formula").set_value(formula).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_default_formula_shows_value_gradients_graph_and_a_check(playground: AppTest) -> None:
+    assert playground.text_input(key="ad_formula").value == "tanh(w*x + b)"
+    assert {n.label for n in playground.number_input} >= {"w", "x", "b"}
+    summary = next(t for t in markdown_texts(playground) if t.startswith("**f = "))
+    assert "∂f/∂w" in summary and "∂f/∂x" in summary and "∂f/∂b" in summary
+    assert playground.get("graphviz_chart")
+    assert any("pass" in t for t in markdown_texts(playground))
+    assert not playground.error
+
+
+def test_entering_a_formula_gives_its_gradients(playground: AppTest) -> None:
+    enter(playground, "x**2 + 3*x*y")
+    playground.number_input(key="ad_var_x").set_value(2.0).run()
+    playground.number_input(key="ad_var_y").set_value(1.0).run()
+    summary = next(t for t in markdown_texts(playground) if t.startswith("**f = "))
+    # f = 4 + 6 = 10; df/dx = 2x + 3y = 7; df/dy = 3x = 6
+    assert summary == "**f = 10** · ∂f/∂x = 7 · ∂f/∂y = 6"
+
+
+@pytest.mark.parametrize(
+    ("formula", "message"),
+    [
+        ("__import__('os').system('true')", "attribute access"),
+        ("x +", "not a formula"),
+        ("x.real", "attribute access"),
+        ("9**9**9", "power inside an exponent"),
+    ],
+)
+def test_a_bad_formula_shows_an_error_not_a_traceback(playground: AppTest, formula: str,
+                                                      message: str) -> None:
+    enter(playground, formula)
+    assert len(playground.error) == 1 and message in playground.error[0].value
+    assert not playground.get("graphviz_chart")
+
+
+def test_a_domain_error_is_explained(playground: AppTest) -> None:
+    enter(playground, "log(x)")
+    playground.number_input(key="ad_var_x").set_value(-1.0).run()
+    assert not playground.exception
+    assert "log needs a positive number" in playground.error[0].value
+
+
+def test_step_control_walks_the_backward_order(playground: AppTest) -> None:
+    enter(playground, "tanh(w*x + b)")
+    slider = playground.slider(key="ad_step")
+    assert slider.min == 1 and slider.max == 3  # tanh, +, *
+    step_lines = [t for t in markdown_texts(playground) if t.startswith("**Step")]
+    assert step_lines == ["**Step 1 of 3:** node `f` = `tanh(w*x + b)`"]
+    slider.set_value(3).run()
+    texts = markdown_texts(playground)
+    assert any(t.startswith("**Step 3 of 3:** node `v2` = `w*x`") for t in texts)
+    chain = [c.value for c in playground.code]
+    assert any(c.startswith("∂f/∂w += ∂f/∂v2 · ∂v2/∂w") for c in chain)
+
+
+def test_the_step_control_survives_a_shorter_formula(playground: AppTest) -> None:
+    playground.slider(key="ad_step").set_value(3).run()
+    enter(playground, "exp(a)")  # a single backward step: no slider, no crash
+    assert any(t.startswith("**Step 1 of 1:**") for t in markdown_texts(playground))
+
+
+def test_descent_panel(playground: AppTest) -> None:
+    assert any("exactly two variables" in i.value for i in playground.info)
+    playground.button(key="ad_use_bowl").click().run()
+    assert playground.text_input(key="ad_formula").value == "x**2 + 3*y**2"
+    assert not playground.warning
+    charts = playground.get("plotly_chart")
+    assert len(charts) == 2
+    playground.number_input(key="ad_lr").set_value(1.5).run()  # too big: the path flies off
+    assert any("ran off" in w.value for w in playground.warning)
+
+
+def test_overfit_one_digit(playground: AppTest) -> None:
+    playground.slider(key="ad_overfit_steps").set_value(20).run()
+    playground.button(key="ad_overfit_run").click().run()
+    assert not playground.exception
+    result = playground.session_state["ad_overfit"]
+    losses = [s.loss for s in result["history"]]
+    assert len(losses) == 21 and losses[-1] < losses[0] / 2
+    assert len(playground.get("plotly_chart")) == 3  # loss curve, probabilities before and after
