@@ -50,7 +50,7 @@ def test_an_empty_canvas_gets_a_friendly_prompt(lab) -> None:
 
 def test_a_drawn_one_is_answered_by_every_model_with_its_source(lab) -> None:
     draw(lab, vertical_one())
-    answered = [c for c in captions(lab) if c.startswith("pretrained default")]
+    answered = [c for c in captions(lab) if c == "pretrained default"]
     assert len(guesses(lab)) == len(answered) >= 2
     assert set(guesses(lab)) == {"1"}
     assert any(c.endswith("% confident") for c in captions(lab))
@@ -82,7 +82,7 @@ def test_a_model_trained_in_this_session_replaces_the_default_and_says_so(lab) -
     zeros = {name: np.zeros(shape, np.float32) for name, shape in arch.param_shapes().items()}
     lab.session_state[TRAINED_MODELS_KEY] = {"ffnn-jax": ffnn_model(arch, zeros)}
     draw(lab, vertical_one())
-    assert "trained in this session · 784-8-10, relu" in captions(lab)
+    assert captions(lab).count("trained in this session") == 1
     assert guesses(lab)[1] == "0?"
     assert "Not sure: only 10% confident" in captions(lab)
     assert "bigger" in lab.warning[0].value

@@ -7,12 +7,13 @@ import streamlit as st
 
 from engine import cnn
 from engine.predict import Model
+from engine.preprocess import FIELD
 from ui.charts import probability_bars_figure
 from ui.models import ModelChoice
 
 NOT_SURE = 0.5  # a top probability below this is shown as "not sure"
 BARS_HEIGHT = 230  # px: three bar charts side by side stay compact
-VIEW_PIXEL = 6  # screen pixels per model-input pixel in the CNN's views (28 -> 168 px)
+VIEW_PIXEL = 7  # screen pixels per model-input pixel in the CNN's views (28 -> 196 px)
 HEAT = np.array([1.0, 0.15, 0.05], dtype=np.float32)  # the saliency overlay's red
 
 
@@ -32,11 +33,12 @@ def show_answer(choice: ModelChoice, probabilities: np.ndarray | None) -> None:
 
     probabilities: (10,), or None when the slot has no model (the reason is shown instead).
     """
-    st.markdown(f"**{choice.title}**")
     if choice.model is None or probabilities is None:
+        st.markdown(f"**{choice.title}**")
         st.info(choice.unavailable or "No model is available here yet.")
         return
-    st.caption(f"{choice.source} · {choice.model.describe()}")
+    st.markdown(f"**{choice.title}**", help=choice.model.describe())
+    st.caption(choice.source)
     digit, confidence = top_guess(probabilities)
     st.metric("Top guess", f"{digit}?" if is_unsure(probabilities) else str(digit))
     st.caption(f"Not sure: only {confidence:.0%} confident" if is_unsure(probabilities)
@@ -83,8 +85,8 @@ def show_cnn_view(model: Model, image: np.ndarray, digit: int) -> None:
     saliency = np.asarray(cnn.saliency(model.params, image, digit, spec=model.architecture))
     first_layer = np.asarray(cnn.feature_maps(model.params, image, spec=model.architecture)[0])
     left, right = st.columns([1, 2])
-    left.image(enlarged(saliency_overlay(image, saliency)),
+    left.image(enlarged(saliency_overlay(image, saliency)), width=FIELD * VIEW_PIXEL,
                caption=f"Saliency: the pixels that move the score of {digit} most")
-    right.image(enlarged(feature_map_mosaic(first_layer), factor=3),
+    right.image(enlarged(feature_map_mosaic(first_layer, columns=8), factor=3),
                 caption=f"First layer: what each of its {first_layer.shape[-1]} filters "
                         "responds to (bright = strong)")

@@ -21,6 +21,7 @@ PEN_WIDTH = 18  # px: ~2 MNIST pixels once scaled, like MNIST's own strokes
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp"]
 STAGE_DISPLAY = 140  # px: each preprocessing stage is shown about this wide
 MARK = np.array([255, 64, 64], dtype=np.uint8)  # bounding box and centre-of-mass marks
+PAD_GREY = 140  # around stages that are not square
 
 
 def canvas_key(key_prefix: str, clears: int = 0) -> str:
@@ -173,11 +174,12 @@ def stage_images(pre: Preprocessed) -> list[tuple[str, np.ndarray]]:
 
 
 def _on_square(rgb: np.ndarray) -> np.ndarray:
-    """rgb (h, w, 3) centred on a square of the page's white, so a thin stage (a "1" cropped
-    to 215x18) keeps its aspect ratio but not a caption squeezed to its width."""
+    """rgb (h, w, 3) centred on a mid-grey square (unlike black background or white ink), so a
+    thin stage (a "1" cropped to 215x18) keeps its aspect ratio but not a caption squeezed to
+    its width."""
     height, width = rgb.shape[:2]
     side = max(height, width)
-    square = np.full((side, side, 3), 255, dtype=np.uint8)
+    square = np.full((side, side, 3), PAD_GREY, dtype=np.uint8)
     top, left = (side - height) // 2, (side - width) // 2
     square[top:top + height, left:left + width] = rgb
     return square
