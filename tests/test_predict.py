@@ -14,6 +14,7 @@ from helpers import image_bytes, mnist_digit, mnist_on_canvas, on_paper, vertica
 
 from engine import checkpoint, cnn, ffnn
 from engine.predict import (
+    DEFAULT_MODELS,
     ModelUnavailableError,
     classify,
     ffnn_model,
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def defaults():
     models, missing = load_default_models()
-    assert {"ffnn-autodiff", "ffnn-jax"} <= set(models), missing
+    assert set(models) == set(DEFAULT_MODELS), missing
     return models
 
 
@@ -109,7 +110,7 @@ def test_the_cli_prints_one_json_line_per_image_and_exits_0(image_files, capsys)
     for line, (path, digit) in zip(lines, image_files.values(), strict=True):
         record = json.loads(line)
         assert record["file"] == str(path)
-        assert {"ffnn-autodiff", "ffnn-jax"} <= set(record["models"])
+        assert set(record["models"]) == set(DEFAULT_MODELS)
         for name, answer in record["models"].items():
             assert answer["digit"] == digit, (path.name, name)
             assert len(answer["probabilities"]) == 10
@@ -129,7 +130,7 @@ def test_the_cli_reports_unreadable_files_after_the_readable_ones(image_files, t
     assert result.returncode == 1
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["file"] for r in records] == [str(good)]
-    assert records[0]["models"]["ffnn-jax"]["digit"] == digit
+    assert records[0]["models"]["cnn"]["digit"] == digit
     errors = result.stderr
     assert f"{not_an_image}: That file is not an image" in errors
     assert f"{tmp_path / 'missing.png'}: cannot read the file" in errors
