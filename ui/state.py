@@ -25,7 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "ff_loss": "cross_entropy",
     "ff_optimizer": "adam",
     "ff_learning_rate": 0.002,
-    "ff_batch_size": 128,
+    "ff_batch_size": 64,
     "ff_epochs": 10,
     "ff_dataset": "embedded",
     "ff_continue": False,
