@@ -22,6 +22,8 @@ class Limits:
     max_filters: per conv block of a CNN.
     max_epochs, max_batch_size: of any run. max_concurrent_runs: training runs at once on this
     server (others wait in a queue). max_upload_mb: a model file's size.
+    abandon_seconds: a run nobody has watched for this long (its page closed) is stopped.
+    max_saved_runs_mb, max_saved_run_days: the saved-runs folder's caps (oldest removed first).
     """
 
     max_hidden_units: int = 1024
@@ -30,7 +32,10 @@ class Limits:
     max_epochs: int = 50
     max_batch_size: int = 1024
     max_concurrent_runs: int = 2
-    max_upload_mb: int = 50
+    max_upload_mb: int = 5  # = server.maxUploadSize in .streamlit/config.toml
+    abandon_seconds: int = 30
+    max_saved_runs_mb: int = 256
+    max_saved_run_days: int = 7
 
 
 ENV_PREFIX = "GLASSBOX_"
