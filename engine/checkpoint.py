@@ -62,17 +62,38 @@ def save(path: str | Path, params: dict[str, np.ndarray], metadata: dict[str, An
 
 
 def write_atomically(path: str | Path, data: bytes) -> None:
-    """Write data to path via a temp file in the same folder and `os.replace`."""
+    """Write data to path via a temp file in the same folder, fsync and `os.replace`.
+
+    A crash at any point leaves the previous file whole (at worst a stray `.*.tmp` beside it);
+    the fsyncs make the new bytes, then the rename, durable before this returns.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename inside folder durable (POSIX; Windows cannot open a folder, nor needs to)."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass  # some file systems refuse fsync on a folder; the rename itself has happened
+    finally:
+        os.close(handle)
 
 
 def from_bytes(data: bytes, model: str | None = None) -> Checkpoint:
