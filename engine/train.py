@@ -226,7 +226,7 @@ def divergence(losses: np.ndarray, n_steps: int, params: PyTree, blowup_limit: f
 
 
 def epoch_chunks(n_train: int, schedule: Schedule, epoch: int) -> list[np.ndarray]:
-    """Epoch `epoch`'s batches of training indices, cut into near-equal chunks.
+    """Epoch `epoch`'s batches of training indices, cut into equal (or near-equal) chunks.
 
     Each chunk is (steps, batch_size) int32; the last n_train % batch_size digits of the
     shuffled order sit this epoch out (every batch has the same shape).
@@ -234,7 +234,9 @@ def epoch_chunks(n_train: int, schedule: Schedule, epoch: int) -> list[np.ndarra
     steps = n_train // schedule.batch_size
     order = epoch_permutation(n_train, schedule.seed, epoch)[: steps * schedule.batch_size]
     batches = order.reshape(steps, schedule.batch_size).astype(np.int32)
-    n_chunks = -(-steps // schedule.chunk_steps)
+    fewest = -(-steps // schedule.chunk_steps)
+    # Equal chunks compile one JAX program, not two: take a few more chunks if that evens them.
+    n_chunks = next((n for n in range(fewest, 2 * fewest + 1) if steps % n == 0), fewest)
     return np.array_split(batches, n_chunks)
 
 

@@ -211,7 +211,7 @@ if start:
         state["ff_run_dataset"] = datasets[state["ff_dataset"]].name
         state["ff_run"] = start_run(
             lambda stop: ffnn.training_run(config, split, params=params, stop=stop,
-                                           evals_per_epoch=2, twin_batch=batch))
+                                           twin_batch=batch))
 
 if "ff_run" in state:
     live_panel(state["ff_run"], key="ff_live", draw_snapshot=draw_snapshot)

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from engine import ffnn
 from engine.train import History, Progress
 from ui import training
+from ui.state import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/feedforward.py"
@@ -121,6 +123,17 @@ def test_reset_forgets_the_model_and_restores_the_controls(at):
     assert at.number_input(key="ff_epochs").value == 10
     assert "the default model" in messages(at.markdown)
     assert "ff_run" not in at.session_state
+
+
+def test_the_page_defaults_are_the_engine_defaults():
+    """benchmarks' T1 times ffnn.TrainingConfig(); the page must start from the same settings."""
+    config = ffnn.TrainingConfig()
+    assert (DEFAULTS["ff_hidden"], DEFAULTS["ff_activation"]) == ("256", config.arch.activation)
+    assert ffnn.parse_hidden(DEFAULTS["ff_hidden"]) == config.arch.hidden
+    assert (DEFAULTS["ff_loss"], DEFAULTS["ff_optimizer"], DEFAULTS["ff_learning_rate"],
+            DEFAULTS["ff_batch_size"], DEFAULTS["ff_epochs"], DEFAULTS["ff_backend"]) == (
+        config.loss, config.optimizer, config.learning_rate, config.batch_size, config.epochs,
+        config.backend)
 
 
 def blocking_events(release: threading.Event):

@@ -92,6 +92,11 @@ def test_epoch_chunks_cover_each_digit_at_most_once_in_near_equal_chunks():
         epoch_chunks(1000, Schedule(epochs=1, batch_size=30, chunk_steps=7), epoch=3)).ravel())
 
 
+def test_epoch_chunks_prefer_equal_lengths_when_a_few_more_chunks_give_them():
+    chunks = epoch_chunks(57 * 64, Schedule(epochs=1, batch_size=64, chunk_steps=38), epoch=0)
+    assert [len(c) for c in chunks] == [19, 19, 19]
+
+
 def test_impossible_schedules_are_refused(small_split):
     with pytest.raises(ValueError, match="batch size"):
         next(ffnn.training_run(config(batch_size=401), small_split))
