@@ -3,6 +3,7 @@
 import streamlit as st
 
 from ui.state import init_state
+from ui.training import keep_runs_alive
 
 st.set_page_config(page_title="Glassbox", page_icon=":material/visibility:", layout="wide")
 
@@ -15,4 +16,5 @@ PAGES = [
 ]
 
 init_state()
+keep_runs_alive()  # the heartbeat of this session's training runs, on every page
 st.navigation(PAGES).run()
