@@ -2,6 +2,10 @@
 
 import streamlit as st
 
+from ui.state import ensure_router
+
+ensure_router()
+
 st.title("Glassbox", anchor=False)
 st.markdown(
     "**See how deep learning works, from the inside.** Every gradient here is computed by code "

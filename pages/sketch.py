@@ -7,6 +7,9 @@ from engine.preprocess import PreprocessOptions
 from ui.lab import is_unsure, show_answer, show_cnn_view, top_guess
 from ui.models import current_models
 from ui.sketch import preprocess_or_explain, show_preprocessing_stages, sketch_input
+from ui.state import ensure_router
+
+ensure_router()
 
 st.title("✏️ Sketch lab")
 st.caption("Draw a digit (or upload a photo of one) and every model answers at once. Below, see "

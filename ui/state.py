@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 # One section per page; each page adds the defaults for its own widget keys here.
 DEFAULTS: dict[str, Any] = {
@@ -56,3 +57,18 @@ def init_state() -> None:
     for key, value in DEFAULTS.items():
         if key not in st.session_state:
             st.session_state[key] = value
+
+
+def ensure_router() -> None:
+    """Hand a page over to the router when Streamlit ran it directly. Call first in every page.
+
+    A folder named pages/ beside streamlit_app.py makes Streamlit start in its legacy multipage
+    mode, which lasts until some session calls st.navigation: a fresh server's very first visit,
+    if it is a deep link such as /sketch, runs pages/sketch.py without the router (no state, a
+    sidebar of file names). Leaving that mode and rerunning gives the router the same page
+    (both modes name it by its URL path). Private API, pinned by the streamlit<2 requirement;
+    the browser test of a deep link guards it.
+    """
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()

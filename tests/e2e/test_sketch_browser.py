@@ -71,10 +71,6 @@ def answers(page) -> list[str]:
     return page.locator(GUESSES).all_inner_texts()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Streamlit runs pages/<name>.py without the router (no init_state, old-style sidebar) when "
-    "a fresh server's first visit is a deep link, because a folder named pages/ turns on its "
-    "v1 multipage mode until some session calls st.navigation; renaming pages/ fixes it"))
 def test_a_fresh_server_opens_a_deep_link_to_the_lab(chromium, server) -> None:
     """Runs first in this module, so its visit is the server's very first."""
     page = chromium.new_page()
