@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import streamlit as st
 
@@ -16,7 +18,7 @@ from ui.loaders import load_embedded_dataset, load_full_mnist_dataset
 from ui.models import forget_trained_model, keep_trained_model, load_defaults
 from ui.sketch import preprocess_or_explain, sketch_input
 from ui.state import DEFAULTS
-from ui.training import live_panel, start_run
+from ui.training import live_panel, restore_run, start_run
 
 LOSS_NAMES = {"cross_entropy": "softmax cross-entropy", "mse": "squared error on one-hot"}
 OPTIMIZER_NAMES = {"adam": "Adam", "momentum": "SGD + momentum (0.9)", "sgd": "plain SGD"}
@@ -45,6 +47,23 @@ def adopt_finished_run() -> None:
     state["ff_model"] = (model, f"your model ({config.arch.describe()}, trained with "
                                 f"{ffnn.BACKENDS[config.backend]}, {view.status})")
     keep_trained_model(f"ffnn-{config.backend}", model)
+
+
+def restore_linked_run() -> None:
+    """A reload or a bookmark (?run=<id> in the URL): bring that run back, with its model."""
+    restored = restore_run("ff_run", ffnn.MODEL_KIND, ffnn.read_checkpoint)
+    if restored is None or restored.model is None:
+        return  # nothing to restore, or a run still going on this server: adopted as it ends
+    arch, params, metadata = restored.model
+    training = metadata.get("training")
+    backend = training.get("backend") if isinstance(training, dict) else None
+    model = ffnn_model(arch, params, metadata)
+    state["ff_adopted_run"] = restored.run.id
+    state["ff_model"] = (model, f"your model ({arch.describe()}, trained with "
+                                f"{ffnn.BACKENDS.get(backend, 'an unknown engine')}, "
+                                f"{restored.run.view().status}), brought back by its link")
+    if backend in ffnn.BACKENDS:
+        keep_trained_model(f"ffnn-{backend}", model)
 
 
 def current_model() -> tuple[Model, str]:
@@ -137,6 +156,7 @@ st.markdown(
     "chunks). Train it, watch it learn, and check that both engines compute the same gradients."
 )
 
+restore_linked_run()
 adopt_finished_run()
 read_uploaded_model()
 
@@ -207,11 +227,14 @@ if start:
         st.error(problem)
     if not problems:
         batch = twin_batch(split)
-        state["ff_run_config"] = config
-        state["ff_run_dataset"] = datasets[state["ff_dataset"]].name
+        context = {"ff_run_config": config, "ff_run_dataset": datasets[state["ff_dataset"]].name}
+        state.update(context)
         state["ff_run"] = start_run(
             lambda stop: ffnn.training_run(config, split, params=params, stop=stop,
-                                           twin_batch=batch))
+                                           twin_batch=batch),
+            kind=ffnn.MODEL_KIND, context=context,
+            model_file=partial(ffnn.checkpoint_bytes, config.arch, training=config.to_metadata(),
+                               dataset=context["ff_run_dataset"]))
 
 if "ff_run" in state:
     live_panel(state["ff_run"], key="ff_live", draw_snapshot=draw_snapshot)

@@ -193,7 +193,8 @@ class Run:
             event = view.latest
             if view.status != event.status:  # e.g. abandoned: the record says how it ended
                 event = replace(event, status=view.status, message=view.message)
-            runs.save_run(self.token, self._model_file(event.params,
+            metrics = {"test_accuracy": event.test_accuracy, "val_accuracy": event.val_accuracy}
+            runs.save_run(self.token, self._model_file(event.params, metrics=metrics,
                                                        run=runs.run_metadata(event)))
         except Exception:  # the run itself is fine and on screen; only a reload will miss it
             log.exception("could not save training run %s", self.id)
@@ -224,9 +225,10 @@ def start_run(make_events: Callable[[threading.Event], Iterable[Progress]], *, k
               context: dict[str, Any] | None = None) -> Run:
     """Start `make_events(stop)` (an iterable of Progress) in a new thread; it queues for a slot.
 
-    kind: the model's kind ("ffnn", "cnn"). model_file(params, run=record) -> bytes: the run's
-    model file with `record` (see `engine.runs.run_metadata`) in its metadata; given it, the
-    run is saved when it ends, so that a reload of its page brings it back (`restore_run`).
+    kind: the model's kind ("ffnn", "cnn"). model_file(params, metrics=..., run=record) ->
+    bytes: the run's model file with its final accuracies and `record` (see
+    `engine.runs.run_metadata`) in its metadata; given it, the run is saved when it ends, so
+    that a reload of its page brings it back (`restore_run`).
     context: session-state entries that go with the run (put back when it is restored).
     """
     run = Run(make_events, kind=kind, model_file=model_file, context=context)
@@ -383,7 +385,7 @@ def restore_run(key: str, kind: str, read_model_file: Callable[[bytes], tuple]
     try:
         restored = _restored(runs.check_run_id(wanted), kind, read_model_file)
     except (runs.RunIdError, runs.RunNotFoundError, runs.RunFileError, CheckpointError) as error:
-        st.warning(f"This link's training run cannot be brought back. {error}", icon="🔗")
+        st.warning(f"Cannot bring back the training run of this link. {error}", icon="🔗")
         del st.query_params[RUN_PARAM]
         return None
     state[key] = restored.run
