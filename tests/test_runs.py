@@ -1,0 +1,315 @@
+"""The run store (engine.runs): ids, saved runs read back and validated, caps, crash-safe saves;
+and a feed-forward run that comes back after a reload (AppTest), from disk and from memory."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from engine import checkpoint, cnn, ffnn, runs
+from engine.data import embedded_dataset
+from engine.settings import Limits
+from ui import training
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ffnn.TrainingConfig(ffnn.Architecture((8,)), epochs=1, batch_size=256, backend="autodiff")
+
+
+@pytest.fixture(autouse=True)
+def runs_dir(tmp_path, monkeypatch) -> Path:
+    """Every test saves its runs in its own folder."""
+    folder = tmp_path / "runs"
+    monkeypatch.setenv(runs.RUNS_DIR_ENV, str(folder))
+    return folder
+
+
+@cache
+def tiny_final_event():
+    """The last Progress of a real (tiny, ~0.2 s) autodiff training run."""
+    *_, final = ffnn.training_run(TINY, embedded_dataset().split)
+    return final
+
+
+def tiny_run_file(event=None, **overrides) -> bytes:
+    """A saved run's bytes, as ui.training writes them, with record fields overridden."""
+    event = event or tiny_final_event()
+    record = {**runs.run_metadata(event), **overrides}
+    return ffnn.checkpoint_bytes(TINY.arch, event.params, training=TINY.to_metadata(),
+                                 dataset="embedded", run=record)
+
+
+# --- ids --------------------------------------------------------------------------------------
+
+
+def test_run_ids_are_fresh_well_formed_and_checked_strictly():
+    ids = {runs.new_run_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(runs.check_run_id(i) == i for i in ids)
+    for bad in ["", "../../etc/passwd", "a" * 21, "a" * 23, "a" * 21 + "/", "a" * 21 + ".",
+                "a" * 21 + "\n", "ä" * 22, None, 42, ["a" * 22]]:
+        with pytest.raises(runs.RunIdError, match="malformed"):
+            runs.check_run_id(bad)
+
+
+def test_a_run_path_stays_in_its_folder(runs_dir):
+    run_id = runs.new_run_id()
+    assert runs.run_path(run_id) == runs_dir / f"{run_id}.npz"
+    with pytest.raises(runs.RunIdError):
+        runs.run_path("../" * 6 + "etc/passwd")
+
+
+# --- saved runs ---------------------------------------------------------------------------------
+
+
+def test_a_saved_run_reads_back_as_its_model_and_its_last_event():
+    event = tiny_final_event()
+    run_id = runs.new_run_id()
+    runs.save_run(run_id, tiny_run_file())
+    arch, params, metadata = ffnn.read_checkpoint(runs.read_run(run_id))
+    restored = runs.progress_from_metadata(metadata["run"], params)
+    assert arch == TINY.arch and metadata["training"] == json.loads(json.dumps(
+        TINY.to_metadata()))
+    assert set(params) == set(event.params)
+    for name in params:
+        np.testing.assert_array_equal(params[name], event.params[name])
+    for field in ("status", "message", "step", "total_steps", "epochs", "val_accuracy",
+                  "test_accuracy", "history"):
+        assert getattr(restored, field) == getattr(event, field), field
+    assert restored.done and restored.loss == pytest.approx(event.loss)
+
+
+def test_an_unknown_run_is_not_found(runs_dir):
+    with pytest.raises(runs.RunNotFoundError, match="No saved run has this id"):
+        runs.read_run(runs.new_run_id())
+
+
+@pytest.mark.parametrize("damage", [
+    {"status": "running"}, {"status": None}, {"total_steps": -1}, {"step": 10**9},
+    {"history": {"losses": [], "eval_steps": [1], "val_accuracy": [], "test_accuracy": []}},
+    {"history": "no"}, {"val_accuracy": 1.5}, {"loss": "NaN"}, {"message": ["x"]},
+    {"epochs": True}, {"elapsed": float("inf")},
+])
+def test_a_damaged_run_record_is_refused_with_a_sentence(damage):
+    record = {**runs.run_metadata(tiny_final_event()), **damage}
+    with pytest.raises(runs.RunFileError, match="damaged"):
+        runs.progress_from_metadata(record, {})
+
+
+def test_a_missing_run_record_is_refused():
+    with pytest.raises(runs.RunFileError, match="damaged"):
+        runs.progress_from_metadata(None, {})
+
+
+def test_a_run_that_lost_its_loss_still_saves_and_reads_back():
+    """A run stopped before its first step has a NaN loss; JSON has no NaN, so it goes as null."""
+    event = tiny_final_event()
+    stopped = runs.run_metadata(replace(event, loss=float("nan")))
+    assert stopped["loss"] is None
+    assert np.isnan(runs.progress_from_metadata(stopped, {}).loss)
+
+
+# --- caps ----------------------------------------------------------------------------------
+
+
+def age(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_caps_delete_the_too_old_then_the_oldest_and_only_run_files(runs_dir):
+    runs_dir.mkdir()
+    files = [runs_dir / f"{runs.new_run_id()}.npz" for _ in range(5)]
+    for i, path in enumerate(files):
+        path.write_bytes(b"x" * 1000)
+        age(path, 100 - i)  # files[0] is the oldest
+    age(files[1], 10 * 86400)  # over the age cap
+    stranger = runs_dir / "notes.npz"  # not a run's name: never touched
+    stranger.write_bytes(b"mine")
+    age(stranger, 10 * 86400)
+    crashed = runs_dir / f".{runs.new_run_id()}.npz.abc123.tmp"
+    crashed.write_bytes(b"half")
+    age(crashed, 2 * runs.STALE_TEMP_SECONDS)
+    fresh_temp = runs_dir / f".{runs.new_run_id()}.npz.def456.tmp"  # a save in progress
+    fresh_temp.write_bytes(b"half")
+
+    deleted = runs.prune_runs(runs_dir, max_bytes=2500, max_age_seconds=86400, keep=files[4])
+    assert set(deleted) == {files[1], files[0], files[2], crashed}
+    assert sorted(runs_dir.iterdir()) == sorted([files[3], files[4], stranger, fresh_temp])
+
+
+def test_saving_applies_the_caps_but_keeps_the_new_run(runs_dir):
+    old = runs.new_run_id()
+    runs.save_run(old, b"PK" + b"x" * 2**20)
+    new = runs.new_run_id()
+    runs.save_run(new, b"PK" + b"y" * 2**20, caps=Limits(max_saved_runs_mb=1))
+    assert [p.name for p in runs_dir.iterdir()] == [f"{new}.npz"]
+
+
+# --- a crash mid-save leaves the previous file whole ----------------------------------------
+
+CRASHING_SAVE = """
+import os, signal, sys
+from engine import checkpoint
+def crash(*args, **kwargs):  # a power cut at this point: no cleanup, no finally
+    os.kill(os.getpid(), signal.SIGKILL)
+setattr(os, sys.argv[2], crash)
+checkpoint.write_atomically(sys.argv[1], b"new bytes" * 100_000)
+"""
+
+
+@pytest.mark.parametrize("crash_at", ["fsync", "replace"])
+def test_a_crash_mid_save_leaves_the_previous_run_file_intact(runs_dir, crash_at):
+    """The saving process is killed (SIGKILL) after writing the temp file, before (fsync) or at
+    (replace) the rename: the previous file is still there, whole and valid."""
+    run_id = runs.new_run_id()
+    previous = tiny_run_file()
+    path = runs.save_run(run_id, previous)
+    result = subprocess.run([sys.executable, "-c", CRASHING_SAVE, str(path), crash_at],
+                            cwd=ROOT, timeout=60, capture_output=True)
+    assert result.returncode == -signal.SIGKILL, result.stderr.decode()
+    assert path.read_bytes() == previous
+    ffnn.read_checkpoint(runs.read_run(run_id))  # still a valid model file
+    (temp,) = [p for p in runs_dir.iterdir() if p.suffix == ".tmp"]  # the crashed save's
+    assert temp.stat().st_size > 0
+    age(temp, 2 * runs.STALE_TEMP_SECONDS)
+    runs.prune_runs(runs_dir, 2**30, 86400)
+    assert list(runs_dir.iterdir()) == [path]
+
+
+def test_a_failing_write_removes_its_temp_file_and_keeps_the_previous(runs_dir):
+    run_id = runs.new_run_id()
+    path = runs.save_run(run_id, b"PK previous")
+    with pytest.raises(TypeError):
+        checkpoint.write_atomically(path, "not bytes")  # raises inside the write
+    assert path.read_bytes() == b"PK previous"
+    assert list(runs_dir.iterdir()) == [path]
+
+
+# --- ui.training saves a run when it ends -------------------------------------------------------
+
+
+def save_tiny(params, **info) -> bytes:
+    return ffnn.checkpoint_bytes(TINY.arch, params, training=TINY.to_metadata(), **info)
+
+
+def test_a_run_is_saved_when_it_ends_under_its_token():
+    run = training.start_run(lambda stop: ffnn.training_run(TINY, embedded_dataset().split,
+                                                            stop=stop),
+                             kind="ffnn", model_file=save_tiny)
+    assert run.wait(60) and run.view().status == "finished"
+    _, params, metadata = ffnn.read_checkpoint(runs.read_run(run.token))
+    assert metadata["run"]["status"] == "finished"
+    assert metadata["metrics"]["test_accuracy"] == run.view().latest.test_accuracy
+    assert runs.progress_from_metadata(metadata["run"], params).history == (
+        run.view().latest.history)
+
+
+def test_a_serialiser_that_raises_loses_only_the_save(runs_dir):
+    def broken(params, **info) -> bytes:
+        raise RuntimeError("disk on fire")
+
+    run = training.start_run(lambda stop: ffnn.training_run(TINY, embedded_dataset().split,
+                                                            stop=stop),
+                             kind="ffnn", model_file=broken)
+    assert run.wait(60)
+    assert run.view().status == "finished"  # the run itself is fine and on screen
+    assert not runs_dir.exists() or not list(runs_dir.iterdir())
+
+
+# --- a reload brings the run back (AppTest) ---------------------------------------------------
+
+
+def feedforward(run_id: str | None = None) -> AppTest:
+    """A fresh session (as after a reload) on the feed-forward page, URL ?run=run_id."""
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
+    if run_id is not None:
+        at.query_params["run"] = run_id
+    at.run()
+    at.switch_page("pages/feedforward.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_a_finished_run_comes_back_after_a_reload_with_its_curves_and_model():
+    at = feedforward()
+    at.text_input(key="ff_hidden").set_value("8")
+    at.number_input(key="ff_epochs").set_value(1)
+    at.radio(key="ff_backend").set_value("autodiff")
+    at.button(key="ff_start").click().run()
+    run = at.session_state["ff_run"]
+    assert at.query_params["run"] == run.token
+    assert run.wait(60)
+    at.run()
+    finished = run.view()
+    accuracy = at.metric[0].value
+
+    training._LIVE.pop(run.token)  # as after a server restart: only the saved file is left
+    reloaded = feedforward(run.token)
+    restored = reloaded.session_state["ff_run"]
+    assert restored.token == run.token and restored is not run
+    assert restored.view().latest.history == finished.latest.history
+    assert "Finished 1 epochs" in " ".join(s.value for s in reloaded.success)
+    assert len(reloaded.get("plotly_chart")) >= 2  # the loss and accuracy curves
+    assert "784-8-10" in " ".join(m.value for m in reloaded.markdown)
+    assert "brought back by its link" in " ".join(m.value for m in reloaded.markdown)
+    assert reloaded.metric[0].value == accuracy  # the same model, evaluated again
+    assert reloaded.session_state["trained_models"]["ffnn-autodiff"].architecture == TINY.arch
+    assert reloaded.query_params["run"] == run.token
+
+
+def test_a_session_lost_mid_run_finds_the_running_run_again():
+    at = feedforward()
+    at.text_input(key="ff_hidden").set_value("8")
+    at.number_input(key="ff_epochs").set_value(50)
+    at.radio(key="ff_backend").set_value("autodiff")
+    at.button(key="ff_start").click().run()
+    run = at.session_state["ff_run"]
+    try:
+        reloaded = feedforward(run.token)
+        assert reloaded.session_state["ff_run"] is run  # the very run, still going
+        assert reloaded.session_state["ff_run_config"] == at.session_state["ff_run_config"]
+        reloaded.button(key="ff_stop").click().run()
+        assert run.wait(30)
+        reloaded.run()
+        assert run.view().status == "stopped"
+        assert "784-8-10" in " ".join(m.value for m in reloaded.markdown)  # adopted as it ended
+    finally:
+        run.stop()
+        run.wait(30)
+
+
+@pytest.mark.parametrize(("run_id", "reason"), [
+    ("../../etc/passwd", "malformed"),
+    ("not-a-run", "malformed"),
+    (None, "No saved run has this id"),  # well-formed, never saved
+])
+def test_a_bad_link_says_so_and_leaves_the_url(run_id, reason):
+    at = feedforward(run_id or runs.new_run_id())
+    (warning,) = at.warning
+    assert "Cannot bring back the training run of this link" in warning.value
+    assert reason in warning.value
+    assert "ff_run" not in at.session_state
+    assert "run" not in at.query_params
+    at.run()
+    assert not at.warning  # said once
+
+
+def test_a_damaged_or_foreign_run_file_is_refused(runs_dir):
+    damaged, foreign = runs.new_run_id(), runs.new_run_id()
+    runs.save_run(damaged, tiny_run_file(history={"losses": "lots"}))
+    spec = cnn.CNNSpec((2,))  # a CNN's run file under the feed-forward room's link
+    runs.save_run(foreign, cnn.checkpoint_bytes(spec, {k: np.zeros(s, np.float32) for k, s in
+                                                       spec.param_shapes().items()}))
+    for run_id, reason in [(damaged, "damaged"), (foreign, "'cnn' model")]:
+        at = feedforward(run_id)
+        assert reason in " ".join(w.value for w in at.warning)
+        assert "ff_run" not in at.session_state
