@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine import checkpoint, ffnn
+from engine import checkpoint, cnn, ffnn
 from engine.data import embedded_dataset
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
@@ -52,6 +52,8 @@ REGISTRY: dict[str, Entry] = {
                            "feed-forward 784-256-10, trained with our autodiff engine"),
     "ffnn-jax": Entry("ffnn-jax.npz", lambda: ffnn_model_bytes("jax"),
                       "feed-forward 784-256-10, trained with jax.grad"),
+    "cnn": Entry("cnn.npz", cnn.default_model_bytes,
+                 f"CNN {cnn.PRETRAIN_CONFIG.spec.describe()}, hand-written convolution"),
 }
 
 

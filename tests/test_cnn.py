@@ -1,5 +1,6 @@
 """The hand-written CNN: convolution against lax.conv_general_dilated, pooling against numpy,
-layer shapes, saliency, augmentation and the errors of impossible architectures."""
+layer shapes, saliency, augmentation, the errors of impossible architectures, training runs,
+model files, and the committed default model."""
 
 from functools import partial
 
@@ -12,7 +13,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from engine import cnn
-from engine.cnn import ArchitectureError, CNNSpec
+from engine.checkpoint import CheckpointError
+from engine.cnn import ArchitectureError, CNNSpec, training
+from engine.data import Split, as_float, embedded_split, load_embedded
+from engine.pretrain import default_model_path
+from engine.settings import Limits
 
 conv_ours = jax.jit(cnn.conv2d, static_argnames=("stride", "padding"))
 conv_lax = jax.jit(cnn.lax_conv2d, static_argnames=("stride", "padding"))
@@ -45,7 +50,7 @@ def test_conv_matches_lax_for_each_padding_and_stride(padding, stride):
     assert_conv_matches_lax((2, 7, 9, 3), (3, 3, 3, 4), stride, padding)
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(
     n=st.integers(1, 2), h=st.integers(1, 9), w=st.integers(1, 9), cin=st.integers(1, 3),
     cout=st.integers(1, 3), kh=st.integers(1, 4), kw=st.integers(1, 4),
@@ -196,10 +201,10 @@ def test_dropout_needs_a_key_and_only_acts_in_training():
     images = jnp.asarray(mnist_digit(1)[None] / 255.0, jnp.float32)
     with pytest.raises(ValueError, match="RNG key"):
         cnn.logits(p, images, spec=spec, train=True)
-    evaluation = cnn.logits(p, images, spec=spec)
-    np.testing.assert_array_equal(evaluation, cnn.logits(p, images, spec=spec))
-    trained = cnn.logits(p, images, spec=spec, train=True, key=jax.random.key(5))
-    assert not jnp.allclose(trained, evaluation)
+    evaluate = jax.jit(partial(cnn.logits, spec=spec))
+    train = jax.jit(partial(cnn.logits, spec=spec, train=True))
+    np.testing.assert_array_equal(evaluate(p, images), evaluate(p, images))
+    assert not jnp.allclose(train(p, images, key=jax.random.key(5)), evaluate(p, images))
 
 
 def test_dropout_keeps_the_expected_value():
@@ -247,3 +252,112 @@ def test_spec_describes_itself_and_its_map_sizes():
                                "dropout 0.25 - dense 10")
     assert spec.map_sizes() == [14, 7]
     assert hash(spec) == hash(CNNSpec((8, 16), 3, pool="max", dropout=0.25))
+
+
+def test_parse_filters_reads_comma_separated_whole_numbers():
+    assert cnn.parse_filters(" 16, 32 ") == (16, 32)
+    assert cnn.parse_filters("8;8") == (8, 8)
+    with pytest.raises(ArchitectureError, match="whole numbers"):
+        cnn.parse_filters("16, many")
+
+
+# ----------------------------------------------------------------------------- training
+
+def test_cosine_scale_glides_from_one_to_zero():
+    scales = [float(training.cosine_scale(jnp.asarray(s), 10)) for s in (0, 5, 10)]
+    assert scales == pytest.approx([1.0, 0.5, 0.0], abs=1e-6)
+
+
+def test_chunks_divide_the_epoch_when_a_divisor_is_near():
+    config = cnn.TrainingConfig()
+    target = training.CHUNK_SECONDS * training.STEP_THROUGHPUT / training.step_flops(config)
+    steps = training.chunk_steps(config, 57)  # 3,700 // 64 = 57 = 3 x 19
+    assert 57 % steps == 0 and 0.5 <= steps / target <= 2.5
+
+
+def test_limits_refuse_too_many_filters_epochs_or_a_too_large_batch():
+    config = cnn.TrainingConfig(CNNSpec((8, 128)), epochs=99, batch_size=5000)
+    problems = " ".join(cnn.limit_problems(config, Limits(max_filters=64, max_epochs=50,
+                                                          max_batch_size=1024)))
+    assert "128 filters" in problems and "99 epochs" in problems and "batch of 5000" in problems
+    assert cnn.limit_problems(cnn.TrainingConfig(), Limits()) == []
+
+
+def test_bad_run_settings_are_refused():
+    with pytest.raises(ValueError, match="optimizer"):
+        cnn.check_config(cnn.TrainingConfig(optimizer="lbfgs"))
+    with pytest.raises(ValueError, match="learning rate"):
+        cnn.check_config(cnn.TrainingConfig(learning_rate=0.0))
+
+
+def tiny_split(per_class: int = 12):
+    """A small split of real digits: per_class training digits of each class, 20 for eval."""
+    images, labels = load_embedded()
+    train = np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in range(10)])
+    held = np.concatenate([np.flatnonzero(labels == c)[-2:] for c in range(10)])
+    return Split(images[train], labels[train], images[held], labels[held], images[held],
+                 labels[held])
+
+
+def test_a_short_run_lowers_the_loss_and_records_a_snapshot_per_evaluation():
+    config = cnn.TrainingConfig(CNNSpec((4,)), learning_rate=3e-3, batch_size=24, epochs=4,
+                                max_shift=1)
+    follow = mnist_digit(4) / 255.0
+    events = list(cnn.training_run(config, tiny_split(), follow=follow))
+    final = events[-1]
+    assert final.status == "finished"
+    losses = final.history.losses
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
+    snapshots = final.snapshot
+    assert len(snapshots) == len(final.history.eval_steps) >= 4
+    assert snapshots[-1].filters.shape == (4, 3, 3)
+    assert snapshots[-1].probabilities.shape == (10,)
+    assert not np.array_equal(snapshots[0].filters, snapshots[-1].filters)  # the filters learn
+    assert set(final.params) == set(CNNSpec((4,)).param_shapes())
+
+
+def test_training_is_deterministic_for_a_seed():
+    config = cnn.TrainingConfig(CNNSpec((2,), dropout=0.5), batch_size=40, epochs=1, seed=3)
+    a, b = (list(cnn.training_run(config, tiny_split()))[-1] for _ in range(2))
+    assert a.history.losses == b.history.losses
+    np.testing.assert_array_equal(a.params["conv0_w"], b.params["conv0_w"])
+
+
+def test_the_decay_scales_the_optimizers_move():
+    # With decay, step t moves by cosine_scale(t) times the move without it: compare one step.
+    split = tiny_split()
+    params = cnn.init_params(jax.random.key(0), CNNSpec((2,)))
+    moves = []
+    for decay in (False, True):
+        config = cnn.TrainingConfig(CNNSpec((2,)), optimizer="sgd", learning_rate=0.1,
+                                    batch_size=40, epochs=1, max_shift=0, cosine_decay=decay)
+        stepper = cnn.make_stepper(config, split.x_train, split.y_train)
+        state = stepper.init(params)
+        state["step"] = jnp.asarray(1, jnp.int32)  # total steps = 3: scale(1) = 0.75
+        new, _, _ = stepper.run(params, state, np.arange(40, dtype=np.int32)[None])
+        moves.append(new["dense_w"] - params["dense_w"])
+    np.testing.assert_allclose(moves[1], 0.75 * moves[0], rtol=1e-4, atol=1e-7)
+
+
+def test_a_model_file_round_trips_and_a_wrong_one_is_refused():
+    spec = CNNSpec((3,), 5, pool="avg")
+    params = cnn.init_params(jax.random.key(2), spec)
+    data = cnn.checkpoint_bytes(spec, params, metrics={"test_accuracy": 0.5})
+    spec_back, params_back, metadata = cnn.read_checkpoint(data)
+    assert spec_back == spec and metadata["metrics"]["test_accuracy"] == 0.5
+    for name, value in params.items():
+        np.testing.assert_array_equal(params_back[name], value)
+    wrong = {**{k: np.asarray(v) for k, v in params.items()}, "dense_w": np.zeros((3, 10),
+                                                                                 np.float32)}
+    with pytest.raises(CheckpointError, match="dense_w"):
+        cnn.read_checkpoint(cnn.checkpoint_bytes(spec, wrong))
+
+
+def test_the_default_model_scores_at_least_97_5_percent_on_the_test_digits():
+    spec, params, metadata = cnn.read_checkpoint(default_model_path("cnn").read_bytes())
+    split = embedded_split()
+    predicted = cnn.predict_labels(params, as_float(split.x_test), spec=spec)
+    accuracy = float(np.mean(predicted == split.y_test))
+    assert accuracy >= 0.975
+    assert accuracy == pytest.approx(metadata["metrics"]["test_accuracy"], abs=1e-9)
+    assert metadata["trained_on"] == "embedded train split"

@@ -42,7 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "cnn_optimizer": "adam",
     "cnn_learning_rate": 0.005,
     "cnn_batch_size": 64,
-    "cnn_epochs": 5,
+    "cnn_epochs": 6,
     "cnn_shift": 2,
     "cnn_decay": True,
     # sketch lab (sk_)

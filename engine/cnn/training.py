@@ -50,7 +50,7 @@ class TrainingConfig:
     optimizer: str = "adam"
     learning_rate: float = 5e-3
     batch_size: int = 64
-    epochs: int = 5
+    epochs: int = 6
     max_shift: int = 2
     cosine_decay: bool = True
     seed: int = 0
@@ -119,6 +119,48 @@ class CNNStepper:
         return params, state, np.asarray(losses)
 
 
+@dataclass(frozen=True)
+class StepRule:
+    """What a training step computes, beyond the data: hashable, so one compiled chunk serves
+    every run with the same rule (pressing Train again with the same settings compiles
+    nothing). decay_steps: the cosine decay's length in steps, 0 for a constant step size."""
+
+    spec: CNNSpec
+    optimizer: str
+    learning_rate: float
+    max_shift: int
+    decay_steps: int
+
+
+def train_loss(params: Params, x: jax.Array, y: jax.Array, key: jax.Array, *, spec: CNNSpec
+               ) -> jax.Array:
+    """Mean softmax cross-entropy of a batch x (B, 28, 28), y (B,) in training mode."""
+    return softmax_cross_entropy(JAX_OPS, logits(params, x, spec=spec, train=True, key=key), y)
+
+
+@partial(jax.jit, static_argnames="rule")
+def train_chunk(params: Params, state: PyTree, x_all: jax.Array, y_all: jax.Array,
+                batches: jax.Array, *, rule: StepRule) -> tuple[Params, PyTree, jax.Array]:
+    """len(batches) steps in one `lax.scan`. x_all: uint8 (n, 28, 28), y_all: int32 (n,),
+    batches: (steps, B) indices. Returns new params, new state, the losses (steps,)."""
+    optimizer = make_optimizer(rule.optimizer, rule.learning_rate)
+    value_and_grad = jax.value_and_grad(partial(train_loss, spec=rule.spec))
+
+    def step(carry, indices):
+        params, state = carry
+        key, shift_key, dropout_key = jax.random.split(state["key"], 3)
+        x = random_shift(shift_key, x_all[indices].astype(jnp.float32) / 255.0, rule.max_shift)
+        value, grads = value_and_grad(params, x, y_all[indices], dropout_key)
+        moved, optimizer_state = optimizer.update(params, grads, state["optimizer"])
+        scale = cosine_scale(state["step"], rule.decay_steps) if rule.decay_steps else 1.0
+        params = jax.tree_util.tree_map(lambda p, m: p + scale * (m - p), params, moved)
+        new_state = {"optimizer": optimizer_state, "key": key, "step": state["step"] + 1}
+        return (params, new_state), value
+
+    (params, state), losses = jax.lax.scan(step, (params, state), batches)
+    return params, state, losses
+
+
 def make_stepper(config: TrainingConfig, x_train: np.ndarray, y_train: np.ndarray
                  ) -> CNNStepper:
     """The stepper for this config. x_train: uint8 (n, 28, 28), y_train: int (n,).
@@ -128,33 +170,11 @@ def make_stepper(config: TrainingConfig, x_train: np.ndarray, y_train: np.ndarra
     each step's move: every optimizer here moves by learning rate x a direction that does not
     depend on the learning rate, so scaling the move is exactly scaling the learning rate.
     """
-    spec, max_shift = config.spec, config.max_shift
-    optimizer = make_optimizer(config.optimizer, config.learning_rate)
     total_steps = config.epochs * (len(x_train) // config.batch_size)
-
-    def loss(params, x, y, key):
-        scores = logits(params, x, spec=spec, train=True, key=key)
-        return softmax_cross_entropy(JAX_OPS, scores, y)
-
-    value_and_grad = jax.value_and_grad(loss)
-
-    @jax.jit
-    def chunk(params, state, x_all, y_all, batches):
-        def step(carry, indices):
-            params, state = carry
-            key, shift_key, dropout_key = jax.random.split(state["key"], 3)
-            x = random_shift(shift_key, x_all[indices].astype(jnp.float32) / 255.0, max_shift)
-            value, grads = value_and_grad(params, x, y_all[indices], dropout_key)
-            moved, optimizer_state = optimizer.update(params, grads, state["optimizer"])
-            scale = cosine_scale(state["step"], total_steps) if config.cosine_decay else 1.0
-            params = jax.tree_util.tree_map(lambda p, m: p + scale * (m - p), params, moved)
-            new_state = {"optimizer": optimizer_state, "key": key, "step": state["step"] + 1}
-            return (params, new_state), value
-
-        (params, state), losses = jax.lax.scan(step, (params, state), batches)
-        return params, state, losses
-
-    return CNNStepper(optimizer, chunk, jnp.asarray(x_train),
+    rule = StepRule(config.spec, config.optimizer, config.learning_rate, config.max_shift,
+                    total_steps if config.cosine_decay else 0)
+    return CNNStepper(make_optimizer(config.optimizer, config.learning_rate),
+                      partial(train_chunk, rule=rule), jnp.asarray(x_train),
                       jnp.asarray(np.asarray(y_train, np.int32)), config.seed)
 
 

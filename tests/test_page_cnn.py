@@ -1,0 +1,121 @@
+"""The CNN room in AppTest: the default model inside out, a short training run with live filters
+and its history, and clear errors for networks that cannot be built."""
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import canvas_state, vertical_one
+from streamlit.testing.v1 import AppTest
+
+from engine import cnn
+from ui.state import DEFAULTS
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = "pages/cnn.py"
+
+
+@pytest.fixture
+def at() -> Iterator[AppTest]:
+    app = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
+    app.switch_page(PAGE).run()
+    assert not app.exception, [e.value for e in app.exception]
+    yield app
+    if "cnn_run" in app.session_state:  # never leave a training thread behind
+        app.session_state["cnn_run"].stop()
+        assert app.session_state["cnn_run"].wait(30)
+
+
+def messages(elements) -> str:
+    return " ".join(str(e.value) for e in elements)
+
+
+def chart_titles(at: AppTest) -> str:
+    return " ".join(json.loads(c.proto.spec).get("layout", {}).get("title", {}).get("text", "")
+                    for c in at.get("plotly_chart"))
+
+
+def run_until_done(at: AppTest, bound: int = 300) -> None:
+    """Drive the live fragment (one pass per .run()) until the run ends, then once more."""
+    for _ in range(bound):
+        at.run()
+        if not at.session_state["cnn_run"].view().active:
+            at.run()
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the run did not end within {bound} refreshes")
+
+
+def test_the_page_defaults_are_the_engine_defaults():
+    # T2 is measured on TrainingConfig(); the page must start from exactly that run.
+    spec = cnn.CNNSpec(cnn.parse_filters(DEFAULTS["cnn_filters"]), DEFAULTS["cnn_kernel"],
+                       DEFAULTS["cnn_pool"], DEFAULTS["cnn_padding"])
+    page_default = cnn.TrainingConfig(
+        spec, DEFAULTS["cnn_optimizer"], DEFAULTS["cnn_learning_rate"],
+        DEFAULTS["cnn_batch_size"], DEFAULTS["cnn_epochs"], DEFAULTS["cnn_shift"],
+        DEFAULTS["cnn_decay"])
+    assert not DEFAULTS["cnn_use_dropout"]
+    assert page_default == cnn.TrainingConfig()
+
+
+def test_the_default_model_is_shown_inside_out(at):
+    assert "pretrained default CNN" in messages(at.markdown)
+    titles = chart_titles(at)
+    assert "It reads a 0" in titles  # test digit #0 is a 0
+    assert "Confusion matrix" in titles
+    accuracy = float(at.metric[0].value.rstrip("%"))
+    assert accuracy >= 97.5
+    captions = " ".join(c for image in at.get("image") for c in image.captions)
+    assert "Saliency for 0" in captions
+    assert "Block 1: 16 feature maps of 28×28" in captions
+    assert "Block 2: 32 feature maps of 14×14" in captions
+
+
+def test_a_drawn_digit_can_be_followed(at):
+    at.radio(key="cnn_follow").set_value("sketch").run()
+    at.session_state["cnn_canvas_0"] = canvas_state(vertical_one())
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "It reads a 1" in chart_titles(at)
+
+
+@pytest.mark.parametrize(
+    ("filters", "kernel", "message"),
+    [
+        ("8, 8, 8, 8, 8", 3, "block 5: a 3x3 kernel is larger than its 1x1 input"),
+        ("8, zero", 3, "whole numbers separated by commas"),
+        ("0", 3, "at least one filter"),
+        ("8, 8, 8, 8", 7, "block 4: a 7x7 kernel is larger than its 3x3 input"),
+    ],
+)
+def test_a_network_that_cannot_be_built_is_refused_with_the_reason(at, filters, kernel, message):
+    at.text_input(key="cnn_filters").set_value(filters)
+    at.selectbox(key="cnn_kernel").set_value(kernel)
+    at.button(key="cnn_start").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "This network cannot be built" in messages(at.error)
+    assert message in messages(at.error)
+    assert "cnn_run" not in at.session_state
+
+
+def test_a_short_run_shows_live_filters_then_its_history(at):
+    # Tiny settings: one block of 4 filters, 2 epochs of 14 steps of 256 digits.
+    at.text_input(key="cnn_filters").set_value("4")
+    at.number_input(key="cnn_batch_size").set_value(256)
+    at.number_input(key="cnn_epochs").set_value(2)
+    at.button(key="cnn_start").click().run()
+    run_until_done(at)
+    assert not at.exception, [e.value for e in at.exception]
+    assert "First-layer filters, live" in chart_titles(at)  # the live panel keeps the last view
+    assert "Finished 2 epochs" in messages(at.success)
+    assert "your CNN (conv 3x3x4 - ReLU - maxpool 2 - dense 10)" in messages(at.markdown)
+    assert at.session_state["trained_models"]["cnn"].architecture.filters == (4,)
+    # The history: one snapshot per evaluation, scrubbable; its filters are 4 little 3x3 maps.
+    (slider,) = at.select_slider
+    assert slider.options == ["14 (epoch 1.0)", "28 (epoch 2.0)"]
+    assert "First-layer filters at step 28" in chart_titles(at)
+    slider.set_value(0).run()
+    assert "First-layer filters at step 14" in chart_titles(at)
+    assert "Its answer for test digit #0 (a 0) at step 14" in chart_titles(at)
