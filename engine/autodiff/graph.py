@@ -132,19 +132,17 @@ def closure_output(node: Tensor, seed: np.ndarray) -> list[tuple[Tensor, np.ndar
     grad-requiring input, when node's gradient is `seed`.
 
     Runs the node's own closure, so the numbers come from exactly the code that backward runs;
-    every gradient it touches is restored afterwards.
+    the inputs' gradients are restored afterwards.
     """
     inputs = list({id(p): p for p in node.parents}.values())
-    saved = [node._grad] + [p._grad for p in inputs]
+    saved = [p._grad for p in inputs]
     try:
-        node._grad = seed
         for p in inputs:
             p._grad = None
-        node._backward()
+        node._backward(seed)
         return [(p, p._grad) for p in inputs]
     finally:
-        node._grad = saved[0]
-        for p, grad in zip(inputs, saved[1:], strict=True):
+        for p, grad in zip(inputs, saved, strict=True):
             p._grad = grad
 
 

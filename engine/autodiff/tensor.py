@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+# Every tensor gets the next number when it is made. An op's output is always made after its
+# inputs, so sorting a graph's tensors by this number puts every node after its inputs.
+_creation_counter = itertools.count()
 
 
 class Tensor:
     """An `np.ndarray` that remembers how it was computed, so gradients can flow back to it.
 
     Each op builds its output node, records the parents that require a gradient and a small
-    closure that adds the output's gradient, times the local derivative, into those parents.
+    closure that adds the output's gradient (its argument), times the local derivative, into
+    those parents. The closure never refers to its output node, so a graph holds no reference
+    cycle and is freed the moment the loss goes out of scope (no garbage-collector pauses).
     Tensors that require no gradient (data batches, constants) get neither parents nor closure,
     so they cost nothing in the backward pass.
     """
@@ -20,7 +27,8 @@ class Tensor:
     # Let `ndarray @ Tensor`, `ndarray * Tensor`, ... fall through to our reflected operators.
     __array_ufunc__ = None
     __slots__ = (
-        "data", "requires_grad", "label", "_grad", "_parents", "_inputs", "_backward", "_op"
+        "data", "requires_grad", "label", "_grad", "_parents", "_inputs", "_backward", "_op",
+        "_seq",
     )
 
     def __init__(self, data: Any, requires_grad: bool = False, label: str = "") -> None:
@@ -33,14 +41,18 @@ class Tensor:
         self._grad: np.ndarray | None = None
         self._parents: tuple[Tensor, ...] = ()
         self._inputs: tuple[Tensor, ...] = ()
-        self._backward: Callable[[], None] | None = None
+        self._backward: Callable[[np.ndarray], None] | None = None
         self._op = ""
+        self._seq = next(_creation_counter)
 
     # ----- construction helpers -------------------------------------------------------------
 
     @staticmethod
     def _result(data: np.ndarray, op: str, *inputs: Tensor) -> Tensor:
-        """The output node of an op; it tracks the inputs only if one of them needs a gradient."""
+        """The output node of an op; it tracks the inputs only if one of them needs a gradient.
+
+        (The hottest function of a training step: written for speed, no generator.)
+        """
         out = Tensor.__new__(Tensor)
         # numpy returns scalars, not 0-d arrays, from ops on 0-d arrays and full reductions.
         out.data = data if type(data) is np.ndarray else np.asarray(data)
@@ -48,7 +60,12 @@ class Tensor:
         out._grad = None
         out._op = op
         out._backward = None
-        parents = tuple(t for t in inputs if t.requires_grad)
+        out._seq = next(_creation_counter)
+        parents = inputs
+        for t in inputs:
+            if not t.requires_grad:
+                parents = tuple([t for t in inputs if t.requires_grad])
+                break
         out._parents = parents
         # All inputs, constants too, are kept for drawing the graph, but only where there is one.
         out._inputs = inputs if parents else ()
@@ -149,7 +166,7 @@ class Tensor:
         self._grad = np.ones_like(self.data)
         for node in reversed(order):
             if node._backward is not None and node._grad is not None:
-                node._backward()
+                node._backward(node._grad)
 
     # ----- arithmetic -----------------------------------------------------------------------
 
@@ -158,8 +175,7 @@ class Tensor:
         out = Tensor._result(self.data + other.data, "+", self, other)
         if out.requires_grad:
 
-            def backward() -> None:
-                g = out._grad
+            def backward(g: np.ndarray) -> None:
                 if self.requires_grad:
                     self._accumulate(unbroadcast(g, self.data.shape))
                 if other.requires_grad:
@@ -173,8 +189,7 @@ class Tensor:
         out = Tensor._result(self.data - other.data, "-", self, other)
         if out.requires_grad:
 
-            def backward() -> None:
-                g = out._grad
+            def backward(g: np.ndarray) -> None:
                 if self.requires_grad:
                     self._accumulate(unbroadcast(g, self.data.shape))
                 if other.requires_grad:
@@ -188,8 +203,7 @@ class Tensor:
         out = Tensor._result(self.data * other.data, "*", self, other)
         if out.requires_grad:
 
-            def backward() -> None:
-                g = out._grad
+            def backward(g: np.ndarray) -> None:
                 if self.requires_grad:
                     self._accumulate(unbroadcast(g * other.data, self.data.shape))
                 if other.requires_grad:
@@ -200,16 +214,16 @@ class Tensor:
 
     def __truediv__(self, other: Any) -> Tensor:
         other = self._lift(other)
-        out = Tensor._result(self.data / other.data, "/", self, other)
+        quotient = self.data / other.data
+        out = Tensor._result(quotient, "/", self, other)
         if out.requires_grad:
 
-            def backward() -> None:
-                g = out._grad
+            def backward(g: np.ndarray) -> None:
                 if self.requires_grad:
                     self._accumulate(unbroadcast(g / other.data, self.data.shape))
                 if other.requires_grad:
                     # d(a/b)/db = -a/b^2 = -out/b
-                    other._accumulate(unbroadcast(-g * out.data / other.data, other.data.shape))
+                    other._accumulate(unbroadcast(-g * quotient / other.data, other.data.shape))
 
             out._backward = backward
         return out
@@ -218,11 +232,11 @@ class Tensor:
         if isinstance(exponent, int | float) and not isinstance(exponent, bool):
             return self._power_by_constant(exponent)
         exponent = self._lift(exponent)
-        out = Tensor._result(self.data**exponent.data, "**", self, exponent)
+        power = self.data**exponent.data
+        out = Tensor._result(power, "**", self, exponent)
         if out.requires_grad:
 
-            def backward() -> None:
-                g = out._grad
+            def backward(g: np.ndarray) -> None:
                 if self.requires_grad:
                     local = exponent.data * self.data ** (exponent.data - 1)
                     self._accumulate(unbroadcast(g * local, self.data.shape))
@@ -230,7 +244,7 @@ class Tensor:
                     # d(a^p)/dp = a^p log a: nan for a < 0, and 0 at a = 0 (the limit), as in jax
                     with np.errstate(divide="ignore", invalid="ignore"):
                         log_base = np.where(self.data == 0, 0, np.log(self.data))
-                    exponent._accumulate(unbroadcast(g * out.data * log_base, exponent.data.shape))
+                    exponent._accumulate(unbroadcast(g * power * log_base, exponent.data.shape))
 
             out._backward = backward
         return out
@@ -240,8 +254,8 @@ class Tensor:
         out = Tensor._result(self.data**p, "**", self, self._lift(p))
         if out.requires_grad:
 
-            def backward() -> None:
-                self._accumulate(out._grad * (p * self.data ** (p - 1)))
+            def backward(g: np.ndarray) -> None:
+                self._accumulate(g * (p * self.data ** (p - 1)))
 
             out._backward = backward
         return out
@@ -250,8 +264,8 @@ class Tensor:
         out = Tensor._result(-self.data, "neg", self)
         if out.requires_grad:
 
-            def backward() -> None:
-                self._accumulate(-out._grad)
+            def backward(g: np.ndarray) -> None:
+                self._accumulate(-g)
 
             out._backward = backward
         return out
@@ -261,8 +275,14 @@ class Tensor:
         out = Tensor._result(self.data @ other.data, "@", self, other)
         if out.requires_grad:
 
-            def backward() -> None:
-                a, b, g = self.data, other.data, out._grad
+            def backward(g: np.ndarray) -> None:
+                a, b = self.data, other.data
+                if a.ndim == 2 and b.ndim == 2:  # the common case, without reshapes or sums
+                    if self.requires_grad:
+                        self._accumulate(g @ b.T)
+                    if other.requires_grad:
+                        other._accumulate(a.T @ g)
+                    return
                 # Treat vectors as matrices (numpy's rule), so one formula serves every case.
                 a2 = a[None, :] if a.ndim == 1 else a
                 b2 = b[:, None] if b.ndim == 1 else b
@@ -298,36 +318,38 @@ class Tensor:
     # ----- reductions -----------------------------------------------------------------------
 
     def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        out = Tensor._result(self.data.sum(axis=axis, keepdims=keepdims), "sum", self)
+        kept = self.data.sum(axis=axis, keepdims=True)
+        out = Tensor._result(drop_axes(kept, axis, keepdims), "sum", self)
         if out.requires_grad:
 
-            def backward() -> None:
-                self._accumulate(spread(out._grad, self.data.shape, axis, keepdims))
+            def backward(g: np.ndarray) -> None:
+                self._accumulate(spread(g, kept.shape, self.data.shape))
 
             out._backward = backward
         return out
 
     def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        out = Tensor._result(self.data.mean(axis=axis, keepdims=keepdims), "mean", self)
+        kept = self.data.sum(axis=axis, keepdims=True)
+        scale = kept.size / self.data.size  # 1 / (number of elements averaged)
+        out = Tensor._result(drop_axes(kept * scale, axis, keepdims), "mean", self)
         if out.requires_grad:
-            count = self.data.size // max(out.data.size, 1)
 
-            def backward() -> None:
-                self._accumulate(spread(out._grad * (1.0 / count), self.data.shape, axis, keepdims))
+            def backward(g: np.ndarray) -> None:
+                self._accumulate(spread(g * scale, kept.shape, self.data.shape))
 
             out._backward = backward
         return out
 
     def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        out = Tensor._result(self.data.max(axis=axis, keepdims=keepdims), "max", self)
+        kept = self.data.max(axis=axis, keepdims=True)
+        out = Tensor._result(drop_axes(kept, axis, keepdims), "max", self)
         if out.requires_grad:
 
-            def backward() -> None:
+            def backward(g: np.ndarray) -> None:
                 # Ties share the gradient equally (as jax does).
-                peak = spread(out.data, self.data.shape, axis, keepdims)
-                winners = (self.data == peak).astype(self.data.dtype)
+                winners = (self.data == kept).astype(self.data.dtype)
                 winners /= winners.sum(axis=axis, keepdims=True)
-                self._accumulate(winners * spread(out._grad, self.data.shape, axis, keepdims))
+                self._accumulate(winners * g.reshape(kept.shape))
 
             out._backward = backward
         return out
@@ -339,8 +361,8 @@ class Tensor:
         out = Tensor._result(self.data.reshape(new_shape), "reshape", self)
         if out.requires_grad:
 
-            def backward() -> None:
-                self._accumulate(out._grad.reshape(self.data.shape))
+            def backward(g: np.ndarray) -> None:
+                self._accumulate(g.reshape(self.data.shape))
 
             out._backward = backward
         return out
@@ -352,8 +374,8 @@ class Tensor:
         if out.requires_grad:
             inverse = tuple(np.argsort(order))
 
-            def backward() -> None:
-                self._accumulate(out._grad.transpose(inverse))
+            def backward(g: np.ndarray) -> None:
+                self._accumulate(g.transpose(inverse))
 
             out._backward = backward
         return out
@@ -366,9 +388,9 @@ class Tensor:
         out = Tensor._result(self.data[index], "index", self)
         if out.requires_grad:
 
-            def backward() -> None:
+            def backward(g: np.ndarray) -> None:
                 full = np.zeros_like(self.data)
-                np.add.at(full, index, out._grad)  # repeated indices add up
+                np.add.at(full, index, g)  # repeated indices add up
                 self._accumulate(full)
 
             out._backward = backward
@@ -381,8 +403,8 @@ class Tensor:
         out = Tensor._result(value, op, self)
         if out.requires_grad:
 
-            def backward() -> None:
-                self._accumulate(out._grad * local())
+            def backward(g: np.ndarray) -> None:
+                self._accumulate(g * local())
 
             out._backward = backward
         return out
@@ -406,8 +428,8 @@ class Tensor:
         out = Tensor._result(np.maximum(self.data, 0), "relu", self)
         if out.requires_grad:
 
-            def backward() -> None:
-                self._accumulate(out._grad * (self.data > 0))
+            def backward(g: np.ndarray) -> None:
+                self._accumulate(g * (self.data > 0))
 
             out._backward = backward
         return out
@@ -432,9 +454,8 @@ class Tensor:
         out = Tensor._result(out_data, "log_softmax", self)
         if out.requires_grad:
 
-            def backward() -> None:
+            def backward(g: np.ndarray) -> None:
                 # dL/dx = g - softmax(x) * sum(g)
-                g = out._grad
                 self._accumulate(g - np.exp(out_data) * g.sum(axis=axis, keepdims=True))
 
             out._backward = backward
@@ -453,11 +474,21 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return grad.sum(axis=tuple(range(extra)) + stretched, keepdims=True).reshape(shape)
 
 
-def spread(grad: np.ndarray, shape: tuple[int, ...], axis: Any, keepdims: bool) -> np.ndarray:
-    """A reduction's gradient copied back over the reduced `axis`: an array of `shape`."""
-    if not keepdims and axis is not None:
-        grad = np.expand_dims(grad, axis)
-    return np.broadcast_to(grad, shape).copy()
+def drop_axes(kept: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
+    """A reduction's result computed with keepdims=True, shaped as the caller asked."""
+    if keepdims:
+        return kept
+    return kept.reshape(()) if axis is None else kept.squeeze(axis)
+
+
+def spread(grad: np.ndarray, kept_shape: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """A reduction's gradient copied back over the reduced axes: an array of `shape`.
+
+    `kept_shape` is the reduction's shape with keepdims=True (1 on every reduced axis).
+    """
+    out = np.empty(shape, grad.dtype)
+    out[...] = grad.reshape(kept_shape)
+    return out
 
 
 def stable_sigmoid(x: np.ndarray) -> np.ndarray:
@@ -469,22 +500,20 @@ def stable_sigmoid(x: np.ndarray) -> np.ndarray:
 def topological_order(root: Tensor) -> list[Tensor]:
     """Every tensor `root` depends on through grad-requiring links, each after its parents.
 
-    Iterative depth-first search, so deep graphs do not hit Python's recursion limit.
+    Collects the graph without recursion (deep graphs are fine), then sorts it by creation.
     """
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    found = {id(root): root}
+    stack = [root]
     while stack:
-        node, parents_done = stack.pop()
-        if parents_done:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        stack.extend((p, False) for p in reversed(node._parents) if id(p) not in seen)
-    return order
+        for parent in stack.pop()._parents:
+            if id(parent) not in found:
+                found[id(parent)] = parent
+                stack.append(parent)
+    return sorted(found.values(), key=_creation_number)
+
+
+def _creation_number(tensor: Tensor) -> int:
+    return tensor._seq
 
 
 def as_tensor(x: Any) -> Tensor:
