@@ -7,11 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import canvas_state, mnist_digit, mnist_on_canvas
 from streamlit.testing.v1 import AppTest
 
 from engine import ffnn
 from engine.train import History, Progress
 from ui import training
+from ui.sketch import canvas_key
 from ui.state import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,6 +124,15 @@ def test_reset_forgets_the_model_and_restores_the_controls(at):
     assert at.number_input(key="ff_epochs").value == 10
     assert "the default model" in messages(at.markdown)
     assert "ff_run" not in at.session_state
+
+
+def test_a_sketched_digit_is_read_by_the_default_model(at):
+    at.session_state[canvas_key("ff")] = canvas_state(mnist_on_canvas(mnist_digit(7)))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    titles = [chart.proto.spec for chart in at.get("plotly_chart")]
+    assert any("It reads a 7" in spec for spec in titles)
+    assert "the default model" in messages(at.markdown)
 
 
 def test_the_page_defaults_are_the_engine_defaults():
