@@ -3,6 +3,8 @@ saliency on screen."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import streamlit as st
 
@@ -23,7 +25,7 @@ from ui.loaders import load_embedded_dataset
 from ui.models import forget_trained_model, keep_trained_model, load_defaults
 from ui.sketch import preprocess_or_explain, sketch_input
 from ui.state import DEFAULTS
-from ui.training import live_panel, start_run
+from ui.training import live_panel, restore_run, start_run
 
 OPTIMIZER_NAMES = {"adam": "Adam", "momentum": "SGD + momentum (0.9)", "sgd": "plain SGD"}
 POOL_NAMES = {"max": "max-pool 2×2", "avg": "average-pool 2×2", "none": "no pooling"}
@@ -52,6 +54,19 @@ def adopt_finished_run() -> None:
     state["cnn_adopted_run"] = run.id
     state["cnn_model"] = (model, f"your CNN ({config.spec.describe()}), trained here "
                                  f"({view.status})")
+    keep_trained_model("cnn", model)
+
+
+def restore_linked_run() -> None:
+    """A reload or a bookmark (?run=<id> in the URL): bring that run back, with its CNN."""
+    restored = restore_run("cnn_run", cnn.training.MODEL_KIND, cnn.read_checkpoint)
+    if restored is None or restored.model is None:
+        return  # nothing to restore, or a run still going on this server: adopted as it ends
+    spec, params, metadata = restored.model
+    model = cnn_model(spec, params, metadata)
+    state["cnn_adopted_run"] = restored.run.id
+    state["cnn_model"] = (model, f"your CNN ({spec.describe()}), trained here "
+                                 f"({restored.run.view().status}), brought back by its link")
     keep_trained_model("cnn", model)
 
 
@@ -121,6 +136,7 @@ st.markdown(
     "and the tests check it against `lax.conv_general_dilated`."
 )
 
+restore_linked_run()
 adopt_finished_run()
 split = load_embedded_dataset().split
 
@@ -196,11 +212,13 @@ if start:
     for problem in problems:
         st.error(problem)
     if not problems:
-        state["cnn_run_config"] = config
-        state["cnn_run_follow"] = (follow, follow_label)
+        context = {"cnn_run_config": config, "cnn_run_follow": (follow, follow_label)}
+        state.update(context)
         state["cnn_run"] = start_run(
             lambda stop, config=config, follow=follow: cnn.training_run(config, split, stop=stop,
-                                                                        follow=follow))
+                                                                        follow=follow),
+            kind=cnn.training.MODEL_KIND, context=context,
+            model_file=partial(cnn.checkpoint_bytes, config.spec, training=config.to_metadata()))
 
 if "cnn_run" in state:
     live_panel(state["cnn_run"], key="cnn_live", draw_snapshot=draw_latest_filters)
