@@ -49,7 +49,7 @@ def variable_inputs(formula: Formula) -> dict[str, float]:
 st.title("🧮 Autodiff playground")
 st.caption(
     "Everything here is differentiated by Glassbox's own reverse-mode autodiff engine "
-    "(engine/autodiff, about 400 lines of numpy), and checked against JAX."
+    "(engine/autodiff, plain numpy), and checked against JAX."
 )
 
 # --- 1. the formula and its graph -----------------------------------------------------------
