@@ -313,3 +313,20 @@ def test_a_damaged_or_foreign_run_file_is_refused(runs_dir):
         at = feedforward(run_id)
         assert reason in " ".join(w.value for w in at.warning)
         assert "ff_run" not in at.session_state
+
+
+def test_a_saved_cnn_run_comes_back_in_the_cnn_room():
+    spec = cnn.CNNSpec((2,))
+    params = {k: np.full(s, 0.01, np.float32) for k, s in spec.param_shapes().items()}
+    run_id = runs.new_run_id()
+    record = runs.run_metadata(tiny_final_event())  # any ended run's record
+    runs.save_run(run_id, cnn.checkpoint_bytes(spec, params, training={}, run=record))
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
+    at.query_params["run"] = run_id
+    at.run()
+    at.switch_page("pages/cnn.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["cnn_run"].token == run_id
+    assert "conv 3x3x2" in " ".join(m.value for m in at.markdown)
+    assert "brought back by its link" in " ".join(m.value for m in at.markdown)
+    assert at.session_state["trained_models"]["cnn"].architecture == spec
