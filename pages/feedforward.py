@@ -17,8 +17,10 @@ from ui import charts
 from ui.loaders import load_embedded_dataset, load_full_mnist_dataset
 from ui.models import forget_trained_model, keep_trained_model, load_defaults
 from ui.sketch import preprocess_or_explain, sketch_input
-from ui.state import DEFAULTS
+from ui.state import DEFAULTS, ensure_router
 from ui.training import live_panel, restore_run, start_run
+
+ensure_router()
 
 LOSS_NAMES = {"cross_entropy": "softmax cross-entropy", "mse": "squared error on one-hot"}
 OPTIMIZER_NAMES = {"adam": "Adam", "momentum": "SGD + momentum (0.9)", "sgd": "plain SGD"}
@@ -148,7 +150,7 @@ def twin_batch(split) -> tuple[np.ndarray, np.ndarray]:
 
 # --- page ----------------------------------------------------------------------------------
 
-st.title("🕸️ Feed-forward net")
+st.title(":material/hub: Feed-forward net")
 st.markdown(
     "A multilayer perceptron reads the 784 pixels of a digit and scores the 10 classes. "
     "**One forward definition, two differentiators**: the same code is differentiated by our "

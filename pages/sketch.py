@@ -11,7 +11,7 @@ from ui.state import ensure_router
 
 ensure_router()
 
-st.title("✏️ Sketch lab")
+st.title(":material/draw: Sketch lab")
 st.caption("Draw a digit (or upload a photo of one) and every model answers at once. Below, see "
            "the exact 28×28 image they read, and what the CNN looks at in it.")
 
