@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 
 FORMAT_VERSION = 1
+# The largest net the hosted limits allow is ~16 MB of float32; this leaves room for history.
+MAX_UNPACKED_BYTES = 128 * 2**20
 METADATA_KEY = "__metadata__"
 
 
@@ -99,22 +101,26 @@ def _fsync_folder(folder: Path) -> None:
 def from_bytes(data: bytes, model: str | None = None) -> Checkpoint:
     """Read and check a checkpoint's bytes; if `model` is given, it must be that kind of model.
 
-    Checks: a .npz archive, no pickled objects, a JSON metadata dict of a known format version,
-    every parameter a finite float array.
+    Checks: a .npz archive that unpacks to at most MAX_UNPACKED_BYTES, no pickled objects, a
+    JSON metadata dict of a known format version, every parameter a finite float array.
     """
     if data.startswith(b"\x93NUMPY"):
         raise CheckpointError("This is a single numpy array (.npy), not a model file (.npz).")
     if not data.startswith(b"PK"):
         raise CheckpointError("This is not a model file: a model file is a .npz archive.")
     try:
+        _check_unpacked_size(data)
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
+    except MemoryError:  # an array header claiming an absurd shape
+        raise CheckpointError("This file claims arrays far larger than any model.") from None
     except ValueError as error:
         if "pickle" in str(error).lower():
             raise CheckpointError("This file holds pickled Python objects, which are never loaded "
                                   "(they can run code). Upload a model saved here.") from None
         raise CheckpointError(f"This is not a readable model file ({error}).") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as error:
+    except (OSError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as error:
+        # NotImplementedError: an unknown compression; RuntimeError: an encrypted member.
         raise CheckpointError(f"This is not a readable model file ({error}).") from None
     metadata = _metadata(arrays.pop(METADATA_KEY, None))
     if model is not None and metadata.get("model") != model:
@@ -126,6 +132,17 @@ def from_bytes(data: bytes, model: str | None = None) -> Checkpoint:
         if not np.isfinite(array).all():
             raise CheckpointError(f"Parameter {name!r} contains NaN or infinite values.")
     return Checkpoint(arrays, metadata)
+
+
+def _check_unpacked_size(data: bytes) -> None:
+    """Refuse an archive whose members unpack to more than MAX_UNPACKED_BYTES: a few kilobytes
+    of compressed zeros can unpack to gigabytes (a "zip bomb"). zipfile holds each member to
+    its declared size, so the declared sizes are a bound."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        unpacked = sum(info.file_size for info in archive.infolist())
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise CheckpointError(f"This file unpacks to {unpacked / 2**20:,.0f} MB, more than any "
+                              f"model here (at most {MAX_UNPACKED_BYTES // 2**20} MB).")
 
 
 def load(path: str | Path, model: str | None = None) -> Checkpoint:
