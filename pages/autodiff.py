@@ -1,4 +1,4 @@
-"""🧮 Autodiff playground: a typed formula becomes a graph; watch backprop run through it."""
+"""Autodiff playground: a typed formula becomes a graph; watch backprop run through it."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from engine.data import as_float
 from ui import autodiff_views as views
 from ui.charts import loss_curve_figure, probability_bars_figure
 from ui.loaders import load_embedded_dataset
+from ui.state import ensure_router
+
+ensure_router()
 
 EXAMPLES = {
     "neuron": "tanh(w*x + b)",
@@ -46,7 +49,7 @@ def variable_inputs(formula: Formula) -> dict[str, float]:
     return {name: float(st.session_state[f"ad_var_{name}"]) for name in formula.variables}
 
 
-st.title("🧮 Autodiff playground")
+st.title(":material/functions: Autodiff playground")
 st.caption(
     "Everything here is differentiated by Glassbox's own reverse-mode autodiff engine "
     "(engine/autodiff, plain numpy), and checked against JAX."
