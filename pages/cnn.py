@@ -127,7 +127,7 @@ def evaluated_labels(model: Model, images: np.ndarray) -> np.ndarray:
 
 # --- page ----------------------------------------------------------------------------------
 
-st.title("🧱 CNN")
+st.title(":material/grid_on: CNN")
 st.markdown(
     "A convolutional net slides small filters over the image and learns what to look for. "
     "**The convolution is written here**: each kernel offset is one shifted slice of the image, "
@@ -171,7 +171,9 @@ with st.container(border=True):
                      help="same: zeros around the border keep the map's size; valid: the "
                           "kernel stays inside, each conv shrinks the map by kernel − 1.")
     with row[4]:
-        st.checkbox("Dropout before the dense layer", key="cnn_use_dropout")
+        st.checkbox("Dropout", key="cnn_use_dropout",
+                    help="During training, zero this fraction of the inputs of the dense layer "
+                         "at random, a new choice each step, so no single feature is relied on.")
         st.number_input("Dropout rate", min_value=0.0, max_value=0.95, step=0.05,
                         key="cnn_dropout", disabled=not state["cnn_use_dropout"])
     row = st.columns(5)
@@ -187,7 +189,7 @@ with st.container(border=True):
                   help="Each training digit moves by up to this many pixels, a new shift every "
                        "time: the net learns that a digit is the same a little off-centre, "
                        "as drawn digits often are.")
-        st.checkbox("Decay the learning rate (cosine)", key="cnn_decay",
+        st.checkbox("Cosine decay", key="cnn_decay",
                     help="The step size glides from the learning rate down to 0 over the run: "
                          "big steps first, fine ones at the end.")
     row = st.columns([4, 1, 1, 1])

@@ -16,12 +16,22 @@ from ui.lab import enlarged, feature_map_mosaic, saliency_overlay
 
 DIGIT_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                  "#7f7f7f", "#bcbd22", "#17becf"]
-MAP_COLUMNS = 8  # feature maps per row
+MAP_COLUMNS = 8  # feature maps (and filters) per row
+FILTER_PIXEL = 22  # screen pixels per kernel weight
 
 
 def filters_figure(filters: np.ndarray, title: str = "") -> go.Figure:
-    """First-layer filters (F, k, k) as little heatmaps: red positive, blue negative weights."""
-    return charts.weight_grid_figure(filters, columns=min(len(filters), 16), title=title)
+    """First-layer filters (F, k, k) as little heatmaps: red positive, blue negative weights.
+
+    Tall enough that each weight is about FILTER_PIXEL pixels (the image keeps its aspect).
+    """
+    n, k, _ = filters.shape
+    columns = min(n, MAP_COLUMNS)
+    fig = charts.weight_grid_figure(filters, columns=columns, title=title)
+    rows = -(-n // columns)
+    fig.update_layout(height=charts.MARGIN["t"] + charts.MARGIN["b"] + 20
+                      + FILTER_PIXEL * (rows * (k + 1) - 1))
+    return fig
 
 
 def prediction_history_figure(steps: Sequence[int], probabilities: np.ndarray,
@@ -44,7 +54,8 @@ def prediction_history_figure(steps: Sequence[int], probabilities: np.ndarray,
     fig.update_yaxes(title="probability", range=[0, 1.02])
     fig.update_layout(title="Its probabilities for the followed digit, during training",
                       height=charts.CHART_HEIGHT, margin=charts.MARGIN, template="plotly_white",
-                      legend=dict(title="digit", orientation="v"))
+                      legend=dict(title="digit", orientation="h", yanchor="bottom", y=1.0,
+                                  x=1, xanchor="right"))
     return fig
 
 
