@@ -98,8 +98,10 @@ def seconds_to_accuracy(backend: str, target: float, config: ffnn.TrainingConfig
     Returns inf if the run ends below it.
     """
     config = ffnn.TrainingConfig(**{**config.__dict__, "backend": backend})
+    split = embedded_split()
     start = time.perf_counter()
-    for event in ffnn.training_run(config, embedded_split()):
+    # As the page trains: with the twin-engine check at every evaluation.
+    for event in ffnn.training_run(config, split, twin_batch=ffnn.twin_batch(split)):
         if event.test_accuracy is not None and event.test_accuracy >= target:
             return time.perf_counter() - start
     return float("inf")

@@ -21,6 +21,7 @@ import numpy as np
 
 from engine import checkpoint
 from engine import train as training
+from engine.data import as_float
 from engine.layers import INITS, JAX_OPS, Array, Ops, activation, autodiff_ops, dense, init_dense
 from engine.losses import loss_function
 from engine.optim import OPTIMIZERS, make_optimizer
@@ -343,6 +344,15 @@ class Snapshot:
 
     weights: np.ndarray
     twin: list[LayerDifference] | None = None
+
+
+def twin_batch(split: Any, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed batch for the twin-engine check: x (size, 28, 28) float32, y (size,).
+
+    Evenly spaced training digits, so every class is in it.
+    """
+    step = max(1, len(split.x_train) // size)
+    return as_float(split.x_train[::step][:size]), split.y_train[::step][:size]
 
 
 def training_run(config: TrainingConfig, split: Any, *, params: Params | None = None,

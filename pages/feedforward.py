@@ -142,12 +142,6 @@ def twin_figure(differences: list[ffnn.LayerDifference], title: str):
                                              [d.max_rel for d in differences], title)
 
 
-def twin_batch(split) -> tuple[np.ndarray, np.ndarray]:
-    """A fixed batch of 64 training digits (every class) for the twin-engine check."""
-    step = max(1, len(split.x_train) // 64)
-    return as_float(split.x_train[::step][:64]), split.y_train[::step][:64]
-
-
 # --- page ----------------------------------------------------------------------------------
 
 st.title(":material/hub: Feed-forward net")
@@ -228,7 +222,7 @@ if start:
     for problem in problems:
         st.error(problem)
     if not problems:
-        batch = twin_batch(split)
+        batch = ffnn.twin_batch(split)
         context = {"ff_run_config": config, "ff_run_dataset": datasets[state["ff_dataset"]].name}
         state.update(context)
         state["ff_run"] = start_run(
@@ -273,7 +267,7 @@ with twin:
     if st.button("Compare the gradients now", key="ff_twin_button"):
         params = {name: np.asarray(value) for name, value in model.params.items()}
         state["ff_twin_now"] = ffnn.gradient_differences(model.architecture, state["ff_loss"],
-                                                         params, *twin_batch(split))
+                                                         params, *ffnn.twin_batch(split))
     if "ff_twin_now" in state:
         st.plotly_chart(twin_figure(state["ff_twin_now"], "Gradient difference per layer"),
                         key="ff_twin_now_chart", width="stretch")
