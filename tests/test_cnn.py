@@ -74,6 +74,17 @@ def test_conv_output_size_matches_lax_shapes(padding):
                 assert cnn.conv_output_size(size, kernel, stride, padding) == lax_out
 
 
+@pytest.mark.parametrize(("stride", "padding", "out"), [(1, "same", (7, 9)), (2, "same", (4, 5)),
+                                                     (1, "valid", (5, 7)), (2, "valid", (3, 4))])
+def test_im2col_stacks_one_channel_block_per_kernel_offset(stride, padding, out):
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 7, 9, 3)), jnp.float32)
+    cols = cnn.im2col(x, 3, 3, stride=stride, padding=padding)
+    assert cols.shape == (2, *out, 3 * 3 * 3)
+    if padding == "valid":  # offset (i, j) is channels [(3i + j) * 3, +3): the pixel (i, j) away
+        np.testing.assert_array_equal(cols[:, 0, 0, (3 * 1 + 2) * 3:(3 * 1 + 2) * 3 + 3],
+                                      x[:, 1, 2, :])
+
+
 def test_conv_of_a_delta_image_draws_the_flipped_kernel():
     # Hand-computed: cross-correlating a single 1 with a kernel paints the kernel upside down.
     image = jnp.zeros((1, 5, 5, 1)).at[0, 2, 2, 0].set(1.0)
@@ -210,6 +221,7 @@ def test_dropout_needs_a_key_and_only_acts_in_training():
 def test_dropout_keeps_the_expected_value():
     x = jnp.ones((200, 100))
     dropped = cnn.dropout(jax.random.key(0), x, 0.25)
+    assert dropped.shape == x.shape
     assert 0.2 < float((dropped == 0).mean()) < 0.3
     assert float(dropped.mean()) == pytest.approx(1.0, abs=0.05)
 
