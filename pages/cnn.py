@@ -254,7 +254,9 @@ with inside:
 with history:
     run = state.get("cnn_run")
     final = None if run is None else run.view()
-    if final is None or final.active or final.latest is None or not final.latest.snapshot:
+    if final is not None and final.active:
+        st.info("Training: its history can be scrubbed here once the run ends.")
+    elif final is None or final.latest is None or not final.latest.snapshot:
         st.info("Train a net (section 2): every evaluation records its filters and its answer "
                 "for the followed digit, and here you can scrub back through them.")
     else:

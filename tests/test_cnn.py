@@ -12,7 +12,7 @@ from helpers import mnist_digit
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from engine import cnn
+from engine import checkpoint, cnn
 from engine.checkpoint import CheckpointError
 from engine.cnn import ArchitectureError, CNNSpec, training
 from engine.data import Split, as_float, embedded_split, load_embedded
@@ -363,6 +363,10 @@ def test_a_model_file_round_trips_and_a_wrong_one_is_refused():
                                                                                  np.float32)}
     with pytest.raises(CheckpointError, match="dense_w"):
         cnn.read_checkpoint(cnn.checkpoint_bytes(spec, wrong))
+    impossible = {**spec.to_metadata(), "filters": [3, 3, 3, 3]}  # 28 -> 14 -> 7 -> 3 < 5
+    data = checkpoint.to_bytes({}, {"model": "cnn", "architecture": impossible})
+    with pytest.raises(CheckpointError, match="unusable: block 4: a 5x5 kernel is larger"):
+        cnn.read_checkpoint(data)
 
 
 def test_the_default_model_scores_at_least_97_5_percent_on_the_test_digits():

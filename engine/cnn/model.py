@@ -93,12 +93,11 @@ class CNNSpec:
     def from_metadata(cls, meta: dict[str, Any]) -> CNNSpec:
         """Inverse of `to_metadata`; raises ArchitectureError for anything malformed."""
         try:
-            return cls(tuple(int(f) for f in meta["filters"]), int(meta["kernel_size"]),
-                       str(meta["pool"]), str(meta["padding"]), float(meta["dropout"]))
-        except (KeyError, TypeError, ValueError) as error:
-            if isinstance(error, ArchitectureError):
-                raise
+            fields = (tuple(int(f) for f in meta["filters"]), int(meta["kernel_size"]),
+                      str(meta["pool"]), str(meta["padding"]), float(meta["dropout"]))
+        except (KeyError, TypeError, ValueError):
             raise ArchitectureError(f"not a CNN architecture: {meta!r}") from None
+        return cls(*fields)
 
 
 def parse_filters(text: str) -> tuple[int, ...]:
