@@ -24,8 +24,10 @@ from ui.cnn_views import (
 from ui.loaders import load_embedded_dataset
 from ui.models import forget_trained_model, keep_trained_model, load_defaults
 from ui.sketch import preprocess_or_explain, sketch_input
-from ui.state import DEFAULTS
+from ui.state import DEFAULTS, ensure_router
 from ui.training import live_panel, restore_run, start_run
+
+ensure_router()
 
 OPTIMIZER_NAMES = {"adam": "Adam", "momentum": "SGD + momentum (0.9)", "sgd": "plain SGD"}
 POOL_NAMES = {"max": "max-pool 2×2", "avg": "average-pool 2×2", "none": "no pooling"}
