@@ -26,7 +26,7 @@ PACKAGES = ["jax", "jaxlib", "numpy", "streamlit", "plotly", "pillow"]
 
 def figure_builders(quick: bool) -> dict[str, Callable[[], list[Figure]]]:
     """Figure id -> a function measuring it. Imports are deferred so --only stays cheap."""
-    from benchmarks import app_figures, mlp_figures, sketch_latency
+    from benchmarks import app_figures, cnn_figures, mlp_figures, sketch_latency
 
     repeats = 2 if quick else 7
     n_train = 512 if quick else None  # --quick checks the harness, not the speed
@@ -35,6 +35,9 @@ def figure_builders(quick: bool) -> dict[str, Callable[[], list[Figure]]]:
         "R2": lambda: [mlp_figures.jax_ratio_figure(repeats, n_train)],
         "T1": lambda: mlp_figures.time_to_accuracy_figures(
             1 if quick else 3, target=0.5 if quick else 0.93),
+        "R3": lambda: [cnn_figures.conv_ratio_figure(repeats, n_train)],
+        "T2": lambda: [cnn_figures.time_to_accuracy_figure(
+            1 if quick else 3, target=0.5 if quick else 0.975)],
         "L1": lambda: [sketch_latency.sketch_latency_figure(10 if quick else 100)],
         "S1": lambda: [app_figures.startup_figure(repeats=1 if quick else 5)],
     }
