@@ -2,8 +2,11 @@
 
 import streamlit as st
 
+from ui.memory import limit_malloc_arenas
 from ui.state import init_state
 from ui.training import keep_runs_alive
+
+limit_malloc_arenas()  # before any training thread or compile
 
 st.set_page_config(page_title="Glassbox", page_icon=":material/visibility:", layout="wide")
 

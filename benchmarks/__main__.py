@@ -40,6 +40,7 @@ def figure_builders(quick: bool) -> dict[str, Callable[[], list[Figure]]]:
             1 if quick else 3, target=0.5 if quick else 0.975)],
         "L1": lambda: [sketch_latency.sketch_latency_figure(10 if quick else 100)],
         "S1": lambda: [app_figures.startup_figure(repeats=1 if quick else 5)],
+        "M1": lambda: [app_figures.memory_figure(wait_for_end=not quick)],
     }
 
 

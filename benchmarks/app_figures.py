@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+
+import psutil
 
 from benchmarks.harness import Figure, median_and_spread
 from benchmarks.server import APP_IDLE, CHROMIUM, CHROMIUM_ARGS, streamlit_server
@@ -31,3 +35,72 @@ def startup_figure(repeats: int) -> Figure:
         browser.close()
     median, spread = median_and_spread(samples)
     return Figure("S1", "streamlit run -> home page rendered", median, "s", 4.0, spread)
+
+
+def peak_rss_mb(process: psutil.Process) -> float:
+    """Resident memory of the process and its children, in MB."""
+    total = 0
+    for proc in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            total += proc.memory_info().rss
+    return total / 2**20
+
+
+class MemorySampler(threading.Thread):
+    """Samples a process tree's RSS every `interval` seconds until stopped; keeps the peak."""
+
+    def __init__(self, pid: int, interval: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.process, self.interval = psutil.Process(pid), interval
+        self.peak_mb = 0.0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self.peak_mb = max(self.peak_mb, peak_rss_mb(self.process))
+            self.done.wait(self.interval)
+
+
+def open_room(page, title: str) -> None:
+    """Go to a room through the sidebar, as a visitor does (page.goto would start a new session)."""
+    page.locator("[data-testid='stSidebarNav'] a", has_text=title).click()
+    page.wait_for_timeout(500)
+    page.wait_for_selector(APP_IDLE, timeout=180_000)
+
+
+def train_on_every_page(page, url: str, wait_for_end: bool) -> None:
+    """In one session: a training run on the FFNN and CNN pages, then the overfit demo."""
+    page.goto(url)
+    page.wait_for_selector(APP_IDLE, timeout=180_000)
+    for title, button in (("Feed-forward net", "Start"), ("CNN", "Train")):
+        open_room(page, title)
+        page.get_by_role("button", name=button, exact=True).click()
+        page.wait_for_timeout(1000)
+    open_room(page, "Autodiff playground")
+    page.get_by_role("button", name="Train on this digit").click()
+    page.wait_for_timeout(500)
+    page.wait_for_selector(APP_IDLE, timeout=180_000)
+    if not wait_for_end:
+        return
+    for title in ("Feed-forward net", "CNN"):
+        open_room(page, title)
+        page.get_by_text("Finished").first.wait_for(timeout=180_000)
+
+
+def memory_figure(wait_for_end: bool = True) -> Figure:
+    """M1: the server's peak RSS while one training run goes on each page (default settings)."""
+    from playwright.sync_api import sync_playwright
+
+    with streamlit_server() as server, sync_playwright() as playwright:
+        sampler = MemorySampler(server.process.pid)
+        sampler.start()
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        try:
+            train_on_every_page(page, server.url, wait_for_end)
+        finally:
+            sampler.done.set()
+            sampler.join()
+            browser.close()
+    return Figure("M1", "server peak RSS, a training run on each page", sampler.peak_mb, "MB",
+                  700.0)
