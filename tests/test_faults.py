@@ -82,6 +82,10 @@ def test_queued_runs_start_in_order_and_all_finish():
         queued = [training.start_run(tiny_training(started, i)) for i in range(5)]
         wait_until(lambda: [r.view().queue_position for r in queued] == [1, 2, 3, 4, 5],
                    "five places in the queue")
+        # The live panels slow down: a queued one redraws rarely, a running one less often
+        # when seven runs share two slots.
+        assert training.refresh_seconds(queued[0].view()) == training.QUEUED_REFRESH_SECONDS
+        assert training.refresh_seconds(holders[0].view()) == training.REFRESH_SECONDS * 7 / 2
         queued[2].stop()
         assert queued[2].wait(BOUND)
         assert queued[2].view().status == "stopped"
@@ -91,6 +95,7 @@ def test_queued_runs_start_in_order_and_all_finish():
         release.set()
     assert all(r.wait(BOUND) for r in holders + queued)
     assert started == [0, 1, 3, 4]
+    assert training.refresh_seconds(queued[0].view()) is None  # ended: no more redraws
     assert [r.view().status for r in queued] == ["finished"] * 2 + ["stopped"] + ["finished"] * 2
     assert all(r.view().latest.params is not None for r in queued if r is not queued[2])
     assert not training._QUEUE and not training._RUNNING  # every slot given back
@@ -226,16 +231,22 @@ def test_an_abandoned_run_is_saved_as_abandoned(monkeypatch):
 
 
 def test_the_page_is_the_heartbeat():
-    """Each draw of the live panel, and the router on any page, touches the session's runs."""
-    at = feedforward()
+    """Each draw of the live panel touches the run, and so does the session-wide heartbeat the
+    router calls on every page (`keep_runs_alive`)."""
     release = threading.Event()
     run = training.start_run(held(release))
-    at.session_state["ff_run"] = run
     try:
-        for page in ("pages/feedforward.py", "pages/home.py"):
-            before = run._last_seen
-            at.switch_page(page).run()
-            assert run._last_seen > before, page
+        at = feedforward()
+        at.session_state["ff_run"] = run
+        before = run._last_seen
+        at.run()
+        assert run._last_seen > before
+        elsewhere = AppTest.from_string("from ui.training import keep_runs_alive\n"
+                                        "keep_runs_alive()\n")
+        elsewhere.session_state["some_run"] = run
+        before = run._last_seen
+        elsewhere.run()
+        assert run._last_seen > before
     finally:
         release.set()
     assert run.wait(BOUND)

@@ -38,6 +38,7 @@ from engine.train import Progress
 from ui import charts
 
 REFRESH_SECONDS = 0.5
+QUEUED_REFRESH_SECONDS = 2.0  # a queued run only shows its place in line
 RUN_PARAM = "run"  # the URL's query parameter holding the page's run id
 RUN_IDS_SEEN = "run_ids_seen"  # session state: run ids this session has shown or tried
 
@@ -291,20 +292,34 @@ def show_curves(event: Progress, key: str) -> None:
                        key=f"{key}_accuracy_chart", width="stretch")
 
 
+def refresh_seconds(view: RunView) -> float | None:
+    """How often the live panel redraws this run: never once it has ended, every
+    QUEUED_REFRESH_SECONDS while it waits, every REFRESH_SECONDS while it trains, stretched
+    when more runs than slots are active on the server. Each redraw builds every chart again:
+    a busy server makes fewer of them and stays responsive (measured by the load test)."""
+    if not view.active:
+        return None
+    if view.status == "queued":
+        return QUEUED_REFRESH_SECONDS
+    with _TURNS:
+        active = len(_QUEUE) + len(_RUNNING)
+    return REFRESH_SECONDS * max(1.0, active / _SLOTS)
+
+
 def live_panel(run: Run, *, key: str,
                draw_snapshot: Callable[[object, str], None] | None = None) -> RunView:
     """Draw the run's status, curves and (via draw_snapshot(snapshot, key)) its latest snapshot.
 
-    While the run is active this is a fragment refreshed every REFRESH_SECONDS; when the run
-    ends, the whole page reruns once so everything that depends on the result updates. Other
-    widgets stay usable meanwhile. Each draw is the run's heartbeat (`Run.touch`), and the
-    page's URL carries the run's id (?run=...) so that a reload brings it back. Returns the
-    view drawn first.
+    While the run is active this is a fragment refreshed every `refresh_seconds`; when the
+    run's status changes (it leaves the queue, it ends), the whole page reruns once, so the
+    pace and everything that depends on the result update. Other widgets stay usable
+    meanwhile. Each draw is the run's heartbeat (`Run.touch`), and the page's URL carries the
+    run's id (?run=...) so that a reload brings it back. Returns the view drawn first.
     """
     first = run.view()
     show_run_in_url(run)
 
-    @st.fragment(run_every=REFRESH_SECONDS if first.active else None)
+    @st.fragment(run_every=refresh_seconds(first))
     def panel() -> None:
         run.touch()
         view = run.view()
@@ -313,7 +328,7 @@ def live_panel(run: Run, *, key: str,
             show_curves(view.latest, key)
             if draw_snapshot is not None and view.latest.snapshot is not None:
                 draw_snapshot(view.latest.snapshot, key)
-        if first.active and not view.active:
+        if view.status != first.status:
             st.rerun()
 
     panel()
