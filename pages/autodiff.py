@@ -127,9 +127,9 @@ if evaluation is not None and formula.variables:
     check = explore.check_gradients(formula, values)
     st.dataframe(views.gradient_table(check), hide_index=True, width="stretch")
     if check.passed:
-        st.badge("pass: all three agree", icon="✅", color="green")
+        st.badge("pass: all three agree", icon=":material/check_circle:", color="green")
     else:
-        st.badge("fail: the gradients disagree", icon="❌", color="red")
+        st.badge("fail: the gradients disagree", icon=":material/cancel:", color="red")
     st.caption(f"max |ours − jax| = {check.max_abs_vs_jax:.2e} · "
                f"max |ours − central differences| = {check.max_abs_vs_differences:.2e}")
 

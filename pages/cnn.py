@@ -1,4 +1,4 @@
-"""🧱 CNN: a convolution written by hand, trained in seconds; its filters, feature maps and
+"""CNN: a convolution written by hand, trained in seconds; its filters, feature maps and
 saliency on screen."""
 
 from __future__ import annotations

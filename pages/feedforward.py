@@ -1,4 +1,4 @@
-"""🕸️ Feed-forward net: train an MLP on MNIST live, differentiated by our engine or by jax.grad."""
+"""Feed-forward net: train an MLP on MNIST live, differentiated by our engine or by jax.grad."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""✏️ Sketch lab: one drawing through every model, and what each model sees."""
+"""Sketch lab: one drawing through every model, and what each model sees."""
 
 import streamlit as st
 
@@ -42,7 +42,7 @@ if preprocessed is not None:
             show_answer(choice, answers.get(choice.slot))
     if any(is_unsure(p) for p in answers.values()):
         st.warning("Not sure? Draw the digit bigger and in the middle of the canvas, with clear "
-                   "strokes: that is how the training digits looked.", icon="🤔")
+                   "strokes: that is how the training digits looked.", icon=":material/help:")
 
     cnn_choice = next((c for c in choices if c.model is not None and c.model.kind == "cnn"), None)
     if cnn_choice is not None:
