@@ -268,7 +268,7 @@ def show_status(view: RunView) -> None:
     if view.status == "queued":
         place = f" (number {view.queue_position} in the queue)" if view.queue_position else ""
         st.info(f"Waiting for a free training slot{place}: this server trains "
-                f"{limits().max_concurrent_runs} models at a time.", icon="⏳")
+                f"{limits().max_concurrent_runs} models at a time.", icon=":material/hourglass_top:")
         return
     event = view.latest
     if event is None:
@@ -276,13 +276,13 @@ def show_status(view: RunView) -> None:
     else:
         st.progress(min(1.0, event.step / max(1, event.total_steps)), text=progress_text(event))
     if view.status == "finished":
-        st.success(view.message, icon="✅")
+        st.success(view.message, icon=":material/check_circle:")
     elif view.status == "stopped":
-        st.info(view.message, icon="⏹️")
+        st.info(view.message, icon=":material/stop_circle:")
     elif view.status in ("diverged", "failed"):
-        st.error(view.message, icon="⚠️")
+        st.error(view.message, icon=":material/warning:")
     elif view.status == "abandoned":
-        st.warning(view.message, icon="⏸️")
+        st.warning(view.message, icon=":material/pause_circle:")
 
 
 def show_curves(event: Progress, key: str) -> None:
@@ -404,7 +404,7 @@ def restore_run(key: str, kind: str, read_model_file: Callable[[bytes], tuple]
     try:
         restored = _restored(runs.check_run_id(wanted), kind, read_model_file)
     except (runs.RunIdError, runs.RunNotFoundError, runs.RunFileError, CheckpointError) as error:
-        st.warning(f"Cannot bring back the training run of this link. {error}", icon="🔗")
+        st.warning(f"Cannot bring back the training run of this link. {error}", icon=":material/link_off:")
         del st.query_params[RUN_PARAM]
         return None
     state[key] = restored.run
