@@ -268,7 +268,8 @@ def show_status(view: RunView) -> None:
     if view.status == "queued":
         place = f" (number {view.queue_position} in the queue)" if view.queue_position else ""
         st.info(f"Waiting for a free training slot{place}: this server trains "
-                f"{limits().max_concurrent_runs} models at a time.", icon=":material/hourglass_top:")
+                f"{limits().max_concurrent_runs} models at a time.",
+                icon=":material/hourglass_top:")
         return
     event = view.latest
     if event is None:
@@ -404,7 +405,8 @@ def restore_run(key: str, kind: str, read_model_file: Callable[[bytes], tuple]
     try:
         restored = _restored(runs.check_run_id(wanted), kind, read_model_file)
     except (runs.RunIdError, runs.RunNotFoundError, runs.RunFileError, CheckpointError) as error:
-        st.warning(f"Cannot bring back the training run of this link. {error}", icon=":material/link_off:")
+        st.warning(f"Cannot bring back the training run of this link. {error}",
+                   icon=":material/link_off:")
         del st.query_params[RUN_PARAM]
         return None
     state[key] = restored.run
