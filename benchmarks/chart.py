@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from benchmarks.harness import Figure
 
-WIDTH, ROW, MARGIN_LEFT, MARGIN_RIGHT = 900, 56, 330, 40
+WIDTH, ROW, MARGIN_LEFT, MARGIN_RIGHT = 900, 50, 330, 70
 MET, MISSED, TARGET = (37, 99, 235), (220, 38, 38), (17, 24, 39)
 
 
@@ -37,6 +37,7 @@ def ratio_chart(figures: list[Figure], path: Path) -> None:
             draw.line([low, top + 18, high, top + 18], fill=TARGET, width=2)
         for y in range(top, top + 38, 6):
             draw.line([x_of(fig.target), y, x_of(fig.target), y + 3], fill=TARGET, width=2)
-        draw.text((x_of(fig.value) + 6, top + 32), f"{fig.value:.2f}x", fill=TARGET, font=font)
+        right_end = max(fig.value, fig.target, fig.spread[1] if fig.spread else 0)
+        draw.text((x_of(right_end) + 8, top + 9), f"{fig.value:.2f}x", fill=TARGET, font=font)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
