@@ -7,8 +7,8 @@ import time
 import jax
 import numpy as np
 
-from benchmarks.harness import Figure, paired_ratio
-from benchmarks.mlp_figures import workload
+from benchmarks.harness import Figure
+from benchmarks.mlp_figures import BATCH, LR, StepperEpoch, epoch_ratio_figure, workload
 from engine import cnn
 from engine import train as training
 from engine.data import embedded_split
@@ -19,41 +19,25 @@ from engine.optim import make_optimizer
 # The fixed workload of shared/benchmarks.md: conv 3x3x8 - ReLU - maxpool 2 - conv 3x3x16 -
 # ReLU - maxpool 2 - dense 10, "same" padding, float32, batch 64, momentum 0.9, lr 0.1.
 SPEC = cnn.CNNSpec(filters=(8, 16), kernel_size=3, pool="max", padding="same")
-BATCH, LR = 64, 0.1
 
 
-class CNNEpoch:
-    """One epoch of the benchmark CNN, as one jitted lax.scan, with a given convolution."""
+def cnn_epoch(conv, x: np.ndarray, y: np.ndarray) -> StepperEpoch:
+    """One epoch of the benchmark CNN with the convolution `conv`, as one jitted lax.scan."""
 
-    def __init__(self, conv, x: np.ndarray, y: np.ndarray) -> None:
-        def loss(params, images, labels):
-            return softmax_cross_entropy(JAX_OPS, cnn.logits(params, images, spec=SPEC,
-                                                             conv=conv), labels)
+    def loss(params, images, labels):
+        return softmax_cross_entropy(JAX_OPS, cnn.logits(params, images, spec=SPEC, conv=conv),
+                                     labels)
 
-        self.stepper = training.jax_stepper(loss, make_optimizer("momentum", LR), x, y)
-        steps = len(x) // BATCH
-        self.schedule = training.Schedule(epochs=1, batch_size=BATCH, chunk_steps=steps)
-        self.params = cnn.init_params(jax.random.key(0), SPEC)
-        self.state = self.stepper.init(self.params)
-        self.n, self.epoch = len(x), 0
-
-    def __call__(self) -> None:
-        for batches in training.epoch_chunks(self.n, self.schedule, self.epoch):
-            self.params, self.state, _ = self.stepper.run(self.params, self.state, batches)
-        self.epoch += 1
+    stepper = training.jax_stepper(loss, make_optimizer("momentum", LR), x, y)
+    return StepperEpoch(stepper, cnn.init_params(jax.random.key(0), SPEC), len(x),
+                        chunk_steps=len(x) // BATCH)
 
 
 def conv_ratio_figure(repeats: int, n_train: int | None = None) -> Figure:
     """R3: our im2col convolution's epoch over the same CNN with lax.conv_general_dilated."""
     x, y = workload(n_train)
-    ours, reference = CNNEpoch(cnn.conv2d, x, y), CNNEpoch(cnn.lax_conv2d, x, y)
-    compile_s = time.perf_counter()
-    ours()
-    compile_s = time.perf_counter() - compile_s
-    reference()
-    ratio, spread, context = paired_ratio(ours, reference, repeats)
-    context["first_epoch_s"] = compile_s
-    return Figure("R3", "CNN epoch, our conv / lax.conv", ratio, "x", 0.25, spread, context)
+    return epoch_ratio_figure("R3", "CNN epoch, our conv / lax.conv", cnn_epoch(cnn.conv2d, x, y),
+                              cnn_epoch(cnn.lax_conv2d, x, y), 0.25, repeats)
 
 
 def seconds_to_accuracy(config: cnn.TrainingConfig, target: float) -> float:

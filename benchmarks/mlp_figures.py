@@ -44,24 +44,28 @@ class NumpyEpoch:
                                    order, BATCH, LR, BETA)
 
 
-class JaxEpoch:
-    """One epoch of the app's JAX stepper (jitted lax.scan chunks), as the page trains."""
+class StepperEpoch:
+    """One epoch of an `engine.train` stepper, as the app trains; parameters carry over."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
-        config = ffnn.TrainingConfig(arch=ARCH, optimizer="momentum", learning_rate=LR,
-                                     batch_size=BATCH, backend="jax")
-        self.stepper = training.jax_stepper(ffnn.jax_loss(ARCH, "cross_entropy"),
-                                            make_optimizer("momentum", LR), x, y)
-        self.schedule = training.Schedule(epochs=1, batch_size=BATCH,
-                                          chunk_steps=ffnn.chunk_steps(config))
-        self.params = ffnn.init_params(ARCH, seed=0)
-        self.state = self.stepper.init(self.params)
-        self.n, self.epoch = len(x), 0
+    def __init__(self, stepper: training.Stepper, params, n_train: int, chunk_steps: int) -> None:
+        self.stepper, self.params = stepper, params
+        self.state = stepper.init(params)
+        self.schedule = training.Schedule(epochs=1, batch_size=BATCH, chunk_steps=chunk_steps)
+        self.n, self.epoch = n_train, 0
 
     def __call__(self) -> None:
         for batches in training.epoch_chunks(self.n, self.schedule, self.epoch):
             self.params, self.state, _ = self.stepper.run(self.params, self.state, batches)
         self.epoch += 1
+
+
+def jax_mlp_epoch(x: np.ndarray, y: np.ndarray) -> StepperEpoch:
+    """The JAX MLP's epoch: jitted lax.scan chunks, sized as the page sizes them."""
+    config = ffnn.TrainingConfig(arch=ARCH, optimizer="momentum", learning_rate=LR,
+                                 batch_size=BATCH, backend="jax")
+    stepper = training.jax_stepper(ffnn.jax_loss(ARCH, "cross_entropy"),
+                                   make_optimizer("momentum", LR), x, y)
+    return StepperEpoch(stepper, ffnn.init_params(ARCH, seed=0), len(x), ffnn.chunk_steps(config))
 
 
 def epoch_ratio_figure(figure_id: str, title: str, candidate, reference, target: float,
@@ -88,7 +92,7 @@ def autodiff_ratio_figure(repeats: int, n_train: int | None = None) -> Figure:
 def jax_ratio_figure(repeats: int, n_train: int | None = None) -> Figure:
     """R2: the JAX MLP's epoch (jitted scan chunks) over the hand-derived numpy epoch."""
     x, y = workload(n_train)
-    return epoch_ratio_figure("R2", "JAX MLP epoch / numpy hand-derived", JaxEpoch(x, y),
+    return epoch_ratio_figure("R2", "JAX MLP epoch / numpy hand-derived", jax_mlp_epoch(x, y),
                               NumpyEpoch(numpy_mlp.loss_and_grads, x, y), 0.7, repeats)
 
 

@@ -25,7 +25,7 @@ from engine.data import as_float
 from engine.layers import INITS, JAX_OPS, Array, Ops, activation, autodiff_ops, dense, init_dense
 from engine.losses import loss_function
 from engine.optim import OPTIMIZERS, make_optimizer
-from engine.settings import Limits
+from engine.settings import Limits, run_length_problems
 
 Params = dict[str, np.ndarray]
 N_PIXELS, N_CLASSES = 28 * 28, 10
@@ -283,13 +283,7 @@ def limit_problems(config: TrainingConfig, limits: Limits) -> list[str]:
     if config.arch.hidden and max(config.arch.hidden) > limits.max_hidden_units:
         problems.append(f"{max(config.arch.hidden)} units in a layer is over this server's limit "
                         f"of {limits.max_hidden_units}.")
-    if config.epochs > limits.max_epochs:
-        problems.append(f"{config.epochs} epochs is over this server's limit of "
-                        f"{limits.max_epochs}.")
-    if config.batch_size > limits.max_batch_size:
-        problems.append(f"a batch of {config.batch_size} is over this server's limit of "
-                        f"{limits.max_batch_size}.")
-    return problems
+    return problems + run_length_problems(config.epochs, config.batch_size, limits)
 
 
 def check_config(config: TrainingConfig) -> None:

@@ -62,3 +62,14 @@ def limits() -> Limits:
         name: positive_int_from_env(ENV_PREFIX + name.upper(), getattr(defaults, name))
         for name in Limits.__dataclass_fields__
     })
+
+
+def run_length_problems(epochs: int, batch_size: int, limits: Limits) -> list[str]:
+    """Why a run this long, with batches this big, may not start here (empty if it may)."""
+    problems = []
+    if epochs > limits.max_epochs:
+        problems.append(f"{epochs} epochs is over this server's limit of {limits.max_epochs}.")
+    if batch_size > limits.max_batch_size:
+        problems.append(f"a batch of {batch_size} is over this server's limit of "
+                        f"{limits.max_batch_size}.")
+    return problems

@@ -24,15 +24,14 @@ from ui.cnn_views import (
 from ui.loaders import load_embedded_dataset
 from ui.models import forget_trained_model, keep_trained_model, load_defaults
 from ui.sketch import preprocess_or_explain, sketch_input
-from ui.state import DEFAULTS, ensure_router
-from ui.training import live_panel, restore_run, start_run
+from ui.state import ensure_router, reset_room
+from ui.training import live_panel, restore_run, run_buttons, start_run
 
 ensure_router()
 
 OPTIMIZER_NAMES = {"adam": "Adam", "momentum": "SGD + momentum (0.9)", "sgd": "plain SGD"}
 POOL_NAMES = {"max": "max-pool 2×2", "avg": "average-pool 2×2", "none": "no pooling"}
 FOLLOW_SOURCES = {"test": "a test digit", "sketch": "my own drawing"}
-WIDGET_KEYS = [key for key in DEFAULTS if key.startswith("cnn_")]
 state = st.session_state
 
 
@@ -88,12 +87,8 @@ def current_model() -> tuple[Model, str]:
 
 def reset() -> None:
     """Stop any run, forget the session's CNN, put every control back to its default."""
-    if "cnn_run" in state:
-        state["cnn_run"].stop()
-    for key in ("cnn_run", "cnn_model", "cnn_adopted_run", "cnn_run_config", "cnn_run_follow"):
-        state.pop(key, None)
-    for key in WIDGET_KEYS:
-        state[key] = DEFAULTS[key]
+    reset_room("cnn_", "cnn_run", ("cnn_model", "cnn_adopted_run", "cnn_run_config",
+                                    "cnn_run_follow"))
     forget_trained_model("cnn")
 
 
@@ -197,12 +192,8 @@ with st.container(border=True):
     row = st.columns([4, 1, 1, 1])
     row[0].caption(f"{len(split.x_train):,} training digits; validation and test accuracy are "
                    "measured twice per epoch. The defaults reach about 98% in a few seconds.")
-    start = row[1].button("Train", type="primary", icon=":material/play_arrow:",
-                          key="cnn_start", width="stretch")
-    row[2].button("Stop", icon=":material/stop:", key="cnn_stop", width="stretch",
-                  on_click=lambda: state["cnn_run"].stop() if "cnn_run" in state else None)
-    row[3].button("Reset", icon=":material/restart_alt:", key="cnn_reset", width="stretch",
-                  on_click=reset, help="Stop, forget the trained CNN, restore the defaults")
+    start = run_buttons(row[1:], prefix="cnn_", start_label="Train", reset=reset,
+                        reset_help="Stop, forget the trained CNN, restore the defaults")
 
 if start:
     problems: list[str] = []

@@ -17,14 +17,13 @@ from ui import charts
 from ui.loaders import load_embedded_dataset, load_full_mnist_dataset
 from ui.models import forget_trained_model, keep_trained_model, load_defaults
 from ui.sketch import preprocess_or_explain, sketch_input
-from ui.state import DEFAULTS, ensure_router
-from ui.training import live_panel, restore_run, start_run
+from ui.state import ensure_router, reset_room
+from ui.training import live_panel, restore_run, run_buttons, start_run
 
 ensure_router()
 
 LOSS_NAMES = {"cross_entropy": "softmax cross-entropy", "mse": "squared error on one-hot"}
 OPTIMIZER_NAMES = {"adam": "Adam", "momentum": "SGD + momentum (0.9)", "sgd": "plain SGD"}
-WIDGET_KEYS = [key for key in DEFAULTS if key.startswith("ff_")]
 state = st.session_state
 
 
@@ -86,12 +85,7 @@ def current_model() -> tuple[Model, str]:
 
 def reset() -> None:
     """Stop any run, forget the session's model, put every control back to its default."""
-    if "ff_run" in state:
-        state["ff_run"].stop()
-    for key in ("ff_run", "ff_model", "ff_adopted_run", "ff_twin_now", "ff_upload_error"):
-        state.pop(key, None)
-    for key in WIDGET_KEYS:
-        state[key] = DEFAULTS[key]
+    reset_room("ff_", "ff_run", ("ff_model", "ff_adopted_run", "ff_twin_now", "ff_upload_error"))
     for backend in ffnn.BACKENDS:
         forget_trained_model(f"ffnn-{backend}")
 
@@ -188,12 +182,8 @@ with st.container(border=True):
     row[1].checkbox("Continue from the current model", key="ff_continue",
                     help="Start from the weights of the model below (trained, uploaded or "
                          "default) instead of fresh ones; its architecture is kept.")
-    start = row[2].button("Start", type="primary", icon=":material/play_arrow:",
-                          key="ff_start", width="stretch")
-    row[3].button("Stop", icon=":material/stop:", key="ff_stop", width="stretch",
-                  on_click=lambda: state["ff_run"].stop() if "ff_run" in state else None)
-    row[4].button("Reset", icon=":material/restart_alt:", key="ff_reset", width="stretch",
-                  on_click=reset, help="Stop, forget the trained model, restore the defaults")
+    start = run_buttons(row[2:], prefix="ff_", start_label="Start", reset=reset,
+                        reset_help="Stop, forget the trained model, restore the defaults")
 
 if start:
     problems: list[str] = []

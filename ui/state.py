@@ -77,3 +77,18 @@ def ensure_router() -> None:
     if PagesManager.uses_pages_directory and not st.session_state.get(ROUTED):
         PagesManager.uses_pages_directory = False
         st.rerun()
+
+
+def reset_room(prefix: str, run_key: str, session_keys: tuple[str, ...]) -> None:
+    """Stop the room's training run, drop its session-only keys, restore its controls.
+
+    prefix: the room's widget-key prefix ("ff_"); every DEFAULTS key with it is restored.
+    """
+    state = st.session_state
+    if run_key in state:
+        state[run_key].stop()
+    for key in (run_key, *session_keys):
+        state.pop(key, None)
+    for key, value in DEFAULTS.items():
+        if key.startswith(prefix):
+            state[key] = value

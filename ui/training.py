@@ -427,3 +427,24 @@ def _restored(token: str, kind: str, read_model_file: Callable[[bytes], tuple]) 
     architecture, params, metadata = read_model_file(runs.read_run(token))
     event = runs.progress_from_metadata(metadata.get("run"), params)
     return Restored(Run.ended(token, kind, event), (architecture, params, metadata))
+
+
+def stop_session_run(run_key: str) -> None:
+    """Stop the session's run kept under `run_key`, if there is one."""
+    if run_key in st.session_state:
+        st.session_state[run_key].stop()
+
+
+def run_buttons(cells: list, *, prefix: str, start_label: str, reset: Callable[[], None],
+                reset_help: str) -> bool:
+    """Start, Stop and Reset in three cells (keys <prefix>start/stop/reset); True on Start.
+
+    Stop ends the run kept in st.session_state["<prefix>run"].
+    """
+    start = cells[0].button(start_label, type="primary", icon=":material/play_arrow:",
+                            key=f"{prefix}start", width="stretch")
+    cells[1].button("Stop", icon=":material/stop:", key=f"{prefix}stop", width="stretch",
+                    on_click=stop_session_run, args=(f"{prefix}run",))
+    cells[2].button("Reset", icon=":material/restart_alt:", key=f"{prefix}reset",
+                    width="stretch", on_click=reset, help=reset_help)
+    return start

@@ -31,7 +31,7 @@ from engine.data import embedded_dataset
 from engine.layers import JAX_OPS
 from engine.losses import softmax_cross_entropy
 from engine.optim import OPTIMIZERS, Optimizer, make_optimizer
-from engine.settings import Limits
+from engine.settings import Limits, run_length_problems
 
 PyTree = Any
 
@@ -80,13 +80,7 @@ def limit_problems(config: TrainingConfig, limits: Limits) -> list[str]:
     if max(config.spec.filters) > limits.max_filters:
         problems.append(f"{max(config.spec.filters)} filters in a block is over this server's "
                         f"limit of {limits.max_filters}.")
-    if config.epochs > limits.max_epochs:
-        problems.append(f"{config.epochs} epochs is over this server's limit of "
-                        f"{limits.max_epochs}.")
-    if config.batch_size > limits.max_batch_size:
-        problems.append(f"a batch of {config.batch_size} is over this server's limit of "
-                        f"{limits.max_batch_size}.")
-    return problems
+    return problems + run_length_problems(config.epochs, config.batch_size, limits)
 
 
 # ----------------------------------------------------------------------------- the stepper
