@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 
 from engine.autodiff.explore import DescentPath, GradientCheck
 from engine.autodiff.graph import Graph, Node, fmt
-from ui.charts import _layout
+from ui.charts import styled
 
 VARIABLE_FILL, OP_FILL, CONST_FILL, OUTPUT_FILL = "#dbeafe", "#f3f4f6", "#ffffff", "#dcfce7"
 CURRENT_FILL, CURRENT_EDGE, INPUT_EDGE = "#fde68a", "#d97706", "#2563eb"
@@ -95,7 +95,7 @@ def descent_figure(xs: np.ndarray, ys: np.ndarray, z: np.ndarray, path: DescentP
     ])
     fig.update_xaxes(title=names[0])
     fig.update_yaxes(title=names[1])
-    return _layout(fig, "Gradient descent on f", height=460)
+    return styled(fig, "Gradient descent on f", height=460)
 
 
 def descent_values_figure(path: DescentPath) -> go.Figure:
@@ -104,4 +104,4 @@ def descent_values_figure(path: DescentPath) -> go.Figure:
                                line=dict(color="#f97316")))
     fig.update_xaxes(title="step")
     fig.update_yaxes(title="f")
-    return _layout(fig, "f along the path", height=460)
+    return styled(fig, "f along the path", height=460)

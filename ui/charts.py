@@ -12,7 +12,7 @@ MARGIN = dict(l=10, r=10, t=40, b=10)
 TRAIN_COLOUR, VAL_COLOUR, TEST_COLOUR = "#1f77b4", "#ff7f0e", "#2ca02c"
 
 
-def _layout(fig: go.Figure, title: str, height: int = CHART_HEIGHT) -> go.Figure:
+def styled(fig: go.Figure, title: str, height: int = CHART_HEIGHT) -> go.Figure:
     fig.update_layout(title=title, height=height, margin=MARGIN, template="plotly_white",
                       legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right"))
     return fig
@@ -54,7 +54,7 @@ def loss_curve_figure(losses: Sequence[float], steps_per_epoch: int | None = Non
     ])
     _run_axis(fig, steps_per_epoch, epochs)
     fig.update_yaxes(title="loss", rangemode="tozero")
-    return _layout(fig, "Training loss")
+    return styled(fig, "Training loss")
 
 
 def _run_axis(fig: go.Figure, steps_per_epoch: int | None, epochs: int | None) -> None:
@@ -78,7 +78,7 @@ def accuracy_curve_figure(steps: Sequence[int], val: Sequence[float], test: Sequ
     _run_axis(fig, steps_per_epoch, epochs)
     lowest = min([*val, *test], default=0.0)
     fig.update_yaxes(title="accuracy (%)", range=[max(0.0, 100 * lowest - 5), 100.5])
-    return _layout(fig, "Accuracy")
+    return styled(fig, "Accuracy")
 
 
 def tile(images: np.ndarray, columns: int, gap: int = 1) -> np.ndarray:
@@ -109,7 +109,7 @@ def weight_grid_figure(images: np.ndarray, columns: int = 16, title: str = "") -
                                hoverinfo="skip"))
     _image_axes(fig)
     rows = -(-len(images) // columns)
-    return _layout(fig, title, height=max(160, 40 + rows * 48))
+    return styled(fig, title, height=max(160, 40 + rows * 48))
 
 
 def digit_gallery_figure(images: np.ndarray, captions: Sequence[str], columns: int = 10,
@@ -125,7 +125,7 @@ def digit_gallery_figure(images: np.ndarray, captions: Sequence[str], columns: i
     _image_axes(fig)
     rows = max(1, -(-len(images) // columns))
     fig.update_yaxes(range=[rows * (28 + gap) - gap, -gap])
-    return _layout(fig, title, height=60 + rows * 80)
+    return styled(fig, title, height=60 + rows * 80)
 
 
 def confusion_matrix_figure(matrix: np.ndarray, title: str = "Confusion matrix") -> go.Figure:
@@ -136,7 +136,7 @@ def confusion_matrix_figure(matrix: np.ndarray, title: str = "Confusion matrix")
                                hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
     fig.update_xaxes(title="predicted", side="top", type="category")
     fig.update_yaxes(title="true", autorange="reversed", type="category", scaleanchor="x")
-    return _layout(fig, title, height=420)
+    return styled(fig, title, height=420)
 
 
 def probability_bars_figure(probabilities: Sequence[float], title: str = "") -> go.Figure:
@@ -149,7 +149,7 @@ def probability_bars_figure(probabilities: Sequence[float], title: str = "") -> 
                            textposition="outside"))
     fig.update_xaxes(title="digit", type="category")
     fig.update_yaxes(title="probability", range=[0, 1.1])
-    return _layout(fig, title)
+    return styled(fig, title)
 
 
 def gradient_difference_figure(layers: Sequence[str], max_abs: Sequence[float],
@@ -164,7 +164,7 @@ def gradient_difference_figure(layers: Sequence[str], max_abs: Sequence[float],
                marker_color="#ff7f0e"),
     ])
     fig.update_yaxes(type="log", title="difference", exponentformat="e")
-    _layout(fig, title)
+    styled(fig, title)
     # Below the plot: the layer names are short, the legend entries are not.
     fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.15, x=0,
                                                    xanchor="left", yanchor="top"))
