@@ -13,6 +13,7 @@ TRAIN_COLOUR, VAL_COLOUR, TEST_COLOUR = "#1f77b4", "#ff7f0e", "#2ca02c"
 
 
 def styled(fig: go.Figure, title: str, height: int = CHART_HEIGHT) -> go.Figure:
+    """The house style on `fig` (title, height, margins, white template, legend on top)."""
     fig.update_layout(title=title, height=height, margin=MARGIN, template="plotly_white",
                       legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right"))
     return fig
