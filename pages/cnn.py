@@ -257,7 +257,7 @@ with history:
         snapshots: tuple[cnn.Snapshot, ...] = event.snapshot
         steps = event.history.eval_steps
         steps_per_epoch = event.total_steps // event.epochs
-        followed, followed_label = state["cnn_run_follow"]
+        _, followed_label = state["cnn_run_follow"]
         at = st.select_slider("What the net looked like at step", options=list(range(len(steps))),
                               value=len(steps) - 1, key=f"cnn_history_{run.id}",
                               format_func=lambda i: f"{steps[i]} (epoch "

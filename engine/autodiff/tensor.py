@@ -132,13 +132,6 @@ class Tensor:
     def item(self) -> float:
         return float(self.data)
 
-    def numpy(self) -> np.ndarray:
-        return self.data
-
-    def detach(self) -> Tensor:
-        """The same values, cut from the graph."""
-        return Tensor(self.data)
-
     def zero_grad(self) -> None:
         """Forget this tensor's gradient (the next read of `grad` gives zeros)."""
         self._grad = None
