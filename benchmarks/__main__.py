@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import os
 import platform
@@ -26,7 +27,7 @@ PACKAGES = ["jax", "jaxlib", "numpy", "streamlit", "plotly", "pillow"]
 
 def figure_builders(quick: bool) -> dict[str, Callable[[], list[Figure]]]:
     """Figure id -> a function measuring it. Imports are deferred so --only stays cheap."""
-    from benchmarks import app_figures, cnn_figures, mlp_figures, sketch_latency
+    from benchmarks import cnn_figures, mlp_figures, sketch_latency
 
     repeats = 2 if quick else 7
     n_train = 512 if quick else None  # --quick checks the harness, not the speed
@@ -39,9 +40,27 @@ def figure_builders(quick: bool) -> dict[str, Callable[[], list[Figure]]]:
         "T2": lambda: [cnn_figures.time_to_accuracy_figure(
             1 if quick else 3, target=0.5 if quick else 0.975)],
         "L1": lambda: [sketch_latency.sketch_latency_figure(10 if quick else 100)],
-        "S1": lambda: [app_figures.startup_figure(repeats=1 if quick else 5)],
-        "M1": lambda: [app_figures.memory_figure(wait_for_end=not quick)],
+        "S1": lambda: [app_figures().startup_figure(repeats=1 if quick else 5)],
+        "M1": lambda: [app_figures().memory_figure(wait_for_end=not quick)],
     }
+
+
+def app_figures():
+    """benchmarks.app_figures, imported only when S1 or M1 runs (it needs the dev packages)."""
+    from benchmarks import app_figures
+
+    return app_figures
+
+
+def missing_browser_tools() -> list[str]:
+    """What S1 and M1 need that this machine lacks (empty when nothing is missing)."""
+    from benchmarks.server import CHROMIUM, chromium_available
+
+    missing = [f"the Python package {name} (pip install -r requirements-dev.txt)"
+               for name in ("playwright", "psutil") if importlib.util.find_spec(name) is None]
+    if not chromium_available():
+        missing.append(f"Chromium at {CHROMIUM} (apt-get install chromium)")
+    return missing
 
 
 def machine_description() -> dict[str, object]:
@@ -88,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(wanted) - set(builders))
     if unknown:
         parser.error(f"unknown figure id(s) {unknown}; known: {sorted(builders)}")
+    missing = missing_browser_tools() if {"S1", "M1"} & set(wanted) else []
+    if missing:
+        parser.error(f"S1 and M1 drive the app in Chromium; missing: {', '.join(missing)}. "
+                     "Install them, or leave those figures out with --only.")
     figures = []
     for figure_id in wanted:
         print(f"measuring {figure_id} ...", file=sys.stderr, flush=True)
