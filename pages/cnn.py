@@ -22,10 +22,11 @@ from ui.cnn_views import (
     show_saliency,
 )
 from ui.loaders import load_embedded_dataset
-from ui.models import forget_trained_model, keep_trained_model, load_defaults
+from ui.models import forget_trained_model
+from ui.room_model import RoomModel
 from ui.sketch import preprocess_or_explain, sketch_input
 from ui.state import ensure_router, reset_room
-from ui.training import live_panel, restore_run, run_buttons, start_run
+from ui.training import live_panel, run_buttons, start_run
 
 ensure_router()
 
@@ -38,51 +39,29 @@ state = st.session_state
 # --- the session's model: trained here, or the default -----------------------------------------
 
 
-def adopt_finished_run() -> None:
-    """Make a run that has ended (finished, stopped or diverged) the session's model, once, and
-    offer it to the sketch lab."""
-    run = state.get("cnn_run")
-    if run is None or state.get("cnn_adopted_run") == run.id:
-        return
-    view = run.view()
-    if view.active or view.latest is None or view.latest.params is None:
-        return
+def run_model_parts() -> tuple[cnn.CNNSpec, dict]:
+    """The architecture and metadata (all but the metrics) of the CNN the session's run
+    trains."""
     config: cnn.TrainingConfig = state["cnn_run_config"]
-    model = cnn_model(config.spec, view.latest.params, {
-        "training": config.to_metadata(),
-        "metrics": {"test_accuracy": view.latest.test_accuracy,
-                    "val_accuracy": view.latest.val_accuracy}})
-    state["cnn_adopted_run"] = run.id
-    state["cnn_model"] = (model, f"your CNN ({config.spec.describe()}), trained here "
-                                 f"({view.status})")
-    keep_trained_model("cnn", model)
+    return config.spec, {"training": config.to_metadata()}
 
 
-def restore_linked_run() -> None:
-    """A reload or a bookmark (?run=<id> in the URL): bring that run back, with its CNN."""
-    restored = restore_run("cnn_run", cnn.training.MODEL_KIND, cnn.read_checkpoint)
-    if restored is None or restored.model is None:
-        return  # nothing to restore, or a run still going on this server: adopted as it ends
-    spec, params, metadata = restored.model
-    model = cnn_model(spec, params, metadata)
-    state["cnn_adopted_run"] = restored.run.id
-    state["cnn_model"] = (model, f"your CNN ({spec.describe()}), trained here "
-                                 f"({restored.run.view().status}), brought back by its link")
-    keep_trained_model("cnn", model)
+def describe_trained(model: Model, status: str) -> str:
+    """How the page names a CNN trained here, whose run ended with `status`."""
+    return f"your CNN ({model.describe()}), trained here ({status})"
 
 
-def current_model() -> tuple[Model, str]:
-    """(model, its description): the session's trained CNN if there is one, else the default."""
-    if "cnn_model" in state:
-        return state["cnn_model"]
-    defaults, missing = load_defaults()
-    if "cnn" not in defaults:
-        st.error(missing.get("cnn", "The default CNN is missing: run `python -m engine.pretrain "
-                                    "cnn`."))
-        st.stop()
-    model = defaults["cnn"]
-    return model, (f"the pretrained default CNN ({model.describe()}, "
-                   f"{model.metadata['metrics']['test_accuracy']:.1%} on the test digits)")
+def describe_default(model: Model) -> str:
+    """How the page names the pretrained default CNN."""
+    return (f"the pretrained default CNN ({model.describe()}, "
+            f"{model.metadata['metrics']['test_accuracy']:.1%} on the test digits)")
+
+
+MODELS = RoomModel(
+    prefix="cnn_", kind=cnn.training.MODEL_KIND, read_model_file=cnn.read_checkpoint,
+    build=cnn_model, run_parts=run_model_parts, describe_trained=describe_trained,
+    trained_slot=lambda model: "cnn", default_slot=lambda: "cnn",
+    describe_default=describe_default)
 
 
 def reset() -> None:
@@ -133,8 +112,8 @@ st.markdown(
     "and the tests check it against `lax.conv_general_dilated`."
 )
 
-restore_linked_run()
-adopt_finished_run()
+MODELS.restore_linked_run()
+MODELS.adopt_finished_run()
 split = load_embedded_dataset().split
 
 st.subheader("1 · A digit to follow")
@@ -221,7 +200,7 @@ else:
     st.caption("Press **Train**: the curves, the progress and the first layer's filters appear "
                "here and change as the net learns; the page stays usable meanwhile.")
 
-model, model_label = current_model()
+model, model_label = MODELS.current_model()
 st.subheader("3 · Inside the net")
 st.markdown(f"Shown: {model_label}.")
 inside, history, evaluation = st.tabs(["Look inside", "Training history", "Evaluation"])

@@ -15,10 +15,11 @@ from engine.settings import limits
 from engine.train import confusion_matrix
 from ui import charts
 from ui.loaders import load_embedded_dataset, load_full_mnist_dataset
-from ui.models import forget_trained_model, keep_trained_model, load_defaults
+from ui.models import forget_trained_model
+from ui.room_model import RoomModel
 from ui.sketch import preprocess_or_explain, sketch_input
 from ui.state import ensure_router, reset_room
-from ui.training import live_panel, restore_run, run_buttons, start_run
+from ui.training import live_panel, run_buttons, start_run
 
 ensure_router()
 
@@ -30,57 +31,43 @@ state = st.session_state
 # --- the session's model: trained here, uploaded, or the default -----------------------------
 
 
-def adopt_finished_run() -> None:
-    """Make a run that has ended (finished, stopped or diverged) the session's model, once,
-    and offer it to the sketch lab in its backend's slot."""
-    run = state.get("ff_run")
-    if run is None or state.get("ff_adopted_run") == run.id:
-        return
-    view = run.view()
-    if view.active or view.latest is None or view.latest.params is None:
-        return
-    config = state["ff_run_config"]
-    model = ffnn_model(config.arch, view.latest.params, {
-        "training": config.to_metadata(), "dataset": state["ff_run_dataset"],
-        "metrics": {"test_accuracy": view.latest.test_accuracy,
-                    "val_accuracy": view.latest.val_accuracy}})
-    state["ff_adopted_run"] = run.id
-    state["ff_model"] = (model, f"your model ({config.arch.describe()}, trained with "
-                                f"{ffnn.BACKENDS[config.backend]}, {view.status})")
-    keep_trained_model(f"ffnn-{config.backend}", model)
-
-
-def restore_linked_run() -> None:
-    """A reload or a bookmark (?run=<id> in the URL): bring that run back, with its model."""
-    restored = restore_run("ff_run", ffnn.MODEL_KIND, ffnn.read_checkpoint)
-    if restored is None or restored.model is None:
-        return  # nothing to restore, or a run still going on this server: adopted as it ends
-    arch, params, metadata = restored.model
-    training = metadata.get("training")
+def backend_of(model: Model) -> str | None:
+    """The backend that trained `model`, as its metadata says; None when it does not say one."""
+    training = model.metadata.get("training")
     backend = training.get("backend") if isinstance(training, dict) else None
-    model = ffnn_model(arch, params, metadata)
-    state["ff_adopted_run"] = restored.run.id
-    state["ff_model"] = (model, f"your model ({arch.describe()}, trained with "
-                                f"{ffnn.BACKENDS.get(backend, 'an unknown engine')}, "
-                                f"{restored.run.view().status}), brought back by its link")
-    if backend in ffnn.BACKENDS:
-        keep_trained_model(f"ffnn-{backend}", model)
+    return backend if backend in ffnn.BACKENDS else None
 
 
-def current_model() -> tuple[Model, str]:
-    """(model, its description): the session's model if there is one, else the default model
-    of the chosen backend."""
-    if "ff_model" in state:
-        return state["ff_model"]
-    defaults, missing = load_defaults()
-    slot = f"ffnn-{state['ff_backend']}"
-    if slot not in defaults:
-        st.error(missing.get(slot, f"The default model {slot} is missing."))
-        st.stop()
-    model = defaults[slot]
-    return model, (f"the default model ({model.describe()}, trained with "
-                   f"{ffnn.BACKENDS[state['ff_backend']]}, "
-                   f"{model.metadata['metrics']['test_accuracy']:.1%} on the test digits)")
+def run_model_parts() -> tuple[ffnn.Architecture, dict]:
+    """The architecture and metadata (all but the metrics) of the model the session's run
+    trains."""
+    config = state["ff_run_config"]
+    return config.arch, {"training": config.to_metadata(), "dataset": state["ff_run_dataset"]}
+
+
+def sketch_slot(model: Model) -> str | None:
+    """The sketch-lab slot of the backend that trained `model`; None when that is unknown."""
+    backend = backend_of(model)
+    return None if backend is None else f"ffnn-{backend}"
+
+
+def describe_trained(model: Model, status: str) -> str:
+    """How the page names a model trained here, whose run ended with `status`."""
+    return (f"your model ({model.describe()}, trained with "
+            f"{ffnn.BACKENDS.get(backend_of(model), 'an unknown engine')}, {status})")
+
+
+def describe_default(model: Model) -> str:
+    """How the page names the default model of the chosen backend."""
+    return (f"the default model ({model.describe()}, trained with "
+            f"{ffnn.BACKENDS[state['ff_backend']]}, "
+            f"{model.metadata['metrics']['test_accuracy']:.1%} on the test digits)")
+
+
+MODELS = RoomModel(
+    prefix="ff_", kind=ffnn.MODEL_KIND, read_model_file=ffnn.read_checkpoint, build=ffnn_model,
+    run_parts=run_model_parts, describe_trained=describe_trained, trained_slot=sketch_slot,
+    default_slot=lambda: f"ffnn-{state['ff_backend']}", describe_default=describe_default)
 
 
 def reset() -> None:
@@ -146,8 +133,8 @@ st.markdown(
     "chunks). Train it, watch it learn, and check that both engines compute the same gradients."
 )
 
-restore_linked_run()
-adopt_finished_run()
+MODELS.restore_linked_run()
+MODELS.adopt_finished_run()
 read_uploaded_model()
 
 datasets = {"embedded": load_embedded_dataset()}
@@ -195,7 +182,7 @@ if start:
     arch = ffnn.Architecture(hidden, state["ff_activation"])
     params = None
     if state["ff_continue"]:
-        model, label = current_model()
+        model, label = MODELS.current_model()
         arch = model.architecture
         params = {name: np.asarray(value) for name, value in model.params.items()}
         st.info(f"Continuing from {label}.")
@@ -228,7 +215,7 @@ else:
     st.caption("Press **Start** to train. The curves, the progress and the first-layer "
                "weights appear here and update live; the page stays usable meanwhile.")
 
-model, label = current_model()
+model, label = MODELS.current_model()
 st.subheader("The model")
 st.markdown(f"Below: {label}.")
 split = datasets[state["ff_dataset"]].split
