@@ -12,7 +12,6 @@ from engine import cnn
 from engine.data import as_float
 from engine.predict import Model, cnn_model
 from engine.settings import limits
-from engine.train import confusion_matrix
 from ui import charts
 from ui.cnn_views import (
     filters_figure,
@@ -21,6 +20,7 @@ from ui.cnn_views import (
     show_feature_maps,
     show_saliency,
 )
+from ui.evaluation import show_evaluation
 from ui.loaders import load_embedded_dataset
 from ui.models import forget_trained_model
 from ui.room_model import RoomModel
@@ -257,16 +257,4 @@ with history:
                 marked_step=steps[at]), key="cnn_history_lines_chart", width="stretch")
 
 with evaluation:
-    predicted = evaluated_labels(model, split.x_test)
-    wrong = np.flatnonzero(predicted != split.y_test)
-    st.metric(f"Test accuracy ({len(split.y_test):,} digits never trained on)",
-              f"{np.mean(predicted == split.y_test):.1%}")
-    left, right = st.columns([2, 3])
-    left.plotly_chart(charts.confusion_matrix_figure(confusion_matrix(split.y_test, predicted)),
-                      key="cnn_confusion_chart", width="stretch")
-    shown_wrong = wrong[:40]
-    right.plotly_chart(charts.digit_gallery_figure(
-        as_float(split.x_test[shown_wrong]),
-        [f"{predicted[i]} (true {split.y_test[i]})" for i in shown_wrong], columns=8,
-        title=f"Misclassified test digits: predicted (true), first {len(shown_wrong)} of "
-              f"{len(wrong)}"), key="cnn_gallery_chart", width="stretch")
+    show_evaluation(split.x_test, split.y_test, evaluated_labels(model, split.x_test), key="cnn")

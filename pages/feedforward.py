@@ -12,8 +12,8 @@ from engine.checkpoint import CheckpointError
 from engine.data import DatasetError, as_float
 from engine.predict import Model, ffnn_model
 from engine.settings import limits
-from engine.train import confusion_matrix
 from ui import charts
+from ui.evaluation import show_evaluation
 from ui.loaders import load_embedded_dataset, load_full_mnist_dataset
 from ui.models import forget_trained_model
 from ui.room_model import RoomModel
@@ -225,17 +225,7 @@ evaluation, twin, sketch, model_file = st.tabs(
 
 with evaluation:
     predicted = model.predict_proba(as_float(split.x_test)).argmax(axis=1)
-    accuracy = float(np.mean(predicted == split.y_test))
-    st.metric(f"Test accuracy ({len(split.y_test):,} digits never trained on)", f"{accuracy:.1%}")
-    left, right = st.columns([2, 3])
-    left.plotly_chart(charts.confusion_matrix_figure(confusion_matrix(split.y_test, predicted)),
-                      key="ff_confusion_chart", width="stretch")
-    wrong = np.flatnonzero(predicted != split.y_test)[:40]
-    right.plotly_chart(charts.digit_gallery_figure(
-        as_float(split.x_test[wrong]), [f"{predicted[i]} (true {split.y_test[i]})" for i in wrong],
-        columns=8, title=f"Misclassified test digits: predicted (true), first {len(wrong)} of "
-                         f"{int(np.sum(predicted != split.y_test))}"),
-        key="ff_gallery_chart", width="stretch")
+    show_evaluation(split.x_test, split.y_test, predicted, key="ff")
 
 with twin:
     st.markdown("One batch of 64 training digits, the current model's parameters, gradients "
