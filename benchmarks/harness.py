@@ -45,11 +45,17 @@ def paired_ratio(
     """Median of candidate/reference time ratios over `repeats` back-to-back pairs.
 
     Pairing cancels slow drifts of a shared machine: both sides of a pair see the same load.
+    Each side runs once untimed before its timed run, so it is measured in its steady state,
+    not paying for the other's leftovers: numpy's OpenBLAS threads busy-wait ~0.1 s after a
+    call, and a JAX epoch started inside that window shares the cores with them (measured: 28
+    ms right after a numpy epoch, 15 ms right after another JAX epoch).
     Returns (median ratio, (min, max) ratio, absolute medians in seconds).
     """
     ratios, cand_times, ref_times = [], [], []
     for _ in range(repeats):
+        reference()
         ref = seconds(reference)
+        candidate()
         cand = seconds(candidate)
         ratios.append(cand / ref)
         cand_times.append(cand)
