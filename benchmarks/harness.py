@@ -39,23 +39,38 @@ def seconds(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+WARM_UP_SECONDS = 0.2
+
+
+def warm_up(fn: Callable[[], object]) -> None:
+    """Call `fn` untimed until WARM_UP_SECONDS have passed (at least once).
+
+    By time, not by count: numpy's OpenBLAS threads busy-wait ~0.1 s after a call, and a JAX
+    epoch started inside that window shares the cores with them (measured: 26-30 ms right
+    after a numpy epoch, 15-17 ms in a run of JAX epochs); XLA's own threads, once parked,
+    also take a few epochs to be quick again.
+    """
+    start = time.perf_counter()
+    fn()
+    while time.perf_counter() - start < WARM_UP_SECONDS:
+        fn()
+
+
 def paired_ratio(
     candidate: Callable[[], object], reference: Callable[[], object], repeats: int
 ) -> tuple[float, tuple[float, float], dict[str, float]]:
     """Median of candidate/reference time ratios over `repeats` back-to-back pairs.
 
     Pairing cancels slow drifts of a shared machine: both sides of a pair see the same load.
-    Each side runs once untimed before its timed run, so it is measured in its steady state,
-    not paying for the other's leftovers: numpy's OpenBLAS threads busy-wait ~0.1 s after a
-    call, and a JAX epoch started inside that window shares the cores with them (measured: 28
-    ms right after a numpy epoch, 15 ms right after another JAX epoch).
+    Each side warms up untimed before its timed run (see `warm_up`), so it is measured in its
+    steady state rather than paying for the other's leftovers.
     Returns (median ratio, (min, max) ratio, absolute medians in seconds).
     """
     ratios, cand_times, ref_times = [], [], []
     for _ in range(repeats):
-        reference()
+        warm_up(reference)
         ref = seconds(reference)
-        candidate()
+        warm_up(candidate)
         cand = seconds(candidate)
         ratios.append(cand / ref)
         cand_times.append(cand)
