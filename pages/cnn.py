@@ -26,7 +26,7 @@ from ui.models import forget_trained_model
 from ui.room_model import RoomModel
 from ui.sketch import preprocess_or_explain, sketch_input
 from ui.state import ensure_router, reset_room
-from ui.training import live_panel, run_buttons, start_run
+from ui.training import live_panel, refused, run_buttons, start_run
 
 ensure_router()
 
@@ -181,11 +181,7 @@ if start:
         problems += cnn.limit_problems(config, limits())
     except ValueError as error:  # ArchitectureError is a ValueError too
         problems.append(f"This network cannot be built: {error}.")
-    if "cnn_run" in state and state["cnn_run"].view().active:
-        problems.append("A run is already going: stop it first.")
-    for problem in problems:
-        st.error(problem)
-    if not problems:
+    if not refused("cnn_run", problems):
         context = {"cnn_run_config": config, "cnn_run_follow": (follow, follow_label)}
         state.update(context)
         state["cnn_run"] = start_run(

@@ -19,7 +19,7 @@ from ui.models import forget_trained_model
 from ui.room_model import RoomModel
 from ui.sketch import preprocess_or_explain, sketch_input
 from ui.state import ensure_router, reset_room
-from ui.training import live_panel, run_buttons, start_run
+from ui.training import live_panel, refused, run_buttons, start_run
 
 ensure_router()
 
@@ -194,11 +194,7 @@ if start:
     if config.batch_size > len(split.x_train):
         problems.append(f"A batch of {config.batch_size} is more than the "
                         f"{len(split.x_train)} training digits.")
-    if "ff_run" in state and state["ff_run"].view().active:
-        problems.append("A run is already going: stop it first.")
-    for problem in problems:
-        st.error(problem)
-    if not problems:
+    if not refused("ff_run", problems):
         batch = ffnn.twin_batch(split)
         context = {"ff_run_config": config, "ff_run_dataset": datasets[state["ff_dataset"]].name}
         state.update(context)

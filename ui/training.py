@@ -448,3 +448,14 @@ def run_buttons(cells: list, *, prefix: str, start_label: str, reset: Callable[[
     cells[2].button("Reset", icon=":material/restart_alt:", key=f"{prefix}reset",
                     width="stretch", on_click=reset, help=reset_help)
     return start
+
+
+
+def refused(run_key: str, problems: list[str]) -> bool:
+    """Whether a new run may NOT start: `problems`, or this room's run in
+    st.session_state[run_key] still going. Each reason is shown with st.error."""
+    if run_key in st.session_state and st.session_state[run_key].view().active:
+        problems = [*problems, "A run is already going: stop it first."]
+    for problem in problems:
+        st.error(problem)
+    return bool(problems)
