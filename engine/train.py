@@ -74,13 +74,15 @@ class JaxStepper:
         return params, state, np.asarray(losses)
 
 
-def jax_stepper(loss: Callable[[PyTree, jax.Array, jax.Array], jax.Array], optimizer: Optimizer,
-                x_train: np.ndarray, y_train: np.ndarray) -> JaxStepper:
-    """A stepper differentiating the JAX-traceable `loss(params, x, y)` with `jax.grad`.
+def jax_chunk(loss: Callable[[PyTree, jax.Array, jax.Array], jax.Array], optimizer: Optimizer
+              ) -> Callable[..., tuple[PyTree, PyTree, jax.Array]]:
+    """`chunk(params, state, x_all, y_all, batches) -> (params, state, losses)`: one step of
+    `optimizer` on the JAX-traceable `loss(params, x, y)` per row of batches (steps, batch),
+    gradients by `jax.grad`, all jitted as one `lax.scan`.
 
-    x_train: uint8 (n, 28, 28), y_train: int (n,). Both go to the device once, as uint8, and each
-    step gathers its batch and scales it to [0, 1] there. They are passed to the jitted chunk as
-    arguments rather than closed over, so they are not baked into the compiled program.
+    x_all: uint8 (n, 28, 28) and y_all: int32 (n,) on the device; each step gathers its batch
+    and scales it to [0, 1] there. They are arguments rather than closed over, so they are not
+    baked into the compiled program, and one chunk serves any run of the same model.
     """
     value_and_grad = jax.value_and_grad(loss)
 
@@ -96,7 +98,19 @@ def jax_stepper(loss: Callable[[PyTree, jax.Array, jax.Array], jax.Array], optim
         (params, state), losses = jax.lax.scan(step, (params, state), batches)
         return params, state, losses
 
-    return JaxStepper(optimizer, chunk, jnp.asarray(x_train),
+    return chunk
+
+
+def jax_stepper(loss: Callable[[PyTree, jax.Array, jax.Array], jax.Array], optimizer: Optimizer,
+                x_train: np.ndarray, y_train: np.ndarray, *,
+                chunk: Callable[..., tuple[PyTree, PyTree, jax.Array]] | None = None
+                ) -> JaxStepper:
+    """A stepper differentiating the JAX-traceable `loss(params, x, y)` with `jax.grad`.
+
+    x_train: uint8 (n, 28, 28), y_train: int (n,), sent to the device once. chunk: a
+    `jax_chunk(loss, optimizer)` kept from an earlier run, so that nothing compiles again.
+    """
+    return JaxStepper(optimizer, chunk or jax_chunk(loss, optimizer), jnp.asarray(x_train),
                       jnp.asarray(np.asarray(y_train, np.int32)))
 
 

@@ -116,6 +116,10 @@ def test_the_run_survives_a_page_switch(at):
 
 
 def test_reset_forgets_the_model_and_restores_the_controls(at):
+    # A run long enough to be still going when Reset is pressed (a cached compile makes the
+    # tiny default one finish within a rerun).
+    at.radio(key="ff_backend").set_value("autodiff")
+    at.number_input(key="ff_epochs").set_value(50)
     at.button(key="ff_start").click().run()
     run = at.session_state["ff_run"]
     at.button(key="ff_reset").click().run()
