@@ -15,6 +15,7 @@ import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,3 +188,27 @@ def check_params(params: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...
         if params[name].dtype != dtype:
             raise CheckpointError(f"Parameter {name!r} is {params[name].dtype}, expected "
                                   f"{np.dtype(dtype)}.")
+
+
+def model_bytes(kind: str, architecture: Any, params: dict[str, Any], **info: Any) -> bytes:
+    """A model file (.npz bytes) of a `kind` model; info (data set, metrics, training
+    settings...) goes into the metadata beside the architecture's `to_metadata()`, and must stay
+    JSON-serialisable."""
+    metadata = {"model": kind, "architecture": architecture.to_metadata(), **info}
+    return to_bytes({name: np.asarray(value) for name, value in params.items()}, metadata)
+
+
+def read_model(data: bytes, kind: str, architecture_from_metadata: Callable[[Any], Any]
+               ) -> tuple[Any, dict[str, np.ndarray], dict[str, Any]]:
+    """(architecture, params, metadata) from a `kind` model file's bytes.
+
+    architecture_from_metadata raises ValueError for a description it cannot build; the
+    architecture's `param_shapes()` then validates the parameters. Raises CheckpointError.
+    """
+    saved = from_bytes(data, kind)
+    try:
+        architecture = architecture_from_metadata(saved.metadata.get("architecture", {}))
+    except ValueError as error:
+        raise CheckpointError(f"The file's architecture is unusable: {error}") from None
+    check_params(saved.params, architecture.param_shapes())
+    return architecture, saved.params, saved.metadata

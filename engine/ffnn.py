@@ -228,24 +228,14 @@ MODEL_KIND = "ffnn"
 
 
 def checkpoint_bytes(arch: Architecture, params: Params, **info: Any) -> bytes:
-    """A model file (.npz bytes) for these parameters; info (data set, metrics, training
-    settings...) goes into the metadata, which must stay JSON-serialisable."""
-    metadata = {"model": MODEL_KIND, "architecture": arch.to_metadata(), **info}
-    return checkpoint.to_bytes({k: np.asarray(v) for k, v in params.items()}, metadata)
+    """A feed-forward model file (.npz bytes); see engine.checkpoint.model_bytes."""
+    return checkpoint.model_bytes(MODEL_KIND, arch, params, **info)
 
 
 def read_checkpoint(data: bytes) -> tuple[Architecture, Params, dict[str, Any]]:
-    """(architecture, params, metadata) from a model file's bytes.
-
-    Raises checkpoint.CheckpointError when it is not a valid feed-forward model file.
-    """
-    saved = checkpoint.from_bytes(data, MODEL_KIND)
-    try:
-        arch = Architecture.from_metadata(saved.metadata.get("architecture", {}))
-    except ValueError as error:
-        raise checkpoint.CheckpointError(f"The file's architecture is unusable: {error}") from None
-    checkpoint.check_params(saved.params, arch.param_shapes())
-    return arch, saved.params, saved.metadata
+    """(architecture, params, metadata) from a feed-forward model file's bytes; raises
+    checkpoint.CheckpointError when it is not a valid one."""
+    return checkpoint.read_model(data, MODEL_KIND, Architecture.from_metadata)
 
 
 # --- training --------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import numpy as np
 
 from engine import checkpoint
 from engine import train as training
-from engine.cnn.layers import ArchitectureError, conv_output_size, random_shift
+from engine.cnn.layers import conv_output_size, random_shift
 from engine.cnn.model import (
     IMAGE_SIZE,
     N_CLASSES,
@@ -256,24 +256,14 @@ MODEL_KIND = "cnn"
 
 
 def checkpoint_bytes(spec: CNNSpec, params: Params, **info: Any) -> bytes:
-    """A model file (.npz bytes) for these parameters; info (data set, metrics, training
-    settings...) goes into the metadata, which must stay JSON-serialisable."""
-    metadata = {"model": MODEL_KIND, "architecture": spec.to_metadata(), **info}
-    return checkpoint.to_bytes({k: np.asarray(v) for k, v in params.items()}, metadata)
+    """A CNN model file (.npz bytes); see engine.checkpoint.model_bytes."""
+    return checkpoint.model_bytes(MODEL_KIND, spec, params, **info)
 
 
 def read_checkpoint(data: bytes) -> tuple[CNNSpec, dict[str, np.ndarray], dict[str, Any]]:
-    """(spec, params, metadata) from a model file's bytes.
-
-    Raises checkpoint.CheckpointError when it is not a valid CNN model file.
-    """
-    saved = checkpoint.from_bytes(data, MODEL_KIND)
-    try:
-        spec = CNNSpec.from_metadata(saved.metadata.get("architecture", {}))
-    except ArchitectureError as error:
-        raise checkpoint.CheckpointError(f"The file's architecture is unusable: {error}") from None
-    checkpoint.check_params(saved.params, spec.param_shapes())
-    return spec, saved.params, saved.metadata
+    """(architecture, params, metadata) from a CNN model file's bytes; raises
+    checkpoint.CheckpointError when it is not a valid one."""
+    return checkpoint.read_model(data, MODEL_KIND, CNNSpec.from_metadata)
 
 
 # ----------------------------------------------------------------------------- the default model
