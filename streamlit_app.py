@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from ui.memory import limit_malloc_arenas
+from engine.tuning import tune_server
+from ui.rooms import adopt_ended_runs, keep_runs_alive
 from ui.state import init_state
-from ui.training import keep_runs_alive
 
-limit_malloc_arenas()  # before any training thread or compile
+tune_server()  # GIL switch interval and malloc arenas, before any training thread or compile
 
 st.set_page_config(page_title="Glassbox", page_icon=":material/visibility:", layout="wide")
 
@@ -19,5 +19,6 @@ PAGES = [
 ]
 
 init_state()
+adopt_ended_runs()  # a run that ended reaches the sketch lab wherever the learner is
 keep_runs_alive()  # the heartbeat of this session's training runs, on every page
 st.navigation(PAGES).run()

@@ -11,7 +11,6 @@ from helpers import canvas_state, vertical_one
 from streamlit.testing.v1 import AppTest
 
 from engine import cnn
-from ui.state import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/cnn.py"
@@ -23,9 +22,18 @@ def at() -> Iterator[AppTest]:
     app.switch_page(PAGE).run()
     assert not app.exception, [e.value for e in app.exception]
     yield app
-    if "cnn_run" in app.session_state:  # never leave a training thread behind
-        app.session_state["cnn_run"].stop()
-        assert app.session_state["cnn_run"].wait(30)
+    run = run_of(app)
+    if run is not None:  # never leave a training thread behind
+        run.stop()
+        assert run.wait(30)
+
+
+def run_of(at: AppTest):
+    """The room's run (None before the first)."""
+    try:
+        return at.session_state["cnn_room"].run
+    except KeyError:
+        return None
 
 
 def messages(elements) -> str:
@@ -41,29 +49,27 @@ def run_until_done(at: AppTest, bound: int = 300) -> None:
     """Drive the live fragment (one pass per .run()) until the run ends, then once more."""
     for _ in range(bound):
         at.run()
-        if not at.session_state["cnn_run"].view().active:
+        if not run_of(at).view().active:
             at.run()
             return
         time.sleep(0.1)
     raise AssertionError(f"the run did not end within {bound} refreshes")
 
 
-def test_the_page_defaults_are_the_engine_defaults():
-    # T2 is measured on TrainingConfig(); the page must start from exactly that run.
-    spec = cnn.CNNSpec(cnn.parse_filters(DEFAULTS["cnn_filters"]), DEFAULTS["cnn_kernel"],
-                       DEFAULTS["cnn_pool"], DEFAULTS["cnn_padding"])
-    page_default = cnn.TrainingConfig(
-        spec, DEFAULTS["cnn_optimizer"], DEFAULTS["cnn_learning_rate"],
-        DEFAULTS["cnn_batch_size"], DEFAULTS["cnn_epochs"], DEFAULTS["cnn_shift"],
-        DEFAULTS["cnn_decay"])
-    assert not DEFAULTS["cnn_use_dropout"]
-    assert page_default == cnn.TrainingConfig()
+def test_the_page_starts_from_the_engine_defaults(at):
+    """T2 is measured on TrainingConfig(): the untouched controls start exactly that run."""
+    at.button(key="cnn_start").click().run()
+    run = run_of(at)
+    run.stop()
+    assert run.wait(60)
+    assert run.settings == cnn.TrainingConfig().to_metadata()
+    assert not at.checkbox(key="cnn_use_dropout").value
 
 
 def test_the_default_model_is_shown_inside_out(at):
     assert "pretrained default CNN" in messages(at.markdown)
     titles = chart_titles(at)
-    assert "It reads a 4" in titles  # the followed test digit, #492, is a 4 that looks like a 9
+    assert "It reads a 4 (" in titles  # the followed test digit, #492, is a 4 that looks like a 9
     assert "Confusion matrix" in titles
     accuracy = float(at.metric[0].value.rstrip("%"))
     assert accuracy >= 97.5
@@ -78,7 +84,7 @@ def test_a_drawn_digit_can_be_followed(at):
     at.session_state["cnn_canvas_0"] = canvas_state(vertical_one())
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    assert "It reads a 1" in chart_titles(at)
+    assert "It reads a 1 (" in chart_titles(at)
 
 
 @pytest.mark.parametrize(
@@ -97,7 +103,7 @@ def test_a_network_that_cannot_be_built_is_refused_with_the_reason(at, filters, 
     assert not at.exception, [e.value for e in at.exception]
     assert "This network cannot be built" in messages(at.error)
     assert message in messages(at.error)
-    assert "cnn_run" not in at.session_state
+    assert run_of(at) is None
 
 
 def test_a_short_run_shows_live_filters_then_its_history(at):

@@ -1,7 +1,6 @@
 """The feed-forward room in AppTest: train, watch, stop, diverge, refuse; and the run queue."""
 
 import re
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,10 +10,7 @@ from helpers import canvas_state, mnist_digit, mnist_on_canvas
 from streamlit.testing.v1 import AppTest
 
 from engine import ffnn
-from engine.train import History, Progress
-from ui import training
 from ui.sketch import canvas_key
-from ui.state import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/feedforward.py"
@@ -29,9 +25,18 @@ def at() -> Iterator[AppTest]:
     app.text_input(key="ff_hidden").set_value("16")
     app.number_input(key="ff_epochs").set_value(2)
     yield app
-    if "ff_run" in app.session_state:  # never leave a training thread behind
-        app.session_state["ff_run"].stop()
-        assert app.session_state["ff_run"].wait(10)
+    run = run_of(app)
+    if run is not None:  # never leave a training thread behind
+        run.stop()
+        assert run.wait(10)
+
+
+def run_of(at: AppTest):
+    """The room's run (None before the first)."""
+    try:
+        return at.session_state["ff_room"].run
+    except KeyError:
+        return None
 
 
 def run_until_done(at: AppTest, bound: int = 200) -> list[str]:
@@ -40,7 +45,7 @@ def run_until_done(at: AppTest, bound: int = 200) -> list[str]:
     for _ in range(bound):
         at.run()
         texts += [p.proto.text for p in at.get("progress")]
-        if not at.session_state["ff_run"].view().active:
+        if not run_of(at).view().active:
             at.run()  # the page after the run: evaluation of the new model
             return texts + [p.proto.text for p in at.get("progress")]
         time.sleep(0.1)
@@ -69,7 +74,7 @@ def test_progress_shows_mid_run_and_stop_ends_the_run_keeping_its_model(at):
     at.number_input(key="ff_epochs").set_value(50)
     at.button(key="ff_start").click().run()
     for _ in range(100):
-        if at.session_state["ff_run"].view().latest is not None:
+        if run_of(at).view().latest is not None:
             break
         time.sleep(0.1)
     at.run()
@@ -79,7 +84,7 @@ def test_progress_shows_mid_run_and_stop_ends_the_run_keeping_its_model(at):
     assert len(at.get("plotly_chart")) >= 3  # the live curves and weights
     at.button(key="ff_stop").click().run()
     run_until_done(at, bound=20)
-    assert at.session_state["ff_run"].view().status == "stopped"
+    assert run_of(at).view().status == "stopped"
     assert "Stopped" in messages(at.info)
     assert "your model" in messages(at.markdown)
 
@@ -101,16 +106,16 @@ def test_a_run_over_the_limits_or_with_bad_layers_is_refused(at, hidden, reason)
     at.text_input(key="ff_hidden").set_value(hidden)
     at.button(key="ff_start").click().run()
     assert reason in messages(at.error)
-    assert "ff_run" not in at.session_state
+    assert run_of(at) is None
 
 
 def test_the_run_survives_a_page_switch(at):
     at.number_input(key="ff_epochs").set_value(3)
     at.button(key="ff_start").click().run()
-    run = at.session_state["ff_run"]
+    run = run_of(at)
     at.switch_page("pages/home.py").run()
     at.switch_page(PAGE).run()
-    assert at.session_state["ff_run"] is run
+    assert run_of(at) is run
     run_until_done(at)
     assert "Finished 3 epochs" in messages(at.success)
 
@@ -121,13 +126,13 @@ def test_reset_forgets_the_model_and_restores_the_controls(at):
     at.radio(key="ff_backend").set_value("autodiff")
     at.number_input(key="ff_epochs").set_value(50)
     at.button(key="ff_start").click().run()
-    run = at.session_state["ff_run"]
+    run = run_of(at)
     at.button(key="ff_reset").click().run()
     assert run.wait(10) and run.view().status == "stopped"
     assert at.text_input(key="ff_hidden").value == "256"
     assert at.number_input(key="ff_epochs").value == 10
     assert "the default model" in messages(at.markdown)
-    assert "ff_run" not in at.session_state
+    assert run_of(at) is None
 
 
 def test_a_sketched_digit_is_read_by_the_default_model(at):
@@ -139,45 +144,104 @@ def test_a_sketched_digit_is_read_by_the_default_model(at):
     assert "the default model" in messages(at.markdown)
 
 
-def test_the_page_defaults_are_the_engine_defaults():
-    """benchmarks' T1 times ffnn.TrainingConfig(); the page must start from the same settings."""
-    config = ffnn.TrainingConfig()
-    assert (DEFAULTS["ff_hidden"], DEFAULTS["ff_activation"]) == ("256", config.arch.activation)
-    assert ffnn.parse_hidden(DEFAULTS["ff_hidden"]) == config.arch.hidden
-    assert (DEFAULTS["ff_loss"], DEFAULTS["ff_optimizer"], DEFAULTS["ff_learning_rate"],
-            DEFAULTS["ff_batch_size"], DEFAULTS["ff_epochs"], DEFAULTS["ff_backend"]) == (
-        config.loss, config.optimizer, config.learning_rate, config.batch_size, config.epochs,
-        config.backend)
+def test_the_page_starts_from_the_engine_defaults(at):
+    """benchmarks' T1 times ffnn.TrainingConfig(): the untouched controls start exactly that run
+    (the controls are seeded from it, not from a copy)."""
+    fresh = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
+    fresh.switch_page(PAGE).run()
+    fresh.button(key="ff_start").click().run()
+    run = run_of(fresh)
+    run.stop()
+    assert run.wait(30)
+    assert run.settings == ffnn.TrainingConfig().to_metadata()
 
 
-def blocking_events(release: threading.Event):
-    """A fake model's events: one progress event, then wait until released (or stopped)."""
+def test_continuing_keeps_the_model_and_disables_what_does_not_apply(at):
+    """Issue 18, item 13: with Continue ticked the layer boxes are disabled and a bad value left
+    in them is not held against the run (it was refused before)."""
+    at.text_input(key="ff_hidden").set_value("64,x")
+    at.checkbox(key="ff_continue").check().run()
+    assert at.text_input(key="ff_hidden").disabled
+    assert at.selectbox(key="ff_activation").disabled
+    at.number_input(key="ff_epochs").set_value(1)
+    at.button(key="ff_start").click().run()
+    assert not at.error, messages(at.error)
+    assert "Continuing from the default model" in messages(at.info)
+    run_until_done(at)
+    assert run_of(at).settings["arch"]["hidden"] == [256]  # the default model's layers
 
-    def make(stop: threading.Event):
-        history = History()
-        yield Progress(1, 2, 0.5, 1, 1.0, None, None, 0.0, 0.0, history)
-        while not (release.is_set() or stop.is_set()):
-            time.sleep(0.01)
-        yield Progress(2, 2, 1.0, 1, 0.5, None, None, 0.0, 0.0, history, status="finished")
 
-    return make
+def test_the_twin_check_gives_a_verdict_against_the_float32_tolerance(at):
+    """Issue 18, item 12: the note states the tolerance, and the check says pass or fail."""
+    at.button(key="ff_twin_button").click().run()
+    assert not at.exception
+    assert "Pass: the largest difference" in messages(at.success)
+    assert "1e-04" in messages(at.markdown) or "0.0001" in messages(at.markdown)
 
 
-def test_runs_beyond_the_concurrency_limit_wait_in_line():
-    release = threading.Event()
-    limit = training.limits().max_concurrent_runs
-    runs = [training.start_run(blocking_events(release)) for _ in range(limit + 1)]
-    try:
-        deadline = time.monotonic() + 10
-        while sum(r.view().status == "running" for r in runs) < limit:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        waiting = runs[-1].view()
-        assert waiting.status == "queued" and waiting.queue_position == 1
-        runs[-1].stop()
-        assert runs[-1].wait(5)
-        assert runs[-1].view().status == "stopped"
-    finally:
-        release.set()
-    assert all(r.wait(5) for r in runs)
-    assert [r.view().status for r in runs[:-1]] == ["finished"] * limit
+def test_the_weight_grid_says_how_many_units_it_shows(at):
+    at.text_input(key="ff_hidden").set_value("100")
+    at.number_input(key="ff_epochs").set_value(1)
+    at.button(key="ff_start").click().run()
+    run_until_done(at)
+    titles = " ".join(chart.proto.spec for chart in at.get("plotly_chart"))
+    assert "first 64 of 100 units" in titles
+
+
+def block_path(at: AppTest, kind: str) -> tuple[int, ...]:
+    """The position of the first block of `kind` ("tab_container", ...) in the page's tree."""
+
+    def walk(node, path):
+        if getattr(node, "type", None) == kind:
+            return path
+        for index, child in getattr(node, "children", {}).items():
+            found = walk(child, (*path, index))
+            if found is not None:
+                return found
+        return None
+
+    found = walk(at.main, ())
+    assert found is not None, f"no {kind} on the page"
+    return found
+
+
+def test_nothing_moves_when_a_run_starts_or_ends(at):
+    """Issue 18, item 3: an element that came and went with a run (the heartbeat's fragment, a
+    message, the live panel) shifted every element after it, and the browser reset them (open
+    tabs back to the first, drawings blanked). The tabs stay where they are."""
+    before = block_path(at, "tab_container")
+    at.number_input(key="ff_epochs").set_value(1)
+    at.button(key="ff_start").click().run()
+    assert block_path(at, "tab_container") == before  # the run just started
+    at.run()
+    assert block_path(at, "tab_container") == before  # running (or ended meanwhile)
+    run_until_done(at)
+    assert block_path(at, "tab_container") == before  # ended
+    at.text_input(key="ff_hidden").set_value("64,x")
+    at.button(key="ff_start").click().run()
+    assert "whole numbers" in messages(at.error)
+    assert block_path(at, "tab_container") == before  # refused, with a message
+
+
+def test_a_finished_run_reaches_the_sketch_lab_wherever_the_learner_is(at):
+    """Issue 18, item 4: the lab picks up a new model without a visit to its room."""
+    at.number_input(key="ff_epochs").set_value(1)
+    at.button(key="ff_start").click().run()
+    run = run_of(at)
+    at.switch_page("pages/sketch.py").run()
+    assert run.wait(60)
+    at.run()
+    assert at.session_state["trained_models"]["ffnn-jax"] is run.view().model
+
+
+def test_a_diverged_run_does_not_replace_the_default_in_the_sketch_lab(at):
+    """Issue 18, item 4: only a usable model replaces a default."""
+    at.selectbox(key="ff_optimizer").set_value("sgd")
+    at.number_input(key="ff_learning_rate").set_value(10_000.0)
+    at.button(key="ff_start").click().run()
+    run_until_done(at)
+    assert run_of(at).view().status == "diverged"
+    assert "trained_models" not in at.session_state or (
+        "ffnn-jax" not in at.session_state["trained_models"])
+    at.switch_page("pages/sketch.py").run()
+    assert not at.exception

@@ -17,8 +17,9 @@ from streamlit.testing.v1 import AppTest
 
 from engine import checkpoint, cnn, ffnn, runs
 from engine.data import embedded_dataset
+from engine.service import RunService
 from engine.settings import Limits
-from ui import training
+from ui.training import run_service
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ffnn.TrainingConfig(ffnn.Architecture((8,)), epochs=1, batch_size=256, backend="autodiff")
@@ -194,89 +195,99 @@ def test_a_failing_write_removes_its_temp_file_and_keeps_the_previous(runs_dir):
     assert list(runs_dir.iterdir()) == [path]
 
 
-# --- ui.training saves a run when it ends -------------------------------------------------------
+# --- the run service saves a run when it ends ---------------------------------------------------
 
 
-def save_tiny(params, **info) -> bytes:
-    return ffnn.checkpoint_bytes(TINY.arch, params, training=TINY.to_metadata(), **info)
-
-
-def test_a_run_is_saved_when_it_ends_under_its_token():
-    run = training.start_run(lambda stop: ffnn.training_run(TINY, embedded_dataset().split,
-                                                            stop=stop),
-                             kind="ffnn", model_file=save_tiny)
+def test_a_run_is_saved_when_it_ends_under_its_token(runs_dir):
+    service = RunService(slots=1, abandon_seconds=30)
+    run = service.start(lambda stop: ffnn.training_run(TINY, embedded_dataset().split, stop=stop,
+                                                       dataset="embedded"), kind="ffnn")
     assert run.wait(60) and run.view().status == "finished"
     _, params, metadata = ffnn.read_checkpoint(runs.read_run(run.token))
     assert metadata["run"]["status"] == "finished"
     assert metadata["metrics"]["test_accuracy"] == run.view().latest.test_accuracy
-    assert runs.progress_from_metadata(metadata["run"], params).history == (
-        run.view().latest.history)
+    assert runs.progress_from_metadata(metadata["run"], params).history.losses == (
+        run.view().latest.history.losses)
 
 
-def test_a_serialiser_that_raises_loses_only_the_save(runs_dir):
-    def broken(params, **info) -> bytes:
-        raise RuntimeError("disk on fire")
-
-    run = training.start_run(lambda stop: ffnn.training_run(TINY, embedded_dataset().split,
-                                                            stop=stop),
-                             kind="ffnn", model_file=broken)
+def test_a_save_that_fails_loses_only_the_save(tmp_path):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the runs folder should be")
+    service = RunService(slots=1, abandon_seconds=30, folder=blocked)
+    run = service.start(lambda stop: ffnn.training_run(TINY, embedded_dataset().split, stop=stop,
+                                                       dataset="embedded"), kind="ffnn")
     assert run.wait(60)
     assert run.view().status == "finished"  # the run itself is fine and on screen
-    assert not runs_dir.exists() or not list(runs_dir.iterdir())
+    assert blocked.read_text().startswith("a file")
 
 
 # --- a reload brings the run back (AppTest) ---------------------------------------------------
 
 
-def feedforward(run_id: str | None = None) -> AppTest:
-    """A fresh session (as after a reload) on the feed-forward page, URL ?run=run_id."""
+def feedforward(run_id: str | None = None, page: str = "pages/feedforward.py") -> AppTest:
+    """A fresh session (as after a reload) on a room's page, URL ?run=run_id."""
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
     if run_id is not None:
         at.query_params["run"] = run_id
     at.run()
-    at.switch_page("pages/feedforward.py").run()
+    at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
 
-def test_a_finished_run_comes_back_after_a_reload_with_its_curves_and_model():
+def room(at: AppTest, key: str = "ff_room"):
+    try:
+        return at.session_state[key]
+    except KeyError:
+        return None
+
+
+def test_a_finished_run_comes_back_after_a_reload_with_its_controls_curves_and_model():
     at = feedforward()
     at.text_input(key="ff_hidden").set_value("8")
     at.number_input(key="ff_epochs").set_value(1)
+    at.number_input(key="ff_batch_size").set_value(128)
+    at.selectbox(key="ff_optimizer").set_value("momentum")
     at.radio(key="ff_backend").set_value("autodiff")
     at.button(key="ff_start").click().run()
-    run = at.session_state["ff_run"]
+    run = room(at).run
     assert at.query_params["run"] == run.token
     assert run.wait(60)
     at.run()
     finished = run.view()
     accuracy = at.metric[0].value
 
-    training._LIVE.pop(run.token)  # as after a server restart: only the saved file is left
+    run_service.clear()  # as after a server restart: only the saved file is left
     reloaded = feedforward(run.token)
-    restored = reloaded.session_state["ff_run"]
+    restored = room(reloaded).run
     assert restored.token == run.token and restored is not run
-    assert restored.view().latest.history == finished.latest.history
-    assert "Finished 1 epochs" in " ".join(s.value for s in reloaded.success)
+    assert restored.view().latest.history.losses == finished.latest.history.losses
+    assert "Finished 1 epoch" in " ".join(s.value for s in reloaded.success)
     assert len(reloaded.get("plotly_chart")) >= 2  # the loss and accuracy curves
     assert "784-8-10" in " ".join(m.value for m in reloaded.markdown)
     assert "brought back by its link" in " ".join(m.value for m in reloaded.markdown)
     assert reloaded.metric[0].value == accuracy  # the same model, evaluated again
     assert reloaded.session_state["trained_models"]["ffnn-autodiff"].architecture == TINY.arch
     assert reloaded.query_params["run"] == run.token
+    # Issue 18, item 5: the run's controls, not the defaults.
+    assert reloaded.text_input(key="ff_hidden").value == "8"
+    assert reloaded.number_input(key="ff_batch_size").value == 128
+    assert reloaded.selectbox(key="ff_optimizer").value == "momentum"
+    assert reloaded.radio(key="ff_backend").value == "autodiff"
 
 
-def test_a_session_lost_mid_run_finds_the_running_run_again():
+def test_a_session_lost_mid_run_finds_the_running_run_again_with_its_controls():
     at = feedforward()
     at.text_input(key="ff_hidden").set_value("8")
     at.number_input(key="ff_epochs").set_value(50)
     at.radio(key="ff_backend").set_value("autodiff")
     at.button(key="ff_start").click().run()
-    run = at.session_state["ff_run"]
+    run = room(at).run
     try:
         reloaded = feedforward(run.token)
-        assert reloaded.session_state["ff_run"] is run  # the very run, still going
-        assert reloaded.session_state["ff_run_config"] == at.session_state["ff_run_config"]
+        assert room(reloaded).run is run  # the very run, still going
+        assert reloaded.text_input(key="ff_hidden").value == "8"
+        assert reloaded.number_input(key="ff_epochs").value == 50
         reloaded.button(key="ff_stop").click().run()
         assert run.wait(30)
         reloaded.run()
@@ -297,7 +308,7 @@ def test_a_bad_link_says_so_and_leaves_the_url(run_id, reason):
     (warning,) = at.warning
     assert "Cannot bring back the training run of this link" in warning.value
     assert reason in warning.value
-    assert "ff_run" not in at.session_state
+    assert room(at) is None
     assert "run" not in at.query_params
     at.run()
     assert not at.warning  # said once
@@ -312,21 +323,28 @@ def test_a_damaged_or_foreign_run_file_is_refused(runs_dir):
     for run_id, reason in [(damaged, "damaged"), (foreign, "'cnn' model")]:
         at = feedforward(run_id)
         assert reason in " ".join(w.value for w in at.warning)
-        assert "ff_run" not in at.session_state
+        assert room(at) is None
 
 
-def test_a_saved_cnn_run_comes_back_in_the_cnn_room():
-    spec = cnn.CNNSpec((2,))
-    params = {k: np.full(s, 0.01, np.float32) for k, s in spec.param_shapes().items()}
-    run_id = runs.new_run_id()
-    record = runs.run_metadata(tiny_final_event())  # any ended run's record
-    runs.save_run(run_id, cnn.checkpoint_bytes(spec, params, training={}, run=record))
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
-    at.query_params["run"] = run_id
-    at.run()
-    at.switch_page("pages/cnn.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert at.session_state["cnn_run"].token == run_id
-    assert "conv 3x3x2" in " ".join(m.value for m in at.markdown)
-    assert "brought back by its link" in " ".join(m.value for m in at.markdown)
-    assert at.session_state["trained_models"]["cnn"].architecture == spec
+def test_a_cnn_run_comes_back_in_the_cnn_room_with_its_controls_and_history():
+    """Issue 11: a restored CNN run shows its controls and its history scrubber."""
+    at = feedforward(page="pages/cnn.py")
+    at.text_input(key="cnn_filters").set_value("2")
+    at.number_input(key="cnn_batch_size").set_value(256)
+    at.number_input(key="cnn_epochs").set_value(2)
+    at.slider(key="cnn_shift").set_value(1)
+    at.button(key="cnn_start").click().run()
+    run = room(at, "cnn_room").run
+    assert run.wait(120)
+    run_service.clear()  # a server restart: only the saved file is left
+
+    reloaded = feedforward(run.token, page="pages/cnn.py")
+    assert room(reloaded, "cnn_room").run.token == run.token
+    assert "conv 3x3x2" in " ".join(m.value for m in reloaded.markdown)
+    assert "brought back by its link" in " ".join(m.value for m in reloaded.markdown)
+    assert reloaded.session_state["trained_models"]["cnn"].architecture.filters == (2,)
+    assert reloaded.text_input(key="cnn_filters").value == "2"
+    assert reloaded.number_input(key="cnn_batch_size").value == 256
+    assert reloaded.slider(key="cnn_shift").value == 1
+    (slider,) = reloaded.select_slider  # the history scrubber
+    assert len(slider.options) == len(run.view().latest.history.snapshots)

@@ -59,9 +59,12 @@ def loss_curve_figure(losses: Sequence[float], steps_per_epoch: int | None = Non
 
 
 def _run_axis(fig: go.Figure, steps_per_epoch: int | None, epochs: int | None) -> None:
+    """The x axis of a run's curves: the whole run in epochs, with a margin on both sides so a
+    point at the start or the end (a 1-epoch run's last evaluation) is not cut at the edge."""
     fig.update_xaxes(title="epoch" if steps_per_epoch else "step")
     if steps_per_epoch and epochs:
-        fig.update_xaxes(range=[0, epochs])
+        margin = 0.03 * epochs
+        fig.update_xaxes(range=[-margin, epochs + margin])
 
 
 def accuracy_curve_figure(steps: Sequence[int], val: Sequence[float], test: Sequence[float],
@@ -154,9 +157,11 @@ def probability_bars_figure(probabilities: Sequence[float], title: str = "") -> 
 
 
 def gradient_difference_figure(layers: Sequence[str], max_abs: Sequence[float],
-                               max_rel: Sequence[float], title: str = "") -> go.Figure:
+                               max_rel: Sequence[float], title: str = "",
+                               tolerance: float | None = None) -> go.Figure:
     """Per layer, how far two engines' gradients are apart: max absolute and relative
-    difference on a log axis (a zero is drawn at 1e-12, where a log axis can show it)."""
+    difference on a log axis (a zero is drawn at 1e-12, where a log axis can show it), and the
+    relative tolerance as a dashed line when given."""
     floor = 1e-12
     fig = go.Figure([
         go.Bar(x=list(layers), y=np.maximum(max_abs, floor), name="max |difference|",
@@ -165,8 +170,18 @@ def gradient_difference_figure(layers: Sequence[str], max_abs: Sequence[float],
                marker_color="#ff7f0e"),
     ])
     fig.update_yaxes(type="log", title="difference", exponentformat="e")
+    if tolerance is not None:
+        fig.add_hline(y=tolerance, line_dash="dash", line_color="#d62728",
+                      annotation_text=f"tolerance {tolerance:g} (relative)")
     styled(fig, title)
     # Below the plot: the layer names are short, the legend entries are not.
     fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.15, x=0,
                                                    xanchor="left", yanchor="top"))
     return fig
+
+
+def reads_title(digit: int, confidence: float | None = None) -> str:
+    """"It reads an 8 (97%)": the article that fits the digit's spoken name."""
+    article = "an" if digit == 8 else "a"
+    shown = "" if confidence is None else f" ({confidence:.0%})"
+    return f"It reads {article} {digit}{shown}"

@@ -10,7 +10,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from engine import cnn
-from engine.predict import Model
+from engine.model import Model
+from engine.service import RunView
+from engine.train import Progress
 from ui import charts
 from ui.lab import enlarged, feature_map_mosaic, saliency_overlay
 
@@ -85,3 +87,63 @@ def show_digit(image: np.ndarray, caption: str) -> None:
     """A 28×28 image in [0, 1], enlarged with crisp pixels."""
     grey = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
     st.image(enlarged(np.repeat(grey[..., None], 3, axis=2)), width=196, caption=caption)
+
+
+def draw_latest_filters(event: Progress, key: str) -> None:
+    """The live panel's extra: the first layer's filters as they are now."""
+    st.plotly_chart(filters_figure(event.history.snapshots[-1].filters,
+                                   "First-layer filters, live (red +, blue −)"),
+                    key=f"{key}_filters_chart", width="stretch")
+
+
+def show_inside(model: Model, follow: np.ndarray | None, follow_label: str) -> None:
+    """The followed digit through the net: its answer, saliency and every feature map."""
+    if follow is None:
+        st.info("Draw a digit above (or follow a test digit) to look inside the net.")
+        return
+    probabilities = model.predict_proba(follow[None])[0]
+    guess = int(probabilities.argmax())
+    left, middle, right = st.columns([1, 1, 2])
+    with left:
+        show_digit(follow, follow_label)
+    with middle:
+        show_saliency(model, follow, guess)
+    right.plotly_chart(charts.probability_bars_figure(
+        probabilities, charts.reads_title(guess, float(probabilities[guess]))),
+        key="cnn_probability_chart", width="stretch")
+    st.markdown("**Feature maps**: what each filter of each conv layer responds to in this "
+                "digit. The first layer finds strokes and edges; later layers combine them.")
+    show_feature_maps(model, follow)
+
+
+def show_history(view: RunView | None, followed: str) -> None:
+    """Scrub back through an ended run: its filters and its answer for the followed digit at
+    each evaluation."""
+    if view is not None and view.active:
+        st.info("Training: its history can be scrubbed here once the run ends.")
+        return
+    if view is None or view.latest is None or not view.latest.history.snapshots:
+        st.info("Train a net (section 2): every evaluation records its filters and its answer "
+                "for the followed digit, and here you can scrub back through them.")
+        return
+    event = view.latest
+    snapshots = event.history.snapshots
+    steps = event.history.snapshot_steps
+    steps_per_epoch = max(1, event.total_steps // event.epochs)
+    at = st.select_slider("What the net looked like at step", options=list(range(len(steps))),
+                          value=len(steps) - 1, key=f"cnn_history_{view.id}",
+                          format_func=lambda i: f"{steps[i]} (epoch "
+                                                f"{steps[i] / steps_per_epoch:.1f})")
+    left, right = st.columns([3, 2])
+    left.plotly_chart(filters_figure(snapshots[at].filters,
+                                     f"First-layer filters at step {steps[at]}"),
+                      key="cnn_history_filters_chart", width="stretch")
+    if snapshots[at].probabilities is None:
+        right.info("No digit was followed during this run.")
+        return
+    right.plotly_chart(charts.probability_bars_figure(
+        snapshots[at].probabilities, f"Its answer for {followed} at step {steps[at]}"),
+        key="cnn_history_bars_chart", width="stretch")
+    st.plotly_chart(prediction_history_figure(
+        steps, np.stack([s.probabilities for s in snapshots]), steps_per_epoch,
+        marked_step=steps[at]), key="cnn_history_lines_chart", width="stretch")

@@ -27,3 +27,17 @@ def load_full_mnist_dataset(folder: str | None = None) -> data.Dataset | None:
     Raises engine.data.DatasetError (not cached, so a fixed folder is read on the next try).
     """
     return _full_mnist_dataset(folder or os.environ.get(data.MNIST_DIR_ENV) or None)
+
+
+def available_datasets() -> dict[str, data.Dataset]:
+    """{"embedded": ..., and "full" when full MNIST is configured and readable}; an st.warning
+    says why a configured full MNIST cannot be used."""
+    datasets = {"embedded": load_embedded_dataset()}
+    try:
+        full = load_full_mnist_dataset()
+    except data.DatasetError as error:
+        st.warning(f"Full MNIST is configured but unusable: {error}")
+        full = None
+    if full is not None:
+        datasets["full"] = full
+    return datasets

@@ -7,6 +7,8 @@ from typing import Any
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
+from ui.rooms import ROOMS
+
 # One section per page; each page adds the defaults for its own widget keys here.
 DEFAULTS: dict[str, Any] = {
     # home / shared
@@ -19,32 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "ad_overfit_steps": 60,
     "ad_overfit_lr": 0.01,
     "ad_overfit": None,  # last overfit run: {"index": digit number, "history": [OverfitStep]}
-    # feed-forward net (ff_): the defaults reach 93% test accuracy in a few seconds (T1)
-    "ff_backend": "jax",
-    "ff_hidden": "256",
-    "ff_activation": "relu",
-    "ff_loss": "cross_entropy",
-    "ff_optimizer": "adam",
-    "ff_learning_rate": 0.002,
-    "ff_batch_size": 64,
-    "ff_epochs": 10,
-    "ff_dataset": "embedded",
-    "ff_continue": False,
-    # CNN (cnn_): the training defaults are engine.cnn.TrainingConfig's (T2: 97.5% within 20 s)
-    "cnn_follow": "test",
-    "cnn_test_index": 492,  # a 4 that could pass for a 9: its answer moves during training
-    "cnn_filters": "16, 32",
-    "cnn_kernel": 3,
-    "cnn_pool": "max",
-    "cnn_padding": "same",
-    "cnn_use_dropout": False,
-    "cnn_dropout": 0.25,
-    "cnn_optimizer": "adam",
-    "cnn_learning_rate": 0.005,
-    "cnn_batch_size": 64,
-    "cnn_epochs": 6,
-    "cnn_shift": 2,
-    "cnn_decay": True,
+    # the training rooms (ff_, cnn_) are seeded by ui.rooms, from the engine's TrainingConfig()
     # sketch lab (sk_)
     "sk_crop": True,  # preprocessing steps, each switchable to show why it matters
     "sk_fit": True,
@@ -55,9 +32,15 @@ DEFAULTS: dict[str, Any] = {
 ROUTED = "routed"  # set once the router has run in this session
 
 
+def defaults() -> dict[str, Any]:
+    """Every widget's default: the pages' own and the training rooms' controls."""
+    return {**DEFAULTS, **{key: value for room in ROOMS
+                          for key, value in room.default_controls().items()}}
+
+
 def init_state() -> None:
     """Seed every missing key with its default. Safe to call on every rerun."""
-    for key, value in DEFAULTS.items():
+    for key, value in defaults().items():
         if key not in st.session_state:
             st.session_state[key] = value
     st.session_state[ROUTED] = True
@@ -77,18 +60,3 @@ def ensure_router() -> None:
     if PagesManager.uses_pages_directory and not st.session_state.get(ROUTED):
         PagesManager.uses_pages_directory = False
         st.rerun()
-
-
-def reset_room(prefix: str, run_key: str, session_keys: tuple[str, ...]) -> None:
-    """Stop the room's training run, drop its session-only keys, restore its controls.
-
-    prefix: the room's widget-key prefix ("ff_"); every DEFAULTS key with it is restored.
-    """
-    state = st.session_state
-    if run_key in state:
-        state[run_key].stop()
-    for key in (run_key, *session_keys):
-        state.pop(key, None)
-    for key, value in DEFAULTS.items():
-        if key.startswith(prefix):
-            state[key] = value

@@ -1,0 +1,86 @@
+"""The feed-forward room's views: live weights, the twin-engine check, a drawn digit."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from engine import ffnn
+from engine.model import Model
+from engine.train import Progress
+from ui import charts
+from ui.rooms import FEEDFORWARD, room_state, update_room
+from ui.sketch import preprocess_or_explain, sketch_input
+
+# float32 keeps about 7 significant digits; the two engines add the same hundreds of products in
+# different orders, so their gradients may differ by ~1e-6 of the largest one. A wrong gradient
+# is off by far more (a dropped term, a wrong sign: order 1).
+TWIN_TOLERANCE = 1e-4
+
+
+def draw_weights(event: Progress, key: str, *, n_units: int) -> None:
+    """The live panel's extra: first-layer weights as images (n_units: how many units the
+    first layer has, of which the snapshot holds the first few), and the latest twin check."""
+    snapshot = event.history.snapshots[-1]
+    shown = len(snapshot.weights)
+    title = ("First-layer weights: what each unit looks for (red +, blue −)" if shown == n_units
+             else f"First-layer weights of the first {shown} of {n_units} units: what each "
+                  "looks for (red +, blue −)")
+    left, right = st.columns([3, 2])
+    left.plotly_chart(charts.weight_grid_figure(snapshot.weights, columns=16, title=title),
+                      key=f"{key}_weights_chart", width="stretch")
+    if snapshot.twin:
+        right.plotly_chart(twin_figure(snapshot.twin, "Twin-engine check (our engine vs "
+                                                      "jax.grad), latest"),
+                           key=f"{key}_twin_chart", width="stretch")
+
+
+def twin_figure(differences, title: str):
+    return charts.gradient_difference_figure([d.layer for d in differences],
+                                             [d.max_abs for d in differences],
+                                             [d.max_rel for d in differences], title,
+                                             tolerance=TWIN_TOLERANCE)
+
+
+def twin_verdict(differences) -> tuple[bool, str]:
+    """(passed, a sentence): every layer's largest relative difference within TWIN_TOLERANCE?"""
+    worst = max(differences, key=lambda d: d.max_rel)
+    if worst.max_rel <= TWIN_TOLERANCE:
+        return True, (f"Pass: the largest difference, in {worst.layer}, is {worst.max_rel:.1e} of "
+                      f"the largest gradient, within float32's rounding ({TWIN_TOLERANCE:g}).")
+    return False, (f"Fail: in {worst.layer} the engines differ by {worst.max_rel:.1e} of the "
+                   f"largest gradient, more than float32's rounding allows ({TWIN_TOLERANCE:g}):"
+                   " one of them computes a different gradient.")
+
+
+def show_twin_check(model: Model, loss: str, split) -> None:
+    """One batch, the model's parameters, both engines' gradients compared layer by layer."""
+    st.markdown("One batch of 64 training digits, the current model's parameters, gradients "
+                "from **our autodiff engine** and from **jax.grad**: how far apart are they, "
+                "layer by layer? float32 arithmetic keeps about 7 significant digits, and the "
+                "two engines add up the same products in different orders, so they may differ "
+                f"by rounding: up to {TWIN_TOLERANCE:g} of the largest gradient passes.")
+    if st.button("Compare the gradients now", key="ff_twin_button"):
+        params = {name: np.asarray(value) for name, value in model.params.items()}
+        update_room(FEEDFORWARD, twin=tuple(ffnn.gradient_differences(
+            params, *ffnn.twin_batch(split), arch=model.architecture, loss_name=loss)))
+    differences = room_state(FEEDFORWARD).twin
+    if differences:
+        passed, verdict = twin_verdict(differences)
+        (st.success if passed else st.error)(verdict)
+        st.plotly_chart(twin_figure(differences, "Gradient difference per layer"),
+                        key="ff_twin_now_chart", width="stretch")
+
+
+def show_sketch(model: Model, label: str) -> None:
+    """Draw a digit; the room's model reads it."""
+    st.markdown(f"Draw a digit: {label} reads it.")
+    pre = preprocess_or_explain(sketch_input("ff"))
+    if pre is not None:
+        left, right = st.columns([1, 3])
+        left.image(np.kron(pre.final, np.ones((8, 8))).clip(0, 1), caption="what the model sees "
+                   "(28×28)", width=224)
+        probabilities = model.predict_proba(pre.final[None])[0]
+        right.plotly_chart(charts.probability_bars_figure(
+            probabilities, charts.reads_title(int(probabilities.argmax()))),
+            key="ff_sketch_chart", width="stretch")
