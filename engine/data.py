@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -94,9 +94,20 @@ class Dataset:
     split: Split
 
 
-def as_float(x: np.ndarray) -> np.ndarray:
-    """uint8 images (..., 28, 28) -> float32 in [0, 1], same shape."""
-    return x.astype(np.float32) * np.float32(1 / 255)
+def as_float(images: Any) -> Any:
+    """Pixels as floats in [0, 1], same shape: uint8 (0-255) -> float32 (x / 255); a floating
+    array passes through unchanged (float64 keeps a test's precision).
+
+    Works on numpy and JAX arrays, traced ones too. Raises TypeError for any other dtype (an
+    int array could be 0-255 or 0-1: it is ambiguous).
+    """
+    if np.issubdtype(images.dtype, np.floating):
+        return images
+    if images.dtype != np.uint8:
+        raise TypeError(f"images must be uint8 pixels (0-255) or floats in [0, 1], got "
+                        f"{images.dtype}")
+    # Multiplying by the float32 reciprocal gives the same bits as XLA's x / 255.
+    return images.astype(np.float32) * np.float32(1 / 255)
 
 
 def _read_only(*arrays: np.ndarray) -> list[np.ndarray]:

@@ -14,6 +14,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 Array = Any  # np.ndarray, jax.Array or engine.autodiff.Tensor
 
@@ -103,3 +104,28 @@ def init_dense(
     else:
         raise ValueError(f"unknown initialisation {scheme!r}; choose one of {list(INITS)}")
     return w.astype(np.float32), np.zeros(n_out, np.float32)
+
+
+def random_shift(key: jax.Array, images: jax.Array, max_shift: int = 2) -> jax.Array:
+    """Move each image by its own random whole-pixel offset in [-max_shift, max_shift] per axis.
+
+    images: (N, H, W) -> (N, H, W); pixels moved in from outside are 0 (background). Drawn digits
+    are rarely centred the way MNIST is, so this buys robustness on the sketch page.
+    Runs on JAX arrays (traced too), for any model family.
+    """
+    if max_shift == 0:
+        return images
+    n, h, w = images.shape
+    offsets = jax.random.randint(key, (n, 2), 0, 2 * max_shift + 1)
+    padded = jnp.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift)))
+
+    def crop(image: jax.Array, offset: jax.Array) -> jax.Array:
+        return lax.dynamic_slice(image, (offset[0], offset[1]), (h, w))
+
+    return jax.vmap(crop)(padded, offsets)
+
+
+def numpy_rng(key: jax.Array) -> np.random.Generator:
+    """A numpy generator seeded by a JAX key: numpy draws need no compile (a JAX draw compiles
+    once per shape, about half a second each on a small CPU)."""
+    return np.random.default_rng(np.asarray(jax.random.key_data(key)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import jax
 import numpy as np
 
 from engine import ffnn
@@ -28,7 +29,7 @@ def probabilities(params: ffnn.Params, image: np.ndarray) -> np.ndarray:
     """Class probabilities (10,) of one float image (28, 28), by our engine's forward pass."""
     ops = autodiff_ops()
     constants = {name: ops.constant(value) for name, value in params.items()}
-    log_p = ops.log_softmax(ffnn.forward(ops, ARCH, constants, ops.constant(image[None])))
+    log_p = ops.log_softmax(ffnn.forward(constants, ops.constant(image[None]), arch=ARCH, ops=ops))
     return np.exp(log_p.data[0])
 
 
@@ -40,7 +41,7 @@ def overfit_one_image(image: np.ndarray, label: int, steps: int = 60,
     The loss should fall towards 0: if a net cannot memorise one example, its gradients are wrong.
     """
     steps = int(np.clip(steps, 1, MAX_STEPS))
-    params = ffnn.init_params(ARCH, seed)
+    params = ffnn.init_params(jax.random.key(seed), ARCH)
     optimizer = make_optimizer("sgd", learning_rate)
     state = optimizer.init(params)
     loss_and_grads = ffnn.autodiff_loss_and_grads(ARCH, "cross_entropy")

@@ -1,9 +1,10 @@
 """The default models, ready to predict, and `python -m engine.predict IMAGE [IMAGE ...]`.
 
-Every model, default or trained in a session, becomes a `Model`: its kind, architecture and
-parameters (on the JAX device), with `predict_proba(images (n, 28, 28)) -> (n, 10)`. The
-default models are the files engine.pretrain builds in assets/models/. The command line runs
-image files through the same preprocessing as the sketch lab and prints one JSON object per line.
+Every model, default or trained in a session, is an `engine.model.Model`: its kind,
+architecture, parameters and metadata, with `predict_proba(images (n, 28, 28)) -> (n, 10)`. The
+default models are the files engine.pretrain builds in assets/models/ (engine.assets). The
+command line runs image files through the same preprocessing as the sketch lab and prints one
+JSON object per line.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ import argparse
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import jax
 import numpy as np
 
-from engine import checkpoint, cnn, ffnn, pretrain
+from engine import checkpoint, cnn, ffnn
+from engine.assets import DEFAULT_MODEL_FILES, default_model_path
+from engine.model import Model, model_from_bytes
 from engine.preprocess import FIELD, Preprocessed, PreprocessError, load_image, preprocess
 
 # The default models the sketch lab and the command line use, in the order they are shown.
@@ -34,56 +35,16 @@ class ModelUnavailableError(RuntimeError):
     """A default model's file is missing or unreadable; str() says how to rebuild it."""
 
 
-@dataclass(frozen=True, eq=False)  # holds arrays: compare by identity
-class Model:
-    """A model ready to predict. kind "ffnn": architecture is an ffnn.Architecture, params its
-    flat dict; kind "cnn": a cnn.CNNSpec and its nested params. Params live on the JAX device,
-    so a prediction copies only the image."""
-
-    kind: Literal["ffnn", "cnn"]
-    architecture: ffnn.Architecture | cnn.CNNSpec
-    params: Any
-    metadata: Mapping[str, Any]
-
-    def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        """Class probabilities (n, 10) for float images (n, 28, 28) in [0, 1].
-
-        Jitted per architecture: the first call of a shape compiles, later ones reuse it.
-        """
-        images = np.asarray(images, dtype=np.float32)
-        if self.kind == "ffnn":
-            return ffnn.predict_proba(self.architecture, self.params, images)
-        return np.asarray(cnn.predict_proba(self.params, images, spec=self.architecture))
-
-    def describe(self) -> str:
-        """The architecture in one line, e.g. "784-256-10, relu"."""
-        return self.architecture.describe()
-
-
 def ffnn_model(arch: ffnn.Architecture, params: ffnn.Params,
                metadata: Mapping[str, Any] | None = None) -> Model:
-    """A feed-forward net (params as engine.ffnn makes them) as a Model."""
-    return Model("ffnn", arch, jax.device_put(params), dict(metadata or {}))
+    """A feed-forward net (params as engine.ffnn makes them) as a Model on the device."""
+    return Model(ffnn.MODEL_KIND, arch, params, dict(metadata or {})).on_device()
 
 
 def cnn_model(spec: cnn.CNNSpec, params: cnn.Params,
               metadata: Mapping[str, Any] | None = None) -> Model:
-    """A CNN (params as engine.cnn makes them) as a Model."""
-    return Model("cnn", spec, jax.device_put(params), dict(metadata or {}))
-
-
-def model_from_bytes(data: bytes) -> Model:
-    """A Model from a model file's bytes, whichever kind it holds.
-
-    Raises checkpoint.CheckpointError when the file is not a valid model file.
-    """
-    kind = checkpoint.from_bytes(data).metadata.get("model")
-    if kind == ffnn.MODEL_KIND:
-        return ffnn_model(*ffnn.read_checkpoint(data))
-    if kind == "cnn":
-        return cnn_model(*cnn.read_checkpoint(data))
-    raise checkpoint.CheckpointError(f"This file holds a {kind!r} model, which cannot predict "
-                                     "digits here.")
+    """A CNN (params as engine.cnn makes them) as a Model on the device."""
+    return Model(cnn.MODEL_KIND, spec, params, dict(metadata or {})).on_device()
 
 
 def warmed_up(model: Model) -> Model:
@@ -98,10 +59,10 @@ def load_default_model(name: str) -> Model:
 
     Raises ModelUnavailableError when its file is missing or unreadable.
     """
-    if name not in pretrain.REGISTRY or not pretrain.default_model_path(name).exists():
+    if name not in DEFAULT_MODEL_FILES or not default_model_path(name).exists():
         raise ModelUnavailableError(f"The default model {name!r} is not built yet: run "
                                     f"`python -m engine.pretrain {name}`.")
-    path = pretrain.default_model_path(name)
+    path = default_model_path(name)
     try:
         return warmed_up(model_from_bytes(path.read_bytes()))
     except (OSError, checkpoint.CheckpointError) as error:

@@ -12,19 +12,17 @@ import argparse
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from engine import checkpoint, cnn, ffnn
+from engine.assets import default_model_path
 from engine.data import embedded_dataset
-
-MODELS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
+from engine.model import model_file
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One default model: its file in MODELS_DIR and how to build the file's bytes."""
+    """One default model: how to build its file's bytes (its path: engine.assets)."""
 
-    filename: str
     build: Callable[[], bytes]
     description: str
 
@@ -38,28 +36,21 @@ def ffnn_model_bytes(backend: str) -> bytes:
     """The default feed-forward net trained by `backend`, as a model file."""
     config = ffnn.TrainingConfig(**{**FFNN_DEFAULT.__dict__, "backend": backend})
     dataset = embedded_dataset()
-    final = list(ffnn.training_run(config, dataset.split, evals_per_epoch=1))[-1]
+    final = list(ffnn.training_run(config, dataset.split, dataset=dataset.name,
+                                   evals_per_epoch=1))[-1]
     if final.status != "finished":
         raise RuntimeError(f"pretraining {backend} did not finish: {final.message}")
-    return ffnn.checkpoint_bytes(
-        config.arch, final.params, dataset=dataset.name, trained_on="embedded train split",
-        training=config.to_metadata(),
-        metrics={"test_accuracy": final.test_accuracy, "val_accuracy": final.val_accuracy})
+    return model_file(final.model, trained_on="embedded train split")
 
 
 REGISTRY: dict[str, Entry] = {
-    "ffnn-autodiff": Entry("ffnn-autodiff.npz", lambda: ffnn_model_bytes("autodiff"),
+    "ffnn-autodiff": Entry(lambda: ffnn_model_bytes("autodiff"),
                            "feed-forward 784-256-10, trained with our autodiff engine"),
-    "ffnn-jax": Entry("ffnn-jax.npz", lambda: ffnn_model_bytes("jax"),
+    "ffnn-jax": Entry(lambda: ffnn_model_bytes("jax"),
                       "feed-forward 784-256-10, trained with jax.grad"),
-    "cnn": Entry("cnn.npz", cnn.default_model_bytes,
+    "cnn": Entry(cnn.default_model_bytes,
                  f"CNN {cnn.PRETRAIN_CONFIG.spec.describe()}, hand-written convolution"),
 }
-
-
-def default_model_path(name: str) -> Path:
-    """Where the default model `name` (a REGISTRY key) lives."""
-    return MODELS_DIR / REGISTRY[name].filename
 
 
 def main(argv: list[str] | None = None) -> None:

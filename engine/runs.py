@@ -122,8 +122,9 @@ def _numbers(values: Any, parse) -> tuple:
     return tuple(parse(v) for v in values)
 
 
-def progress_from_metadata(record: Any, params: Any) -> Progress:
-    """The last Progress of a saved run, from its `run_metadata` record and its parameters.
+def progress_from_metadata(record: Any) -> Progress:
+    """The last Progress of a saved run, from its `run_metadata` record (no model: the caller
+    attaches the one read from the same file).
 
     Every field is checked (types, ranges, consistent lengths); RunFileError if any is off.
     """
@@ -151,7 +152,7 @@ def progress_from_metadata(record: Any, params: Any) -> Progress:
             test_accuracy=_fraction(record["test_accuracy"]),
             elapsed=_number(record["elapsed"]), eta=0.0,
             history=History(losses, eval_steps, *accuracies),
-            status=status, message=message, params=params)
+            status=status, message=message)
     except (KeyError, TypeError, ValueError) as error:
         raise RunFileError(f"This run's saved record is damaged ({error}).") from None
 

@@ -1,118 +1,179 @@
 """One training loop for every model: chunks of steps, progress events, stop, divergence guard.
 
-A model is a set of pure functions over a pytree of parameters:
+A model family (engine.ffnn, engine.cnn) supplies:
 
-- a loss `loss(params, x, y) -> scalar` (x: float32 images (batch, 28, 28) in [0, 1],
-  y: int labels (batch,)), or for our autodiff engine `loss_and_grads(params, x, y)`;
-- a `predict(params, x) -> labels (n,)` used for the accuracies.
+- a `Stepper`, which computes a chunk of optimisation steps on one backend:
+  `jax_stepper(rule, x_train, y_train, key)` (`jax.grad`, the whole chunk jitted as one
+  `lax.scan`, the uint8 training digits kept on the device; one compiled chunk per `StepRule`,
+  kept in a bounded cache) or `numpy_stepper(loss_and_grads, optimizer, x_train, y_train)`
+  (a Python loop calling our autodiff engine);
+- `predict(params, x) -> labels (n,)` for the accuracies, and optionally `snapshot(params)`,
+  what to show of the model at each evaluation;
+- a `Model` template (kind, architecture, metadata), which the last event carries with the
+  trained parameters filled in.
 
-A *backend* decides how a chunk of optimisation steps is computed; it is a `Stepper`:
-
-- `jax_stepper(loss, optimizer, x_train, y_train)`: `jax.grad`, the whole chunk jitted as one
-  `lax.scan` over pre-shuffled batch indices, the uint8 training images kept on the device;
-- `numpy_stepper(loss_and_grads, optimizer, x_train, y_train)`: a Python loop over steps
-  (our autodiff engine, or any function returning numpy gradients).
-
-`train(stepper, params, split, schedule, predict, stop=...)` then yields a `Progress` event after
+`train(stepper, params, split, schedule, predict, template=...)` yields a `Progress` event after
 every chunk. The caller can chart them, stop the run between chunks by setting `stop`, or just
-take the last event, which carries the final parameters, the history and why it ended.
+take the last event, which carries the ready model, the history and why it ended.
 
-    for event in train(stepper, params, split, Schedule(epochs=3, batch_size=128), predict):
+    for event in ffnn.training_run(config, split):
         print(event.step, event.loss, event.val_accuracy)
-    event.params, event.history, event.status  # the final event
+    event.model, event.history, event.status  # the final event
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache, partial
+from typing import Any, Generic, Protocol, TypeVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from engine.data import as_float, epoch_permutation
-from engine.optim import Optimizer
+from engine.data import N_CLASSES, as_float, epoch_permutation
+from engine.layers import JAX_OPS, random_shift
+from engine.losses import loss_function
+from engine.model import Model, all_finite
+from engine.optim import Optimizer, make_optimizer
 
 PyTree = Any
+S = TypeVar("S")  # what a family records of its model at each evaluation (its Snapshot)
 
 
 class Stepper(Protocol):
     """How optimisation steps are computed on one backend."""
 
     def init(self, params: PyTree) -> PyTree:
-        """The optimizer state for these parameters."""
+        """The stepper's state for these parameters (at least the optimizer's state)."""
 
     def run(self, params: PyTree, state: PyTree, batches: np.ndarray) -> tuple[PyTree, PyTree,
                                                                               np.ndarray]:
         """Take len(batches) steps; batches (steps, batch_size) indexes the training set.
 
-        Returns the new parameters, the new optimizer state and the losses (steps,), each
-        computed before its step's update. A backend may stop early at a non-finite loss and
-        return fewer losses.
+        Returns the new parameters, the new state and the losses (steps,), each computed
+        before its step's update. A backend may stop early at a non-finite loss and return
+        fewer losses.
         """
 
 
+# ----------------------------------------------------------------------------- the JAX stepper
+
 @dataclass(frozen=True)
-class JaxStepper:
-    """Steps by `jax.grad`; one jitted `lax.scan` per chunk. See `jax_stepper`."""
+class StepRule:
+    """What one JAX training step computes besides the data.
 
-    optimizer: Optimizer
-    chunk: Callable[..., tuple[PyTree, PyTree, jax.Array]]
-    x_train: jax.Array
-    y_train: jax.Array
-
-    def init(self, params: PyTree) -> PyTree:
-        return self.optimizer.init(params)
-
-    def run(self, params: PyTree, state: PyTree, batches: np.ndarray) -> tuple[PyTree, PyTree,
-                                                                              np.ndarray]:
-        params, state, losses = self.chunk(params, state, self.x_train, self.y_train, batches)
-        return params, state, np.asarray(losses)
-
-
-def jax_chunk(loss: Callable[[PyTree, jax.Array, jax.Array], jax.Array], optimizer: Optimizer
-              ) -> Callable[..., tuple[PyTree, PyTree, jax.Array]]:
-    """`chunk(params, state, x_all, y_all, batches) -> (params, state, losses)`: one step of
-    `optimizer` on the JAX-traceable `loss(params, x, y)` per row of batches (steps, batch),
-    gradients by `jax.grad`, all jitted as one `lax.scan`.
-
-    x_all: uint8 (n, 28, 28) and y_all: int32 (n,) on the device; each step gathers its batch
-    and scales it to [0, 1] there. They are arguments rather than closed over, so they are not
-    baked into the compiled program, and one chunk serves any run of the same model.
+    Hashable (`logits` is a module-level function, compared by identity), so one compiled chunk
+    serves every run with the same rule: pressing Train again compiles nothing.
+    logits(params, x (B, 28, 28) float, key or None, *, arch) -> (B, 10): the model in training
+    mode. loss: a name in engine.losses.LOSSES. random: each step splits a fresh key off the
+    state's, for the shift augmentation (max_shift pixels, 0: off) and the model (dropout).
+    decay_steps: the step size falls along a half cosine to 0 over this many steps (0: constant).
     """
-    value_and_grad = jax.value_and_grad(loss)
+
+    logits: Callable[..., jax.Array]
+    arch: Hashable
+    loss: str
+    optimizer: str
+    learning_rate: float
+    max_shift: int = 0
+    decay_steps: int = 0
+    random: bool = False
+
+
+def cosine_scale(step: jax.Array, total_steps: int) -> jax.Array:
+    """Step-size factor at `step` of `total_steps`: 1 at the start, 0 at the end, half a cosine."""
+    return 0.5 * (1.0 + jnp.cos(jnp.pi * step / total_steps))
+
+
+def decayed(params: PyTree, moved: PyTree, step: jax.Array, decay_steps: int) -> PyTree:
+    """The optimizer's move from params to moved, scaled by the cosine decay at `step`.
+
+    Every optimizer here moves by learning rate x a direction that does not depend on the
+    learning rate, so scaling the move is exactly scaling the learning rate.
+    """
+    if not decay_steps:
+        return moved
+    scale = cosine_scale(step, decay_steps)
+    return jax.tree_util.tree_map(lambda p, m: p + scale * (m - p), params, moved)
+
+
+def rule_loss(rule: StepRule, params: PyTree, x: jax.Array, y: jax.Array,
+              key: jax.Array | None) -> jax.Array:
+    """The scalar training loss of a batch x (B, 28, 28) float, y (B,) int under `rule`."""
+    return loss_function(rule.loss)(JAX_OPS, rule.logits(params, x, key, arch=rule.arch), y)
+
+
+@lru_cache(maxsize=8)
+def compiled_chunk(rule: StepRule) -> Callable[..., tuple[PyTree, PyTree, jax.Array]]:
+    """`chunk(params, state, x_all, y_all, batches) -> (params, state, losses)`, jitted.
+
+    One step per row of batches (steps, B), all in one `lax.scan`. x_all: uint8 (n, 28, 28) and
+    y_all: int32 (n,) on the device, arguments rather than closed over, so that one compiled
+    chunk serves any data. state: {"optimizer", "key", "step"}. At most 8 rules are kept: an
+    evicted chunk's programs are freed with it.
+    """
+    optimizer = make_optimizer(rule.optimizer, rule.learning_rate)
+    value_and_grad = jax.value_and_grad(partial(rule_loss, rule))
+
+    def step(x_all, y_all, carry, indices):
+        params, state = carry
+        key, model_key = state["key"], None
+        x = as_float(x_all[indices])
+        if rule.random:
+            key, shift_key, model_key = jax.random.split(key, 3)
+            x = random_shift(shift_key, x, rule.max_shift)
+        value, grads = value_and_grad(params, x, y_all[indices], model_key)
+        moved, optimizer_state = optimizer.update(params, grads, state["optimizer"])
+        params = decayed(params, moved, state["step"], rule.decay_steps)
+        state = {"optimizer": optimizer_state, "key": key, "step": state["step"] + 1}
+        return (params, state), value
 
     @jax.jit
     def chunk(params, state, x_all, y_all, batches):
-        def step(carry, indices):
-            params, state = carry
-            x = x_all[indices].astype(jnp.float32) / 255.0
-            value, grads = value_and_grad(params, x, y_all[indices])
-            params, state = optimizer.update(params, grads, state)
-            return (params, state), value
-
-        (params, state), losses = jax.lax.scan(step, (params, state), batches)
+        (params, state), losses = jax.lax.scan(partial(step, x_all, y_all), (params, state),
+                                               batches)
         return params, state, losses
 
     return chunk
 
 
-def jax_stepper(loss: Callable[[PyTree, jax.Array, jax.Array], jax.Array], optimizer: Optimizer,
-                x_train: np.ndarray, y_train: np.ndarray, *,
-                chunk: Callable[..., tuple[PyTree, PyTree, jax.Array]] | None = None
-                ) -> JaxStepper:
-    """A stepper differentiating the JAX-traceable `loss(params, x, y)` with `jax.grad`.
+@dataclass(frozen=True)
+class JaxStepper:
+    """Steps by `jax.grad` under a `StepRule`, one jitted `lax.scan` per chunk.
 
-    x_train: uint8 (n, 28, 28), y_train: int (n,), sent to the device once. chunk: a
-    `jax_chunk(loss, optimizer)` kept from an earlier run, so that nothing compiles again.
+    State: {"optimizer": the optimizer's state, "key": RNG key, "step": int32 scalar}.
     """
-    return JaxStepper(optimizer, chunk or jax_chunk(loss, optimizer), jnp.asarray(x_train),
-                      jnp.asarray(np.asarray(y_train, np.int32)))
 
+    rule: StepRule
+    x_train: jax.Array
+    y_train: jax.Array
+    key: jax.Array
+
+    def init(self, params: PyTree) -> PyTree:
+        optimizer = make_optimizer(self.rule.optimizer, self.rule.learning_rate)
+        return {"optimizer": optimizer.init(params), "key": self.key,
+                "step": jnp.zeros((), jnp.int32)}
+
+    def run(self, params: PyTree, state: PyTree, batches: np.ndarray) -> tuple[PyTree, PyTree,
+                                                                              np.ndarray]:
+        params, state, losses = compiled_chunk(self.rule)(params, state, self.x_train,
+                                                          self.y_train, batches)
+        return params, state, np.asarray(losses)
+
+
+def jax_stepper(rule: StepRule, x_train: np.ndarray, y_train: np.ndarray, key: jax.Array
+                ) -> JaxStepper:
+    """A stepper for `rule`; x_train: uint8 (n, 28, 28), y_train: int (n,), sent to the device
+    once; key: the run's RNG key (used when rule.random)."""
+    return JaxStepper(rule, jnp.asarray(x_train), jnp.asarray(np.asarray(y_train, np.int32)), key)
+
+
+# ----------------------------------------------------------------------------- the numpy stepper
 
 @dataclass(frozen=True)
 class NumpyStepper:
@@ -150,15 +211,38 @@ def numpy_stepper(loss_and_grads: Callable[[PyTree, np.ndarray, np.ndarray], tup
     return NumpyStepper(optimizer, loss_and_grads, x_train, np.asarray(y_train))
 
 
+# ----------------------------------------------------------------------------- chunk sizes
+
+# Rough speeds of a training step on a small shared CPU (flop/s), to size chunks.
+STEP_THROUGHPUT = {"jax": 10e9, "autodiff": 4e9}
+CHUNK_SECONDS = 0.4
+MAX_CHUNK_STEPS = 64
+
+
+def chunk_steps(step_flops: float, steps_per_epoch: int, backend: str = "jax") -> int:
+    """Steps per chunk, for both families: about CHUNK_SECONDS of work (so Stop answers within
+    a second), at most MAX_CHUNK_STEPS, and preferably a divisor of the epoch's steps between a
+    third of that and that, so that every chunk has one length (a JAX compile costs seconds).
+
+    step_flops: the work of one step, about 6 flops per multiply-add per example.
+    """
+    target = float(np.clip(CHUNK_SECONDS * STEP_THROUGHPUT[backend] / step_flops, 1,
+                           MAX_CHUNK_STEPS))
+    divisors = [d for d in range(1, int(target) + 1)
+                if steps_per_epoch % d == 0 and d >= target / 3]
+    return max(divisors) if divisors else max(1, round(target))
+
+
 @dataclass(frozen=True)
 class Schedule:
-    """How long to train and how finely to report.
+    """How long to train, how finely to report, and when the run counts as diverged.
 
-    chunk_steps: at most this many steps run between two events (and two stop checks); pick it
-    so that a chunk takes well under a second. Each epoch is cut into near-equal chunks, so a
-    JAX stepper compiles at most two chunk lengths.
-    evals_per_epoch: how often validation and test accuracy are measured.
-    blowup_factor: a loss above this many times the first loss counts as diverged.
+    chunk_steps: at most this many steps run between two events (and two stop checks), see
+    `chunk_steps`. evals_per_epoch: how often validation and test accuracy are measured.
+    A loss above blowup_factor x the baseline for `patience` steps in a row counts as
+    diverged; the baseline is the larger of the median of the last `baseline_window` losses
+    and `untrained_loss` (a uniform guess's: ln 10 for cross-entropy), so a trained model
+    continued from its tiny loss is judged by the same yardstick as an untrained one.
     """
 
     epochs: int
@@ -167,27 +251,61 @@ class Schedule:
     chunk_steps: int = 32
     evals_per_epoch: int = 4
     blowup_factor: float = 10.0
+    untrained_loss: float = math.log(N_CLASSES)
+    patience: int = 5
+    baseline_window: int = 100
 
+
+def epoch_chunks(n_train: int, schedule: Schedule, epoch: int) -> list[np.ndarray]:
+    """Epoch `epoch`'s batches of training indices, cut into near-equal chunks of at most
+    schedule.chunk_steps steps.
+
+    Each chunk is (steps, batch_size) int32; the last n_train % batch_size digits of the
+    shuffled order sit this epoch out (every batch has the same shape).
+    """
+    steps = n_train // schedule.batch_size
+    order = epoch_permutation(n_train, schedule.seed, epoch)[: steps * schedule.batch_size]
+    batches = order.reshape(steps, schedule.batch_size).astype(np.int32)
+    return np.array_split(batches, -(-steps // schedule.chunk_steps))
+
+
+# ----------------------------------------------------------------------------- what a run records
 
 @dataclass(frozen=True)
-class History:
-    """Everything measured so far: the loss of every step, and accuracies at each evaluation."""
+class History(Generic[S]):
+    """Everything measured so far: the loss of every step, accuracies at each evaluation, and
+    the snapshots of the model (at most MAX_SNAPSHOTS, thinned out evenly past that), each taken
+    at the evaluation of the same index in snapshot_steps."""
 
     losses: tuple[float, ...] = ()
     eval_steps: tuple[int, ...] = ()
     val_accuracy: tuple[float, ...] = ()
     test_accuracy: tuple[float, ...] = ()
+    snapshot_steps: tuple[int, ...] = ()
+    snapshots: tuple[S, ...] = ()
+
+
+MAX_SNAPSHOTS = 64  # a 50-epoch run's every snapshot would hold hundreds of MB
+
+
+def thinned(steps: tuple[int, ...], snapshots: tuple[S, ...], cap: int = MAX_SNAPSHOTS
+            ) -> tuple[tuple[int, ...], tuple[S, ...]]:
+    """(steps, snapshots) as given while at most `cap`; past it, every other one and the last."""
+    if len(snapshots) <= cap:
+        return steps, snapshots
+    keep = [*range(0, len(snapshots) - 1, 2), len(snapshots) - 1]
+    return tuple(steps[i] for i in keep), tuple(snapshots[i] for i in keep)
 
 
 @dataclass(frozen=True)
-class Progress:
+class Progress(Generic[S]):
     """One event of a training run (after a chunk of steps).
 
     epoch: epochs completed, fractional. loss: mean training loss over the last chunk.
-    val_accuracy/test_accuracy/snapshot: from the latest evaluation (None before the first).
+    val_accuracy/test_accuracy: from the latest evaluation (None before the first).
     status: "running" until the last event, then "finished", "stopped" or "diverged"; message
-    says why it ended in words a user can act on. params: the final (last good) parameters,
-    as numpy arrays, on the last event only.
+    says why it ended in words a user can act on. model: on the last event only, the trained
+    model (numpy params, the last good ones) with metadata "status", "steps" and "metrics".
     """
 
     step: int
@@ -199,147 +317,203 @@ class Progress:
     test_accuracy: float | None
     elapsed: float
     eta: float
-    history: History
-    snapshot: Any = None
+    history: History[S]
     status: str = "running"
     message: str = ""
-    params: PyTree = field(default=None, repr=False)
+    model: Model | None = None
 
     @property
     def done(self) -> bool:
         return self.status != "running"
 
+    @property
+    def params(self) -> PyTree:
+        """The final parameters (numpy) on the last event, None before."""
+        return None if self.model is None else self.model.params
 
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10) -> np.ndarray:
+    @property
+    def snapshot(self) -> S | None:
+        """The latest snapshot, None before the first evaluation (or without snapshots)."""
+        return self.history.snapshots[-1] if self.history.snapshots else None
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = N_CLASSES
+                     ) -> np.ndarray:
     """Counts (n_classes, n_classes) int: row = true label, column = predicted label."""
     pairs = np.asarray(y_true, np.int64) * n_classes + np.asarray(y_pred, np.int64)
     return np.bincount(pairs, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
-def all_finite(tree: PyTree) -> bool:
-    """True if every leaf of the pytree is free of NaN and inf."""
-    leaves = jax.tree_util.tree_leaves(tree)
-    return all(bool(np.isfinite(np.asarray(leaf)).all()) for leaf in leaves)
+# ----------------------------------------------------------------------------- divergence
+
+def loss_limit(previous: Sequence[float], schedule: Schedule) -> float:
+    """The loss above which a step counts as blown up, given the losses so far."""
+    recent = previous[-schedule.baseline_window:]
+    baseline = max(float(np.median(recent)) if len(recent) else 0.0, schedule.untrained_loss)
+    return schedule.blowup_factor * baseline
 
 
-def divergence(losses: np.ndarray, n_steps: int, params: PyTree, blowup_limit: float | None
-               ) -> str:
-    """Why a chunk with these losses (steps,) and resulting params diverged, or "" if it did not.
+def divergence(previous: Sequence[float], losses: np.ndarray, n_steps: int, params: PyTree,
+               schedule: Schedule) -> tuple[str, int]:
+    """(why a chunk diverged or "" if it did not, how many of its losses (steps,) to keep).
 
-    Diverged: a loss or parameter is NaN/inf, the stepper stopped early (it does so at a
-    non-finite loss), or a loss exceeds blowup_limit. The last catches what a numerically
-    stable loss hides: a cross-entropy that climbs to 1e4 stays finite, yet the net is lost.
+    previous: the run's losses before this chunk; params: the parameters after it. Diverged: a
+    loss or parameter is NaN/inf, the stepper stopped early (it does so at a non-finite loss),
+    or the loss stayed above `loss_limit` for schedule.patience steps in a row (counting the
+    end of `previous`). The last catches what a numerically stable loss hides: a cross-entropy
+    that climbs to 1e4 stays finite, yet the net is lost.
     """
+    limit = loss_limit(previous, schedule)
+    bad = ~np.isfinite(losses) | (losses > limit)
+    kept = int(np.argmax(bad)) if bad.any() else len(losses)
     if len(losses) < n_steps or not np.isfinite(losses).all():
-        return "The loss became NaN or infinite"
-    if blowup_limit is not None and losses.max() > blowup_limit:
-        return f"The loss blew up to {losses.max():.3g}, far above where it started"
+        return "The loss became NaN or infinite", kept
+    streak = next((i for i, v in enumerate(reversed(previous)) if not v > limit), len(previous))
+    for over in bad:
+        streak = streak + 1 if over else 0
+        if streak >= schedule.patience:
+            return (f"The loss stayed above {limit:.3g} for {schedule.patience} steps, far "
+                    "above where it had been"), kept
     if not all_finite(params):
-        return "The parameters became NaN or infinite"
-    return ""
+        return "The parameters became NaN or infinite", kept
+    return "", len(losses)
 
 
-def epoch_chunks(n_train: int, schedule: Schedule, epoch: int) -> list[np.ndarray]:
-    """Epoch `epoch`'s batches of training indices, cut into equal (or near-equal) chunks.
+# ----------------------------------------------------------------------------- the loop's helpers
 
-    Each chunk is (steps, batch_size) int32; the last n_train % batch_size digits of the
-    shuffled order sit this epoch out (every batch has the same shape).
-    """
-    steps = n_train // schedule.batch_size
-    order = epoch_permutation(n_train, schedule.seed, epoch)[: steps * schedule.batch_size]
-    batches = order.reshape(steps, schedule.batch_size).astype(np.int32)
-    fewest = -(-steps // schedule.chunk_steps)
-    # Equal chunks compile one JAX program, not two: take a few more chunks if that evens them.
-    n_chunks = next((n for n in range(fewest, 2 * fewest + 1) if steps % n == 0), fewest)
-    return np.array_split(batches, n_chunks)
+@dataclass(frozen=True)
+class Clock:
+    """When a run started and how long it is."""
+
+    start: float
+    steps_per_epoch: int
+    total_steps: int
+    epochs: int
 
 
-def train(stepper: Stepper, params: PyTree, split: Any, schedule: Schedule,
-          predict: Callable[[PyTree, np.ndarray], Any], *, stop: threading.Event | None = None,
-          snapshot: Callable[[PyTree], Any] | None = None) -> Iterator[Progress]:
-    """Train `params` with `stepper` on split.x_train, yielding a `Progress` after every chunk.
+@dataclass(frozen=True)
+class EvalSet:
+    """The validation and test digits as one float batch x (n, 28, 28), labels y (n,): one
+    input shape, one compile. The first n_val are the validation digits."""
 
-    split: anything with uint8 x_train/x_val/x_test (n, 28, 28) and labels y_* (n,), e.g.
-    `engine.data.Split` (the stepper holds its own copy of the training digits). predict(params,
-    x) -> labels (n,) for float images x (n, 28, 28). snapshot(params), if given, is recorded at
-    each evaluation (e.g. first-layer weights to draw).
+    x: np.ndarray
+    y: np.ndarray
+    n_val: int
 
-    Stops early, between chunks, when `stop` is set ("stopped") or when the run diverges (see
-    `divergence`: a NaN/inf loss or parameter, or a loss blown up far above the first one): the
-    last event then carries the parameters from the end of the last good chunk.
-    """
-    n_train = len(split.x_train)
+
+def eval_set(split: Any) -> EvalSet:
+    return EvalSet(as_float(np.concatenate([split.x_val, split.x_test])),
+                   np.concatenate([split.y_val, split.y_test]), len(split.x_val))
+
+
+def run_clock(schedule: Schedule, n_train: int) -> Clock:
+    """The run's Clock, started now; ValueError for a schedule that cannot run on n_train."""
     if not 1 <= schedule.batch_size <= n_train:
         raise ValueError(f"batch size must be between 1 and {n_train}, got {schedule.batch_size}")
     if schedule.epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {schedule.epochs}")
     steps_per_epoch = n_train // schedule.batch_size
-    total_steps = steps_per_epoch * schedule.epochs
-    eval_interval = max(1, steps_per_epoch // max(1, schedule.evals_per_epoch))
-    # Validation and test digits go through `predict` together: one input shape, one compile.
-    x_eval = as_float(np.concatenate([split.x_val, split.x_test]))
-    n_val = len(split.x_val)
+    return Clock(time.perf_counter(), steps_per_epoch, steps_per_epoch * schedule.epochs,
+                 schedule.epochs)
 
-    start = time.perf_counter()
-    state = stepper.init(params)
-    losses: list[float] = []
-    evals: dict[str, list] = {"steps": [], "val": [], "test": []}
-    latest_snapshot = None
-    step, last_eval = 0, -1
 
-    def evaluate() -> None:
-        nonlocal latest_snapshot, last_eval
-        correct = np.asarray(predict(params, x_eval)) == np.concatenate([split.y_val,
-                                                                          split.y_test])
-        evals["steps"].append(step)
-        evals["val"].append(float(correct[:n_val].mean()))
-        evals["test"].append(float(correct[n_val:].mean()))
-        latest_snapshot = snapshot(params) if snapshot else None
-        last_eval = step
-
-    def event(status: str = "running", message: str = "") -> Progress:
-        elapsed = time.perf_counter() - start
-        done = status != "running"
-        return Progress(
-            step=step, total_steps=total_steps, epoch=step / steps_per_epoch,
-            epochs=schedule.epochs, loss=float(np.mean(losses[-chunk_length:])) if losses else
-            float("nan"), val_accuracy=evals["val"][-1] if evals["val"] else None,
-            test_accuracy=evals["test"][-1] if evals["test"] else None, elapsed=elapsed,
-            eta=0.0 if done or not step else elapsed / step * (total_steps - step),
-            history=History(tuple(losses), tuple(evals["steps"]), tuple(evals["val"]),
-                            tuple(evals["test"])),
-            snapshot=latest_snapshot, status=status, message=message,
-            params=jax.tree_util.tree_map(np.asarray, params) if done else None)
-
-    chunk_length = 0
-    blowup_limit: float | None = None  # set from the very first loss
+def all_chunks(n_train: int, schedule: Schedule) -> Iterator[np.ndarray]:
+    """Every epoch's chunks of batches (see `epoch_chunks`), one after another."""
     for epoch in range(schedule.epochs):
-        for batches in epoch_chunks(n_train, schedule, epoch):
-            if stop is not None and stop.is_set():
-                evaluate()
-                yield event("stopped", f"Stopped by you at step {step} of {total_steps}.")
-                return
-            new_params, new_state, chunk_losses = stepper.run(params, state, batches)
-            if blowup_limit is None and len(chunk_losses):
-                blowup_limit = schedule.blowup_factor * abs(float(chunk_losses[0]))
-            problem = divergence(chunk_losses, len(batches), new_params, blowup_limit)
-            if problem:
-                good = np.isfinite(chunk_losses) & (chunk_losses <= blowup_limit)
-                losses.extend(chunk_losses[: int(np.argmin(good)) if not good.all()
-                                           else len(good)].tolist())
-                evaluate()
-                yield event("diverged", (
-                    f"{problem}: the learning rate is probably too high. Training stopped; the "
-                    f"model from step {step}, the last good one, is kept."))
-                return
-            params, state = new_params, new_state
-            losses.extend(chunk_losses.tolist())
-            chunk_length = len(chunk_losses)
-            step += len(batches)
-            if step - last_eval >= eval_interval or step % steps_per_epoch == 0:
-                evaluate()
-            if step < total_steps:
-                yield event()
-    if last_eval != step:
-        evaluate()
-    yield event("finished", f"Finished {schedule.epochs} epochs ({total_steps} steps).")
+        yield from epoch_chunks(n_train, schedule, epoch)
+
+
+def evaluated(history: History[S], params: PyTree, step: int, *, predict: Callable, data: EvalSet,
+              snapshot: Callable[[PyTree], S] | None) -> History[S]:
+    """history with an evaluation of params at `step` added (and its snapshot, if asked)."""
+    correct = np.asarray(predict(params, data.x)) == data.y
+    steps, snapshots = history.snapshot_steps, history.snapshots
+    if snapshot is not None:
+        steps, snapshots = thinned((*steps, step), (*snapshots, snapshot(params)))
+    return replace(history, eval_steps=(*history.eval_steps, step),
+                   val_accuracy=(*history.val_accuracy, float(correct[:data.n_val].mean())),
+                   test_accuracy=(*history.test_accuracy, float(correct[data.n_val:].mean())),
+                   snapshot_steps=steps, snapshots=snapshots)
+
+
+def eval_due(history: History, step: int, clock: Clock, evals_per_epoch: int) -> bool:
+    """True when `step` ends an epoch or is an evaluation interval past the last evaluation."""
+    interval = max(1, clock.steps_per_epoch // max(1, evals_per_epoch))
+    last = history.eval_steps[-1] if history.eval_steps else 0
+    return step - last >= interval or step % clock.steps_per_epoch == 0
+
+
+def run_model(template: Model, params: PyTree, step: int, status: str, history: History
+              ) -> Model:
+    """The template filled in: numpy params and the metadata of how the run ended."""
+    metrics = {"test_accuracy": history.test_accuracy[-1], "val_accuracy": history.val_accuracy[-1]}
+    return replace(template, params=jax.tree_util.tree_map(np.asarray, params),
+                   metadata={**template.metadata, "status": status, "steps": step,
+                             "metrics": metrics})
+
+
+def progress(clock: Clock, step: int, history: History[S], chunk: int, status: str = "running",
+             message: str = "", model: Model | None = None) -> Progress[S]:
+    """The event after `step` steps; loss: the mean of the last `chunk` losses."""
+    elapsed = time.perf_counter() - clock.start
+    return Progress(
+        step=step, total_steps=clock.total_steps, epoch=step / clock.steps_per_epoch,
+        epochs=clock.epochs,
+        loss=float(np.mean(history.losses[-chunk:])) if chunk else float("nan"),
+        val_accuracy=history.val_accuracy[-1] if history.val_accuracy else None,
+        test_accuracy=history.test_accuracy[-1] if history.test_accuracy else None,
+        elapsed=elapsed,
+        eta=elapsed / step * (clock.total_steps - step) if step and status == "running" else 0.0,
+        history=history, status=status, message=message, model=model)
+
+
+def plural(count: int, noun: str) -> str:
+    """"1 epoch", "2 epochs"."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+# ----------------------------------------------------------------------------- the loop
+
+def train(stepper: Stepper, params: PyTree, split: Any, schedule: Schedule,
+          predict: Callable[[PyTree, np.ndarray], Any], *, template: Model,
+          stop: threading.Event | None = None, snapshot: Callable[[PyTree], S] | None = None
+          ) -> Iterator[Progress[S]]:
+    """Train `params` with `stepper` on split.x_train, yielding a `Progress` after every chunk.
+
+    split: anything with uint8 x_train/x_val/x_test (n, 28, 28) and labels y_* (n,), e.g.
+    `engine.data.Split`. predict(params, x) -> labels (n,) for float images x (n, 28, 28).
+    snapshot(params), if given, is recorded in the history at each evaluation. template: the
+    Model being trained (kind, architecture, metadata); the last event carries it trained.
+
+    Stops early, between chunks, when `stop` is set ("stopped") or when the run diverges (see
+    `divergence`): the last event then carries the parameters from the end of the last good
+    chunk.
+    """
+    clock = run_clock(schedule, len(split.x_train))
+    measure = partial(evaluated, predict=predict, data=eval_set(split), snapshot=snapshot)
+    history: History[S] = History()
+    state, step, chunk = stepper.init(params), 0, 0
+    status = "finished"
+    message = (f"Finished {plural(schedule.epochs, 'epoch')} "
+               f"({plural(clock.total_steps, 'step')}).")
+    for batches in all_chunks(len(split.x_train), schedule):
+        if stop is not None and stop.is_set():
+            status, message = "stopped", f"Stopped by you at step {step} of {clock.total_steps}."
+            break
+        new_params, new_state, losses = stepper.run(params, state, batches)
+        problem, kept = divergence(history.losses, losses, len(batches), new_params, schedule)
+        history = replace(history, losses=(*history.losses, *map(float, losses[:kept])))
+        if problem:
+            status, message = "diverged", (
+                f"{problem}: the learning rate is probably too high. Training stopped; the "
+                f"model from step {step}, the last good one, is kept.")
+            break
+        params, state, step, chunk = new_params, new_state, step + len(batches), len(losses)
+        if eval_due(history, step, clock, schedule.evals_per_epoch):
+            history = measure(history, params, step)
+        if step < clock.total_steps:
+            yield progress(clock, step, history, chunk)
+    if history.eval_steps[-1:] != (step,):
+        history = measure(history, params, step)
+    yield progress(clock, step, history, chunk, status, message,
+                   run_model(template, params, step, status, history))

@@ -15,17 +15,16 @@ from engine.cnn.layers import (
     lax_conv2d,
     padding_amounts,
     pool2d,
-    random_shift,
 )
 from engine.cnn.model import (
     IMAGE_SIZE,
-    N_CLASSES,
     CNNSpec,
     Params,
     as_nhwc,
     conv_block,
     feature_maps,
     first_layer_filters,
+    format_filters,
     init_params,
     logits,
     parse_filters,
@@ -35,6 +34,7 @@ from engine.cnn.model import (
     validate_spec,
 )
 from engine.cnn.training import (
+    MODEL_KIND,
     PRETRAIN_CONFIG,
     Snapshot,
     TrainingConfig,
@@ -42,17 +42,20 @@ from engine.cnn.training import (
     checkpoint_bytes,
     default_model_bytes,
     limit_problems,
-    make_stepper,
     read_checkpoint,
+    step_flops,
+    step_rule,
     training_run,
 )
+from engine.data import N_CLASSES
+from engine.layers import random_shift
 
 __all__ = [
-    "ArchitectureError", "CNNSpec", "IMAGE_SIZE", "N_CLASSES", "POOL_SIZE", "PRETRAIN_CONFIG",
-    "Params", "Snapshot", "TrainingConfig", "as_nhwc", "check_config", "checkpoint_bytes",
-    "conv2d", "conv_block", "conv_output_size", "default_model_bytes", "dropout",
-    "feature_maps", "first_layer_filters", "im2col", "init_params", "lax_conv2d",
-    "limit_problems", "logits", "make_stepper", "padding_amounts", "parse_filters", "pool2d",
+    "ArchitectureError", "CNNSpec", "IMAGE_SIZE", "MODEL_KIND", "N_CLASSES", "POOL_SIZE",
+    "PRETRAIN_CONFIG", "Params", "Snapshot", "TrainingConfig", "as_nhwc", "check_config",
+    "checkpoint_bytes", "conv2d", "conv_block", "conv_output_size", "default_model_bytes",
+    "dropout", "feature_maps", "first_layer_filters", "format_filters", "im2col", "init_params",
+    "lax_conv2d", "limit_problems", "logits", "padding_amounts", "parse_filters", "pool2d",
     "predict_labels", "predict_proba", "random_shift", "read_checkpoint", "saliency",
-    "training_run", "validate_spec",
+    "step_flops", "step_rule", "training_run", "validate_spec",
 ]

@@ -109,21 +109,3 @@ def dropout(key: jax.Array, x: jax.Array, rate: float) -> jax.Array:
     """Inverted dropout: zero a `rate` fraction of x, scale the rest so the expectation is kept."""
     keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
     return jnp.where(keep, x / (1.0 - rate), 0.0)
-
-
-def random_shift(key: jax.Array, images: jax.Array, max_shift: int = 2) -> jax.Array:
-    """Move each image by its own random whole-pixel offset in [-max_shift, max_shift] per axis.
-
-    images: (N, H, W) -> (N, H, W); pixels moved in from outside are 0 (background). Drawn digits
-    are rarely centred the way MNIST is, so this buys robustness on the sketch page.
-    """
-    if max_shift == 0:
-        return images
-    n, h, w = images.shape
-    offsets = jax.random.randint(key, (n, 2), 0, 2 * max_shift + 1)
-    padded = jnp.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift)))
-
-    def crop(image: jax.Array, offset: jax.Array) -> jax.Array:
-        return lax.dynamic_slice(image, (offset[0], offset[1]), (h, w))
-
-    return jax.vmap(crop)(padded, offsets)

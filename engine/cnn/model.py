@@ -21,12 +21,12 @@ from engine.cnn.layers import (
     dropout,
     pool2d,
 )
+from engine.data import N_CLASSES, as_float
 
 Params = dict[str, jax.Array]  # "conv0_w" (k, k, Cin, F), "conv0_b" (F,), ..., "dense_w", "dense_b"
 ConvFn = Callable[..., jax.Array]
 
 IMAGE_SIZE = 28
-N_CLASSES = 10
 POOL_KINDS = ("max", "avg", "none")
 PADDINGS = ("same", "valid")
 
@@ -110,6 +110,11 @@ def parse_filters(text: str) -> tuple[int, ...]:
                                 f"like 16, 32; got {text!r}") from None
 
 
+def format_filters(filters: tuple[int, ...]) -> str:
+    """(16, 32) -> "16, 32": the text `parse_filters` reads back (a control's default)."""
+    return ", ".join(map(str, filters))
+
+
 def validate_spec(spec: CNNSpec) -> None:
     """Raise `ArchitectureError` saying what is impossible about `spec`, else return None."""
     if not spec.filters:
@@ -162,15 +167,10 @@ def init_params(key: jax.Array, spec: CNNSpec) -> Params:
     return params
 
 
-def as_float(images: jax.Array) -> jax.Array:
-    """Pixels as a float array: float32 unless already floating (float64 keeps test precision)."""
-    images = jnp.asarray(images)
-    return images if jnp.issubdtype(images.dtype, jnp.floating) else images.astype(jnp.float32)
-
-
 def as_nhwc(images: jax.Array) -> jax.Array:
-    """(N, 28, 28) or (N, 28, 28, 1) pixels -> (N, 28, 28, 1) float."""
-    images = as_float(images)
+    """(N, 28, 28) or (N, 28, 28, 1) pixels (uint8, or floats in [0, 1]) -> (N, 28, 28, 1)
+    float in [0, 1]."""
+    images = as_float(jnp.asarray(images))
     return images[..., None] if images.ndim == 3 else images
 
 
@@ -185,7 +185,7 @@ def conv_block(params: Params, i: int, x: jax.Array, *, spec: CNNSpec, conv: Con
 
 def logits(params: Params, images: jax.Array, *, spec: CNNSpec, train: bool = False,
            key: jax.Array | None = None, conv: ConvFn = conv2d) -> jax.Array:
-    """Class scores. images: (N, 28, 28) in [0, 1] -> (N, 10).
+    """Class scores. images: (N, 28, 28) uint8 pixels or floats in [0, 1] -> (N, 10).
 
     `train=True` with dropout in the spec needs `key`; `conv` swaps the convolution (benchmarks).
     """
@@ -215,7 +215,7 @@ def predict_labels(params: Params, images: np.ndarray, *, spec: CNNSpec) -> np.n
     The last batch is padded to EVAL_BATCH, so any N costs one compile, and memory stays at one
     batch's im2col (the whole test set at once would need hundreds of MB).
     """
-    images = np.asarray(images, np.float32)
+    images = as_float(np.asarray(images))
     labels = []
     for start in range(0, len(images), EVAL_BATCH):
         batch = images[start:start + EVAL_BATCH]
@@ -247,7 +247,7 @@ def saliency(params: Params, image: jax.Array, cls: int, *, spec: CNNSpec) -> ja
     def class_score(pixels: jax.Array) -> jax.Array:
         return logits(params, pixels[None], spec=spec)[0, cls]
 
-    return jax.grad(class_score)(as_float(image))
+    return jax.grad(class_score)(as_float(jnp.asarray(image)))
 
 
 def first_layer_filters(params: Params) -> np.ndarray:

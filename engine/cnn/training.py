@@ -1,24 +1,22 @@
-"""Training the CNN with the shared loop (`engine.train`): a stepper with per-step randomness
-(shift augmentation, dropout) and a cosine-decayed step, run settings, limits and model files."""
+"""Training the CNN with the shared loop and stepper (`engine.train`): its step rule (shift
+augmentation, dropout, cosine decay), run settings, limits and model files."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from engine import checkpoint
 from engine import train as training
-from engine.cnn.layers import conv_output_size, random_shift
+from engine.cnn.layers import conv_output_size
 from engine.cnn.model import (
     IMAGE_SIZE,
-    N_CLASSES,
     CNNSpec,
     Params,
     first_layer_filters,
@@ -27,13 +25,12 @@ from engine.cnn.model import (
     predict_labels,
     predict_proba,
 )
-from engine.data import embedded_dataset
-from engine.layers import JAX_OPS
-from engine.losses import softmax_cross_entropy
-from engine.optim import OPTIMIZERS, Optimizer, make_optimizer
+from engine.data import N_CLASSES, embedded_dataset
+from engine.model import Model, model_file
+from engine.optim import OPTIMIZERS
 from engine.settings import Limits, run_length_problems
 
-PyTree = Any
+MODEL_KIND = "cnn"
 
 
 @dataclass(frozen=True)
@@ -83,119 +80,31 @@ def limit_problems(config: TrainingConfig, limits: Limits) -> list[str]:
     return problems + run_length_problems(config.epochs, config.batch_size, limits)
 
 
-# ----------------------------------------------------------------------------- the stepper
+# ----------------------------------------------------------------------------- the step
 
-def cosine_scale(step: jax.Array, total_steps: int) -> jax.Array:
-    """Step-size factor at `step` of `total_steps`: 1 at the start, 0 at the end, half a cosine."""
-    return 0.5 * (1.0 + jnp.cos(jnp.pi * step / total_steps))
-
-
-@dataclass(frozen=True)
-class CNNStepper:
-    """A `engine.train.Stepper` whose state also carries an RNG key and the step count.
-
-    State: {"optimizer": the optimizer's state, "key": RNG key, "step": int32 scalar}.
-    """
-
-    optimizer: Optimizer
-    chunk: Callable[..., tuple[Params, PyTree, jax.Array]]
-    x_train: jax.Array
-    y_train: jax.Array
-    seed: int
-
-    def init(self, params: Params) -> PyTree:
-        return {"optimizer": self.optimizer.init(params), "key": jax.random.key(self.seed),
-                "step": jnp.zeros((), jnp.int32)}
-
-    def run(self, params: Params, state: PyTree, batches: np.ndarray
-            ) -> tuple[Params, PyTree, np.ndarray]:
-        params, state, losses = self.chunk(params, state, self.x_train, self.y_train, batches)
-        return params, state, np.asarray(losses)
+def train_logits(params: Params, x: jax.Array, key: jax.Array | None, *, arch: CNNSpec
+                 ) -> jax.Array:
+    """Class scores (B, 10) of a batch x (B, 28, 28) in training mode (dropout, with `key`)."""
+    return logits(params, x, spec=arch, train=True, key=key)
 
 
-@dataclass(frozen=True)
-class StepRule:
-    """What a training step computes, beyond the data: hashable, so one compiled chunk serves
-    every run with the same rule (pressing Train again with the same settings compiles
-    nothing). decay_steps: the cosine decay's length in steps, 0 for a constant step size."""
-
-    spec: CNNSpec
-    optimizer: str
-    learning_rate: float
-    max_shift: int
-    decay_steps: int
+def step_rule(config: TrainingConfig, steps_per_epoch: int) -> training.StepRule:
+    """The hashable rule of one training step: cross-entropy, the shift augmentation, dropout
+    and the cosine decay over the whole run, with fresh randomness each step."""
+    decay_steps = config.epochs * steps_per_epoch if config.cosine_decay else 0
+    return training.StepRule(train_logits, config.spec, "cross_entropy", config.optimizer,
+                             config.learning_rate, config.max_shift, decay_steps, random=True)
 
 
-def train_loss(params: Params, x: jax.Array, y: jax.Array, key: jax.Array, *, spec: CNNSpec
-               ) -> jax.Array:
-    """Mean softmax cross-entropy of a batch x (B, 28, 28), y (B,) in training mode."""
-    return softmax_cross_entropy(JAX_OPS, logits(params, x, spec=spec, train=True, key=key), y)
-
-
-@partial(jax.jit, static_argnames="rule")
-def train_chunk(params: Params, state: PyTree, x_all: jax.Array, y_all: jax.Array,
-                batches: jax.Array, *, rule: StepRule) -> tuple[Params, PyTree, jax.Array]:
-    """len(batches) steps in one `lax.scan`. x_all: uint8 (n, 28, 28), y_all: int32 (n,),
-    batches: (steps, B) indices. Returns new params, new state, the losses (steps,)."""
-    optimizer = make_optimizer(rule.optimizer, rule.learning_rate)
-    value_and_grad = jax.value_and_grad(partial(train_loss, spec=rule.spec))
-
-    def step(carry, indices):
-        params, state = carry
-        key, shift_key, dropout_key = jax.random.split(state["key"], 3)
-        x = random_shift(shift_key, x_all[indices].astype(jnp.float32) / 255.0, rule.max_shift)
-        value, grads = value_and_grad(params, x, y_all[indices], dropout_key)
-        moved, optimizer_state = optimizer.update(params, grads, state["optimizer"])
-        scale = cosine_scale(state["step"], rule.decay_steps) if rule.decay_steps else 1.0
-        params = jax.tree_util.tree_map(lambda p, m: p + scale * (m - p), params, moved)
-        new_state = {"optimizer": optimizer_state, "key": key, "step": state["step"] + 1}
-        return (params, new_state), value
-
-    (params, state), losses = jax.lax.scan(step, (params, state), batches)
-    return params, state, losses
-
-
-def make_stepper(config: TrainingConfig, x_train: np.ndarray, y_train: np.ndarray
-                 ) -> CNNStepper:
-    """The stepper for this config. x_train: uint8 (n, 28, 28), y_train: int (n,).
-
-    Like `engine.train.jax_stepper` (one jitted `lax.scan` per chunk, the uint8 digits on the
-    device as arguments), plus fresh randomness each step and the cosine decay. The decay scales
-    each step's move: every optimizer here moves by learning rate x a direction that does not
-    depend on the learning rate, so scaling the move is exactly scaling the learning rate.
-    """
-    total_steps = config.epochs * (len(x_train) // config.batch_size)
-    rule = StepRule(config.spec, config.optimizer, config.learning_rate, config.max_shift,
-                    total_steps if config.cosine_decay else 0)
-    return CNNStepper(make_optimizer(config.optimizer, config.learning_rate),
-                      partial(train_chunk, rule=rule), jnp.asarray(x_train),
-                      jnp.asarray(np.asarray(y_train, np.int32)), config.seed)
-
-
-# Rough speed of a CNN training step on a small shared CPU, to size chunks (flop/s).
-STEP_THROUGHPUT = 10e9
-CHUNK_SECONDS = 0.4
-
-
-def step_flops(config: TrainingConfig) -> float:
+def step_flops(spec: CNNSpec, batch_size: int) -> float:
     """About 6 flops per multiply-add per example (forward 2, backward 4), conv and dense."""
-    spec, side, cin, macs = config.spec, IMAGE_SIZE, 1, 0
+    side, cin, macs = IMAGE_SIZE, 1, 0
     for cout, pooled in zip(spec.filters, spec.map_sizes(), strict=True):
         conv_side = conv_output_size(side, spec.kernel_size, 1, spec.padding)
         macs += spec.kernel_size ** 2 * cin * cout * conv_side ** 2
         side, cin = pooled, cout
     macs += side * side * cin * N_CLASSES
-    return 6.0 * macs * config.batch_size
-
-
-def chunk_steps(config: TrainingConfig, steps_per_epoch: int) -> int:
-    """Steps per chunk: about CHUNK_SECONDS of work (Stop answers within a second), and a divisor
-    of the epoch's steps when one is near, so that every chunk has one length (one compile:
-    a compile costs seconds here)."""
-    target = max(1.0, CHUNK_SECONDS * STEP_THROUGHPUT / step_flops(config))
-    divisors = [d for d in range(1, steps_per_epoch + 1) if steps_per_epoch % d == 0]
-    nearest = min(divisors, key=lambda d: abs(math.log(d / target)))
-    return nearest if 0.5 <= nearest / target <= 2.5 else max(1, round(target))
+    return 6.0 * macs * batch_size
 
 
 # ----------------------------------------------------------------------------- a training run
@@ -209,51 +118,44 @@ class Snapshot:
     probabilities: np.ndarray | None
 
 
-def snapshot_recorder(follow: np.ndarray | None, spec: CNNSpec
-                      ) -> Callable[[Params], tuple[Snapshot, ...]]:
-    """`snapshot(params)` for `engine.train.train` that returns every snapshot so far.
-
-    follow: a float (28, 28) image in [0, 1] whose prediction is recorded, or None. The loop
-    calls it once per evaluation, so the i-th snapshot belongs to `history.eval_steps[i]`; the
-    whole history rides on each event (a few KB), and a slider can scrub back through it.
-    """
-    snapshots: list[Snapshot] = []
-
-    def snapshot(params: Params) -> tuple[Snapshot, ...]:
-        probabilities = None
-        if follow is not None:
-            probabilities = np.asarray(predict_proba(params, follow[None], spec=spec))[0]
-        snapshots.append(Snapshot(first_layer_filters(params), probabilities))
-        return tuple(snapshots)
-
-    return snapshot
+def take_snapshot(params: Params, *, spec: CNNSpec, follow: np.ndarray | None) -> Snapshot:
+    """The Snapshot of params; follow: a float (28, 28) image whose prediction to record."""
+    probabilities = None
+    if follow is not None:
+        probabilities = np.asarray(predict_proba(params, follow[None], spec=spec))[0]
+    return Snapshot(first_layer_filters(params), probabilities)
 
 
-def training_run(config: TrainingConfig, split: Any, *, params: Params | None = None,
-                 stop: Any = None, follow: np.ndarray | None = None, evals_per_epoch: int = 2
-                 ) -> Iterator[training.Progress]:
+def training_run(config: TrainingConfig, split: Any, *, dataset: str = "unnamed split",
+                 params: Params | None = None, stop: Any = None,
+                 follow: np.ndarray | None = None, evals_per_epoch: int = 2
+                 ) -> Iterator[training.Progress[Snapshot]]:
     """Train a CNN per `config` on `split` (see engine.train.train), from `params` if given.
 
-    Each event's snapshot is the tuple of `Snapshot`s of every evaluation so far (first-layer
-    filters, and the prediction for `follow`, a float (28, 28) image, if given). An evaluation
-    is a pass over 1,300 digits, so there are fewer than in the feed-forward room.
+    Each evaluation records a `Snapshot` in the history (first-layer filters, and the
+    prediction for `follow`, a float (28, 28) image, if given). An evaluation is a pass over
+    1,300 digits, so there are fewer than in the feed-forward room. dataset: the data set's
+    name, for the model's metadata. The last event's model is a "cnn" Model.
     """
     check_config(config)
+    key = jax.random.key(config.seed)
     if params is None:
-        params = init_params(jax.random.key(config.seed), config.spec)
-    stepper = make_stepper(config, split.x_train, split.y_train)
+        params = init_params(key, config.spec)
     steps_per_epoch = len(split.x_train) // config.batch_size
-    schedule = training.Schedule(config.epochs, config.batch_size, config.seed,
-                                 chunk_steps(config, steps_per_epoch), evals_per_epoch)
+    stepper = training.jax_stepper(step_rule(config, steps_per_epoch), split.x_train,
+                                   split.y_train, key)
+    schedule = training.Schedule(
+        config.epochs, config.batch_size, config.seed,
+        training.chunk_steps(step_flops(config.spec, config.batch_size), steps_per_epoch),
+        evals_per_epoch)
+    template = Model(MODEL_KIND, config.spec, None,
+                     {"training": config.to_metadata(), "dataset": dataset})
     return training.train(stepper, params, split, schedule,
-                          partial(predict_labels, spec=config.spec), stop=stop,
-                          snapshot=snapshot_recorder(follow, config.spec))
+                          partial(predict_labels, spec=config.spec), template=template, stop=stop,
+                          snapshot=partial(take_snapshot, spec=config.spec, follow=follow))
 
 
 # ----------------------------------------------------------------------------- model files
-
-MODEL_KIND = "cnn"
-
 
 def checkpoint_bytes(spec: CNNSpec, params: Params, **info: Any) -> bytes:
     """A CNN model file (.npz bytes); see engine.checkpoint.model_bytes."""
@@ -277,10 +179,8 @@ def default_model_bytes() -> bytes:
     training digits only, so the test digits stay unseen. Seeded: the same code gives the same
     model."""
     dataset = embedded_dataset()
-    final = list(training_run(PRETRAIN_CONFIG, dataset.split, evals_per_epoch=1))[-1]
+    final = list(training_run(PRETRAIN_CONFIG, dataset.split, dataset=dataset.name,
+                              evals_per_epoch=1))[-1]
     if final.status != "finished":
         raise RuntimeError(f"pretraining the CNN did not finish: {final.message}")
-    return checkpoint_bytes(
-        PRETRAIN_CONFIG.spec, final.params, dataset=dataset.name,
-        trained_on="embedded train split", training=PRETRAIN_CONFIG.to_metadata(),
-        metrics={"test_accuracy": final.test_accuracy, "val_accuracy": final.val_accuracy})
+    return model_file(final.model, trained_on="embedded train split")
