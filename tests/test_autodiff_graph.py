@@ -179,3 +179,53 @@ def test_tensor_graphs_export_with_shapes() -> None:
     matmul_step = graph.steps[[n.op for n in graph.nodes].index("@")][0]
     np.testing.assert_array_equal(matmul_step.contribution, w.grad)
     assert "tensor" in matmul_step.text
+
+
+# ----- the public backward API: each op returns its inputs' gradients ------------------------
+
+
+def test_input_gradients_are_unbroadcast_to_each_input_and_none_for_constants() -> None:
+    w = Tensor(np.ones((1, 3)), requires_grad=True)
+    data = Tensor(np.arange(6.0).reshape(2, 3))
+    out = w * data  # w is stretched over 2 rows
+    g = np.full((2, 3), 0.5)
+    to_w, to_data = out.input_gradients(g)
+    np.testing.assert_array_equal(to_w, (g * data.data).sum(axis=0, keepdims=True))
+    assert to_data is None  # data needs no gradient: never computed
+
+
+def test_a_gradient_of_the_wrong_shape_is_refused() -> None:
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    out = x.reshape(3, 2)
+    out._backward = lambda g: (g,)  # a buggy op that forgets to reshape its gradient back
+    with pytest.raises(ValueError, match="cannot belong to shape"):
+        out.input_gradients(np.ones((3, 2)))
+
+
+def test_backward_visits_yield_each_op_once_output_first_with_what_it_sent() -> None:
+    f, leaves = neuron()
+    visits = list(f.backward_visits())
+    assert [node.op for node, _ in visits] == ["*", "tanh", "+", "*"]
+    assert visits[0][0] is f
+    for node, sent in visits:
+        assert len(sent) == len(node.inputs)
+    np.testing.assert_allclose(leaves["w"].grad, 3 * (1 - np.tanh(7.0) ** 2) * 3)
+
+
+def test_subtraction_and_mean_are_built_from_basic_ops() -> None:
+    a, b = Tensor(np.array([1.0, 4.0]), requires_grad=True), Tensor(2.0, requires_grad=True)
+    difference = a - b
+    assert difference.op == "+" and difference.inputs[1].op == "neg"
+    average = difference.mean()
+    assert average.op == "*" and average.inputs[0].op == "sum"
+    average.backward()
+    np.testing.assert_array_equal(a.grad, [0.5, 0.5])
+    assert b.grad == -1.0
+
+
+def test_exporting_a_graph_runs_backward_itself() -> None:
+    x = Tensor(3.0, requires_grad=True, label="x")
+    f = x * x
+    graph = export_graph(f)  # backward never called by hand
+    assert graph.nodes[graph.root].grad == 1.0
+    assert graph.nodes[0].grad == pytest.approx(6.0) and graph.steps[graph.root]

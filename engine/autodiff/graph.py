@@ -6,13 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.autodiff.tensor import Tensor, topological_order
+from engine.autodiff.tensor import Grads, Tensor
 
 # The local derivative of each op with respect to each of its inputs, in words, for the
 # step-through view: {a} and {b} stand for the first and second input, {y} for the output.
 LOCAL_RULES: dict[str, tuple[str, ...]] = {
     "+": ("1", "1"),
-    "-": ("1", "-1"),
     "*": ("{b}", "{a}"),
     "/": ("1/{b}", "-{a}/{b}²"),
     "**": ("{b}·{a}^({b}-1)", "{y}·ln {a}"),
@@ -27,7 +26,6 @@ LOCAL_RULES: dict[str, tuple[str, ...]] = {
     "sqrt": ("1/(2·√{a})",),
     "abs": ("sign({a})",),
     "sum": ("1",),
-    "mean": ("1/n",),
 }
 
 
@@ -90,10 +88,18 @@ def drawing_order(root: Tensor) -> list[Tensor]:
 
 
 def export_graph(root: Tensor, root_name: str = "f") -> Graph:
-    """The graph under `root` with values, gradients (if `root.backward()` ran) and chain steps."""
+    """The graph under `root` with values, gradients and chain steps.
+
+    Runs `root.backward()` (gradients are recomputed from scratch, so running it again changes
+    nothing) and records each visit of the backward walk as it happens.
+    """
     tensors = drawing_order(root)
     ids = {id(t): i for i, t in enumerate(tensors)}
     names = {id(t): node_name(t, i, t is root, root_name) for i, t in enumerate(tensors)}
+    steps = {
+        ids[id(node)]: chain_steps(node, sent, ids, names, root_name)
+        for node, sent in root.backward_visits()
+    }
     nodes = [
         Node(
             id=ids[id(t)],
@@ -102,17 +108,12 @@ def export_graph(root: Tensor, root_name: str = "f") -> Graph:
             label=t.label,
             shape=t.shape,
             value=t.data,
-            grad=t._grad if t.requires_grad else None,
+            grad=t.grad if t.requires_grad else None,
         )
         for t in tensors
     ]
     edges = sorted({(ids[id(i)], ids[id(t)]) for t in tensors for i in t.inputs})
-    visited = [t for t in reversed(topological_order(root)) if t._backward is not None]
-    has_grads = root._grad is not None
-    steps = {
-        ids[id(t)]: chain_steps(t, ids, names, root_name) if has_grads else [] for t in visited
-    }
-    return Graph(nodes, edges, [ids[id(t)] for t in visited], steps, ids[id(root)])
+    return Graph(nodes, edges, list(steps), steps, ids[id(root)])
 
 
 def node_name(tensor: Tensor, index: int, is_root: bool, root_name: str) -> str:
@@ -127,37 +128,29 @@ def node_name(tensor: Tensor, index: int, is_root: bool, root_name: str) -> str:
     return f"v{index}"
 
 
-def closure_output(node: Tensor, seed: np.ndarray) -> list[tuple[Tensor, np.ndarray]]:
-    """(input, what node's backward closure adds to its gradient) for each distinct
-    grad-requiring input, when node's gradient is `seed`.
+def per_input(node: Tensor, sent: Grads) -> dict[int, tuple[Tensor, np.ndarray]]:
+    """What `node` sent to each distinct input that needs a gradient, keyed by id (an input
+    used twice, as in x*x, gets the sum of both)."""
+    totals: dict[int, tuple[Tensor, np.ndarray]] = {}
+    for tensor, grad in zip(node.inputs, sent, strict=True):
+        if grad is not None:
+            earlier = totals.get(id(tensor))
+            totals[id(tensor)] = (tensor, grad if earlier is None else earlier[1] + grad)
+    return totals
 
-    Runs the node's own closure, so the numbers come from exactly the code that backward runs;
-    the inputs' gradients are restored afterwards.
+
+def chain_steps(node: Tensor, sent: Grads, ids: dict[int, int],
+                names: dict[int, str], root_name: str) -> list[ChainStep]:
+    """The chain-rule products that `node`'s visit of the backward walk sent to its inputs.
+
+    `local` is what the op sends for a gradient of ones (for a tensor op: the vector-Jacobian
+    product with ones), `contribution` what it sent for the node's actual gradient.
     """
-    inputs = list({id(p): p for p in node.parents}.values())
-    saved = [p._grad for p in inputs]
-    try:
-        for p in inputs:
-            p._grad = None
-        node._backward(seed)
-        return [(p, p._grad) for p in inputs]
-    finally:
-        for p, grad in zip(inputs, saved, strict=True):
-            p._grad = grad
-
-
-def chain_steps(node: Tensor, ids: dict[int, int], names: dict[int, str],
-                root_name: str) -> list[ChainStep]:
-    """The chain-rule products that `node`'s backward closure adds to its inputs.
-
-    `local` is the closure's output for a seed of ones (for a tensor op: the vector-Jacobian
-    product with ones), `contribution` its output for the node's actual gradient.
-    """
-    upstream = node._grad
-    locals_ = closure_output(node, np.ones_like(node.data))
-    contributions = closure_output(node, upstream)
+    upstream = node.grad
+    locals_ = per_input(node, node.input_gradients(np.ones_like(node.data)))
     steps = []
-    for (parent, local), (_, contribution) in zip(locals_, contributions, strict=True):
+    for key, (parent, contribution) in per_input(node, sent).items():
+        local = locals_[key][1]
         out_name, in_name = names[id(node)], names[id(parent)]
         text = (
             f"∂{root_name}/∂{in_name} += ∂{root_name}/∂{out_name} · ∂{out_name}/∂{in_name}"

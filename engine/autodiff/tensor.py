@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -13,15 +14,21 @@ import numpy as np
 _creation_counter = itertools.count()
 
 
+Grads = tuple[np.ndarray | None, ...]
+# An op's backward: the output's gradient -> each input's gradient (None: not needed).
+Backward = Callable[[np.ndarray], Grads]
+
+
 class Tensor:
     """An `np.ndarray` that remembers how it was computed, so gradients can flow back to it.
 
-    Each op builds its output node, records the parents that require a gradient and a small
-    closure that adds the output's gradient (its argument), times the local derivative, into
-    those parents. The closure never refers to its output node, so a graph holds no reference
-    cycle and is freed the moment the loss goes out of scope (no garbage-collector pauses).
-    Tensors that require no gradient (data batches, constants) get neither parents nor closure,
-    so they cost nothing in the backward pass.
+    Each op builds its output node, records its inputs and a small closure that maps the
+    output's gradient to a tuple of its inputs' gradients (local derivative times the output's
+    gradient; None where an input needs none and computing it would cost). `backward` walks the
+    graph once and adds those up. The closure never refers to its output node, so a graph holds
+    no reference cycle and is freed the moment the loss goes out of scope (no garbage-collector
+    pauses). Tensors that require no gradient (data batches, constants) get neither parents nor
+    closure, so they cost nothing in the backward pass.
     """
 
     # Let `ndarray @ Tensor`, `ndarray * Tensor`, ... fall through to our reflected operators.
@@ -41,7 +48,7 @@ class Tensor:
         self._grad: np.ndarray | None = None
         self._parents: tuple[Tensor, ...] = ()
         self._inputs: tuple[Tensor, ...] = ()
-        self._backward: Callable[[np.ndarray], None] | None = None
+        self._backward: Backward | None = None
         self._op = ""
         self._seq = next(_creation_counter)
 
@@ -81,13 +88,6 @@ class Tensor:
             # Python scalars and int arrays take our dtype, so float32 stays float32.
             array = array.astype(self.data.dtype)
         return Tensor(array)
-
-    def _accumulate(self, grad: np.ndarray) -> None:
-        """Add `grad` (already of this tensor's shape) to this tensor's gradient.
-
-        Never in place: a gradient array may be shared with the node it came from.
-        """
-        self._grad = grad if self._grad is None else self._grad + grad
 
     # ----- plain attributes -----------------------------------------------------------------
 
@@ -151,6 +151,15 @@ class Tensor:
         Gradients are recomputed from scratch on each call (never added to an earlier call's),
         so calling it twice gives the same result; a node used many times gets the sum.
         """
+        for _ in self.backward_visits():
+            pass
+
+    def backward_visits(self) -> Iterator[tuple[Tensor, Grads]]:
+        """`backward()` one op node at a time, output first.
+
+        Yields each visited node (its `grad` is final by then) with what it sent to its `inputs`
+        (aligned with them, None for an input that needs no gradient), already added to them.
+        """
         if self.data.size != 1:
             raise ValueError(f"backward() needs a scalar, got shape {self.shape}")
         order = topological_order(self)
@@ -159,48 +168,48 @@ class Tensor:
         self._grad = np.ones_like(self.data)
         for node in reversed(order):
             if node._backward is not None and node._grad is not None:
-                node._backward(node._grad)
+                sent = node.input_gradients(node._grad)
+                for tensor, grad in zip(node._inputs, sent):  # noqa: B905 (aligned by construction)
+                    if grad is not None:  # never in place: `grad` may be shared with a node
+                        tensor._grad = grad if tensor._grad is None else tensor._grad + grad
+                yield node, sent
+
+    def input_gradients(self, grad: np.ndarray) -> Grads:
+        """What this node's op sends back to each of its `inputs` when its own gradient is
+        `grad` (shape of `data`): a gradient of each input's shape, None where one needs none.
+
+        Raises ValueError if the op computed a gradient that cannot have its input's shape.
+        """
+        if self._backward is None:
+            return tuple([None] * len(self._inputs))
+        # (Runs for every node of every training step: a list comprehension, not a loop.)
+        return tuple([
+            None if g is None or not t.requires_grad else unbroadcast(g, t.data.shape)
+            for t, g in zip(self._inputs, self._backward(grad), strict=True)
+        ])
 
     # ----- arithmetic -----------------------------------------------------------------------
+    # Each closure returns the gradient of each input in the output's (broadcast) shape;
+    # `input_gradients` sums it back to the input's shape.
 
     def __add__(self, other: Any) -> Tensor:
         other = self._lift(other)
         out = Tensor._result(self.data + other.data, "+", self, other)
         if out.requires_grad:
-
-            def backward(g: np.ndarray) -> None:
-                if self.requires_grad:
-                    self._accumulate(unbroadcast(g, self.data.shape))
-                if other.requires_grad:
-                    other._accumulate(unbroadcast(g, other.data.shape))
-
-            out._backward = backward
+            out._backward = lambda g: (g, g)
         return out
 
     def __sub__(self, other: Any) -> Tensor:
-        other = self._lift(other)
-        out = Tensor._result(self.data - other.data, "-", self, other)
-        if out.requires_grad:
-
-            def backward(g: np.ndarray) -> None:
-                if self.requires_grad:
-                    self._accumulate(unbroadcast(g, self.data.shape))
-                if other.requires_grad:
-                    other._accumulate(unbroadcast(-g, other.data.shape))
-
-            out._backward = backward
-        return out
+        return self + (-self._lift(other))
 
     def __mul__(self, other: Any) -> Tensor:
         other = self._lift(other)
         out = Tensor._result(self.data * other.data, "*", self, other)
         if out.requires_grad:
 
-            def backward(g: np.ndarray) -> None:
-                if self.requires_grad:
-                    self._accumulate(unbroadcast(g * other.data, self.data.shape))
-                if other.requires_grad:
-                    other._accumulate(unbroadcast(g * self.data, other.data.shape))
+            def backward(g: np.ndarray) -> Grads:
+                return (g * other.data if self.requires_grad else None,
+                        g * self.data if other.requires_grad else None)
 
             out._backward = backward
         return out
@@ -211,12 +220,10 @@ class Tensor:
         out = Tensor._result(quotient, "/", self, other)
         if out.requires_grad:
 
-            def backward(g: np.ndarray) -> None:
-                if self.requires_grad:
-                    self._accumulate(unbroadcast(g / other.data, self.data.shape))
-                if other.requires_grad:
-                    # d(a/b)/db = -a/b^2 = -out/b
-                    other._accumulate(unbroadcast(-g * quotient / other.data, other.data.shape))
+            def backward(g: np.ndarray) -> Grads:
+                # d(a/b)/db = -a/b^2 = -out/b
+                return (g / other.data if self.requires_grad else None,
+                        -g * quotient / other.data if other.requires_grad else None)
 
             out._backward = backward
         return out
@@ -229,15 +236,16 @@ class Tensor:
         out = Tensor._result(power, "**", self, exponent)
         if out.requires_grad:
 
-            def backward(g: np.ndarray) -> None:
+            def backward(g: np.ndarray) -> Grads:
+                base_grad = exponent_grad = None
                 if self.requires_grad:
-                    local = exponent.data * self.data ** (exponent.data - 1)
-                    self._accumulate(unbroadcast(g * local, self.data.shape))
+                    base_grad = g * exponent.data * self.data ** (exponent.data - 1)
                 if exponent.requires_grad:
                     # d(a^p)/dp = a^p log a: nan for a < 0, and 0 at a = 0 (the limit), as in jax
                     with np.errstate(divide="ignore", invalid="ignore"):
                         log_base = np.where(self.data == 0, 0, np.log(self.data))
-                    exponent._accumulate(unbroadcast(g * power * log_base, exponent.data.shape))
+                    exponent_grad = g * power * log_base
+                return base_grad, exponent_grad
 
             out._backward = backward
         return out
@@ -246,21 +254,13 @@ class Tensor:
         # The exponent rides along as a constant input, only so that drawings can show it.
         out = Tensor._result(self.data**p, "**", self, self._lift(p))
         if out.requires_grad:
-
-            def backward(g: np.ndarray) -> None:
-                self._accumulate(g * (p * self.data ** (p - 1)))
-
-            out._backward = backward
+            out._backward = lambda g: (g * (p * self.data ** (p - 1)), None)
         return out
 
     def __neg__(self) -> Tensor:
         out = Tensor._result(-self.data, "neg", self)
         if out.requires_grad:
-
-            def backward(g: np.ndarray) -> None:
-                self._accumulate(-g)
-
-            out._backward = backward
+            out._backward = lambda g: (-g,)
         return out
 
     def __matmul__(self, other: Any) -> Tensor:
@@ -268,24 +268,21 @@ class Tensor:
         out = Tensor._result(self.data @ other.data, "@", self, other)
         if out.requires_grad:
 
-            def backward(g: np.ndarray) -> None:
+            def backward(g: np.ndarray) -> Grads:
                 a, b = self.data, other.data
                 if a.ndim == 2 and b.ndim == 2:  # the common case, without reshapes or sums
-                    if self.requires_grad:
-                        self._accumulate(g @ b.T)
-                    if other.requires_grad:
-                        other._accumulate(a.T @ g)
-                    return
+                    return (g @ b.T if self.requires_grad else None,
+                            a.T @ g if other.requires_grad else None)
                 # Treat vectors as matrices (numpy's rule), so one formula serves every case.
                 a2 = a[None, :] if a.ndim == 1 else a
                 b2 = b[:, None] if b.ndim == 1 else b
                 g2 = g.reshape(a2.shape[:-1] + b2.shape[-1:]) if (a.ndim == 1 or b.ndim == 1) else g
+                ga = gb = None
                 if self.requires_grad:
-                    ga = g2 @ np.swapaxes(b2, -1, -2)
-                    self._accumulate(unbroadcast(ga, a2.shape).reshape(a.shape))
+                    ga = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
                 if other.requires_grad:
-                    gb = np.swapaxes(a2, -1, -2) @ g2
-                    other._accumulate(unbroadcast(gb, b2.shape).reshape(b.shape))
+                    gb = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
+                return ga, gb
 
             out._backward = backward
         return out
@@ -314,35 +311,23 @@ class Tensor:
         kept = self.data.sum(axis=axis, keepdims=True)
         out = Tensor._result(drop_axes(kept, axis, keepdims), "sum", self)
         if out.requires_grad:
-
-            def backward(g: np.ndarray) -> None:
-                self._accumulate(spread(g, kept.shape, self.data.shape))
-
-            out._backward = backward
+            out._backward = lambda g: (spread(g, kept.shape, self.data.shape),)
         return out
 
     def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        kept = self.data.sum(axis=axis, keepdims=True)
-        scale = kept.size / self.data.size  # 1 / (number of elements averaged)
-        out = Tensor._result(drop_axes(kept * scale, axis, keepdims), "mean", self)
-        if out.requires_grad:
-
-            def backward(g: np.ndarray) -> None:
-                self._accumulate(spread(g * scale, kept.shape, self.data.shape))
-
-            out._backward = backward
-        return out
+        total = self.sum(axis=axis, keepdims=keepdims)
+        return total * (total.data.size / self.data.size)  # times 1 / (number of elements)
 
     def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         kept = self.data.max(axis=axis, keepdims=True)
         out = Tensor._result(drop_axes(kept, axis, keepdims), "max", self)
         if out.requires_grad:
 
-            def backward(g: np.ndarray) -> None:
+            def backward(g: np.ndarray) -> Grads:
                 # Ties share the gradient equally (as jax does).
                 winners = (self.data == kept).astype(self.data.dtype)
                 winners /= winners.sum(axis=axis, keepdims=True)
-                self._accumulate(winners * g.reshape(kept.shape))
+                return (winners * g.reshape(kept.shape),)
 
             out._backward = backward
         return out
@@ -353,11 +338,7 @@ class Tensor:
         new_shape = shape[0] if len(shape) == 1 and isinstance(shape[0], tuple | list) else shape
         out = Tensor._result(self.data.reshape(new_shape), "reshape", self)
         if out.requires_grad:
-
-            def backward(g: np.ndarray) -> None:
-                self._accumulate(g.reshape(self.data.shape))
-
-            out._backward = backward
+            out._backward = lambda g: (g.reshape(self.data.shape),)
         return out
 
     def transpose(self, *axes: int | tuple[int, ...]) -> Tensor:
@@ -366,11 +347,7 @@ class Tensor:
         out = Tensor._result(self.data.transpose(order), "transpose", self)
         if out.requires_grad:
             inverse = tuple(np.argsort(order))
-
-            def backward(g: np.ndarray) -> None:
-                self._accumulate(g.transpose(inverse))
-
-            out._backward = backward
+            out._backward = lambda g: (g.transpose(inverse),)
         return out
 
     @property
@@ -381,10 +358,10 @@ class Tensor:
         out = Tensor._result(self.data[index], "index", self)
         if out.requires_grad:
 
-            def backward(g: np.ndarray) -> None:
+            def backward(g: np.ndarray) -> Grads:
                 full = np.zeros_like(self.data)
                 np.add.at(full, index, g)  # repeated indices add up
-                self._accumulate(full)
+                return (full,)
 
             out._backward = backward
         return out
@@ -395,11 +372,7 @@ class Tensor:
         """An elementwise op whose derivative `local()` is evaluated only in the backward pass."""
         out = Tensor._result(value, op, self)
         if out.requires_grad:
-
-            def backward(g: np.ndarray) -> None:
-                self._accumulate(g * local())
-
-            out._backward = backward
+            out._backward = lambda g: (g * local(),)
         return out
 
     def exp(self) -> Tensor:
@@ -418,14 +391,7 @@ class Tensor:
         return self._unary("sigmoid", value, lambda: value * (1.0 - value))
 
     def relu(self) -> Tensor:
-        out = Tensor._result(np.maximum(self.data, 0), "relu", self)
-        if out.requires_grad:
-
-            def backward(g: np.ndarray) -> None:
-                self._accumulate(g * (self.data > 0))
-
-            out._backward = backward
-        return out
+        return self._unary("relu", np.maximum(self.data, 0), lambda: self.data > 0)
 
     def sin(self) -> Tensor:
         return self._unary("sin", np.sin(self.data), lambda: np.cos(self.data))
@@ -446,12 +412,8 @@ class Tensor:
         out_data = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
         out = Tensor._result(out_data, "log_softmax", self)
         if out.requires_grad:
-
-            def backward(g: np.ndarray) -> None:
-                # dL/dx = g - softmax(x) * sum(g)
-                self._accumulate(g - np.exp(out_data) * g.sum(axis=axis, keepdims=True))
-
-            out._backward = backward
+            # dL/dx = g - softmax(x) * sum(g)
+            out._backward = lambda g: (g - np.exp(out_data) * g.sum(axis=axis, keepdims=True),)
         return out
 
 
@@ -463,8 +425,16 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     if grad.shape == shape:
         return grad
     extra = grad.ndim - len(shape)
-    stretched = tuple(i + extra for i, n in enumerate(shape) if n == 1)
-    return grad.sum(axis=tuple(range(extra)) + stretched, keepdims=True).reshape(shape)
+    if extra < 0:
+        raise ValueError(f"a gradient of shape {grad.shape} cannot belong to shape {shape}")
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    if grad.shape != shape:
+        raise ValueError(f"a gradient of shape {grad.shape} cannot belong to shape {shape}")
+    return grad
 
 
 def drop_axes(kept: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
@@ -502,11 +472,7 @@ def topological_order(root: Tensor) -> list[Tensor]:
             if id(parent) not in found:
                 found[id(parent)] = parent
                 stack.append(parent)
-    return sorted(found.values(), key=_creation_number)
-
-
-def _creation_number(tensor: Tensor) -> int:
-    return tensor._seq
+    return sorted(found.values(), key=attrgetter("_seq"))
 
 
 def as_tensor(x: Any) -> Tensor:
