@@ -6,7 +6,9 @@ the reason instead of starving everyone else. Set e.g. `GLASSBOX_MAX_EPOCHS=100`
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -19,7 +21,8 @@ class Limits:
     """The largest training run one user may start.
 
     max_hidden_units: per hidden layer. max_hidden_layers: of a feed-forward net.
-    max_filters: per conv block of a CNN.
+    max_filters: per conv block of a CNN. max_parameters: weights and biases of any one model,
+    so that its file (4 bytes a parameter) fits max_upload_mb and can be uploaded again.
     max_epochs, max_batch_size: of any run. max_concurrent_runs: training runs at once on this
     server (others wait in a queue). max_upload_mb: a model file's size.
     abandon_seconds: a run nobody has watched for this long (its page closed) is stopped.
@@ -29,6 +32,7 @@ class Limits:
     max_hidden_units: int = 1024
     max_hidden_layers: int = 4
     max_filters: int = 64
+    max_parameters: int = 1_000_000  # 4 MB of float32: its file fits the 5 MB upload cap
     max_epochs: int = 50
     max_batch_size: int = 1024
     max_concurrent_runs: int = 2
@@ -55,13 +59,47 @@ def positive_int_from_env(name: str, default: int) -> int:
     return value
 
 
+# A model file beyond its float32 parameters: zip and .npy headers, metadata with the run's
+# history; measured under 0.1 MB (tests/test_hostile_inputs.py builds the largest model's file).
+MODEL_FILE_OVERHEAD_BYTES = 2**20
+BYTES_PER_PARAMETER = 4  # float32
+
+
 def limits() -> Limits:
-    """The limits in force: each field from GLASSBOX_<FIELD NAME IN CAPITALS>, else its default."""
+    """The limits in force: each field from GLASSBOX_<FIELD NAME IN CAPITALS>, else its default.
+
+    Raises SettingsError for a value that is not a positive whole number, or for
+    max_parameters so large that the largest model's file would be over max_upload_mb.
+    """
     defaults = Limits()
-    return Limits(**{
+    chosen = Limits(**{
         name: positive_int_from_env(ENV_PREFIX + name.upper(), getattr(defaults, name))
         for name in Limits.__dataclass_fields__
     })
+    largest_file = chosen.max_parameters * BYTES_PER_PARAMETER + MODEL_FILE_OVERHEAD_BYTES
+    if largest_file > chosen.max_upload_mb * 2**20:
+        raise SettingsError(f"{ENV_PREFIX}MAX_PARAMETERS={chosen.max_parameters:,} allows model "
+                            f"files of {largest_file / 2**20:.1f} MB, over "
+                            f"{ENV_PREFIX}MAX_UPLOAD_MB={chosen.max_upload_mb}: such a model "
+                            f"could be saved but never uploaded again.")
+    return chosen
+
+
+def parameter_count(param_shapes: Mapping[str, tuple[int, ...]]) -> int:
+    """How many numbers a model with these parameter shapes ({name: shape}) holds."""
+    return sum(math.prod(shape) for shape in param_shapes.values())
+
+
+def parameter_problems(param_shapes: Mapping[str, tuple[int, ...]], limits: Limits
+                       ) -> list[str]:
+    """Why a model with these parameter shapes ({name: shape}) may not be trained here (empty
+    if it may): its file must fit the model-upload cap."""
+    count = parameter_count(param_shapes)
+    if count <= limits.max_parameters:
+        return []
+    return [f"a model of {count:,} weights and biases is over this server's limit of "
+            f"{limits.max_parameters:,} (its file must fit the {limits.max_upload_mb} MB "
+            f"upload cap)."]
 
 
 def run_length_problems(epochs: int, batch_size: int, limits: Limits) -> list[str]:

@@ -29,7 +29,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from engine import checkpoint, cnn, ffnn, preprocess, runs
-from engine.settings import limits
+from engine.settings import Limits, SettingsError, limits, parameter_count, parameter_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 60  # s per script run: a hang fails the test instead of blocking the suite
@@ -451,3 +451,56 @@ def test_uploads_are_capped_in_bytes_and_pixels():
     assert config["server"]["maxUploadSize"] == limits().max_upload_mb == 5
     assert preprocess.MAX_IMAGE_PIXELS == 40_000_000
     assert checkpoint.MAX_UNPACKED_BYTES <= 128 * 2**20
+
+
+# --- the largest model the limits allow -------------------------------------------------------
+
+
+def largest_allowed_ffnn(caps: Limits) -> ffnn.Architecture:
+    """The feed-forward net with the most parameters the limits allow: at each allowed depth,
+    every hidden layer as wide as max_hidden_units and max_parameters let it be."""
+    def count(arch: ffnn.Architecture) -> int:
+        return parameter_count(arch.param_shapes())
+
+    widest = []
+    for depth in range(1, caps.max_hidden_layers + 1):
+        fitting = [w for w in range(1, caps.max_hidden_units + 1)
+                   if count(ffnn.Architecture((w,) * depth)) <= caps.max_parameters]
+        widest += [ffnn.Architecture((max(fitting),) * depth)] if fitting else []
+    return max(widest, key=count)
+
+
+def test_the_largest_model_the_limits_allow_fits_the_upload_cap():
+    """Its file, with incompressible weights and a full run's history in the metadata, can be
+    uploaded again."""
+    caps = limits()
+    arch = largest_allowed_ffnn(caps)
+    assert parameter_count(arch.param_shapes()) > 0.9 * caps.max_parameters  # the cap binds
+    assert parameter_problems(arch.param_shapes(), caps) == []
+    rng = np.random.default_rng(0)
+    params = {name: rng.standard_normal(shape, dtype=np.float32)
+              for name, shape in arch.param_shapes().items()}
+    steps = caps.max_epochs * math.ceil(3700 / 64)  # the embedded set at the default batch
+    run = {"status": "finished", "history": {"losses": rng.random(steps).tolist(),
+                                             "eval_steps": list(range(2 * caps.max_epochs))}}
+    data = ffnn.checkpoint_bytes(arch, params, training={"epochs": caps.max_epochs}, run=run,
+                                 metrics={"test_accuracy": 0.5})
+    assert len(data) <= caps.max_upload_mb * 2**20, f"{len(data) / 2**20:.2f} MB"
+    assert ffnn.read_checkpoint(data)[0] == arch
+
+
+def test_a_model_over_the_parameter_limit_is_refused_with_the_reason():
+    caps = Limits(max_parameters=1000)
+    fits, too_big = ffnn.Architecture((1,)), ffnn.Architecture((2,))  # 795 and 1,600 numbers
+    assert parameter_problems(fits.param_shapes(), caps) == []
+    assert parameter_problems(too_big.param_shapes(), caps) == [
+        "a model of 1,600 weights and biases is over this server's limit of 1,000 (its file "
+        "must fit the 5 MB upload cap)."]
+
+
+def test_a_parameter_limit_whose_files_could_not_be_uploaded_is_a_settings_error(monkeypatch):
+    monkeypatch.setenv("GLASSBOX_MAX_PARAMETERS", "2000000")
+    with pytest.raises(SettingsError, match="over GLASSBOX_MAX_UPLOAD_MB=5"):
+        limits()
+    monkeypatch.setenv("GLASSBOX_MAX_UPLOAD_MB", "10")
+    assert limits().max_parameters == 2_000_000

@@ -1,0 +1,122 @@
+"""Memory over time (issue 18): RSS while training the FFNN (JAX) on many architectures in turn.
+
+    python -m benchmarks.memory_probe                 # every remedy, 30 architectures each
+    python -m benchmarks.memory_probe --only baseline clear_caches --sizes 12
+
+Each remedy runs in a fresh subprocess (no server, engine only): it trains a one-hidden-layer
+net of a new width for one short epoch, applies the remedy, and records RSS (psutil) after
+each run. Printed per remedy: RSS after the warm-up runs, at the end, and the growth per new
+architecture between them, in MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import ctypes.util
+import gc
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+WARMUP = 6  # runs before the growth is measured: the first compiles load XLA itself
+TRAIN_DIGITS = 512  # a short epoch: the growth comes from compiling, not from the data
+
+REMEDIES = {
+    "baseline": "nothing between runs",
+    "malloc_trim": "glibc malloc_trim(0) after each run",
+    "arenas": "the server's mallopt tuning (2 arenas, fixed mmap threshold) before the first run",
+    "clear_chunks": "compiled_jax_chunk.cache_clear() and every jitted function's clear_cache()",
+    "clear_caches": "jax.clear_caches() after each run",
+    "clear_caches+trim": "jax.clear_caches() and malloc_trim(0) after each run",
+}
+
+
+def rss_mb() -> float:
+    """This process's resident set size, MB."""
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def malloc_trim() -> None:
+    """Hand glibc's free heap pages back to the system (does nothing elsewhere)."""
+    name = ctypes.util.find_library("c")
+    if name is not None:
+        ctypes.CDLL(name).malloc_trim(0)
+
+
+def clear_jitted(module) -> None:
+    """Drop the compiled programs of every jitted function and every lru cache in `module`."""
+    for value in vars(module).values():
+        for method in ("clear_cache", "cache_clear"):
+            if callable(getattr(value, method, None)):
+                getattr(value, method)()
+
+
+def after_each_run(remedy: str) -> None:
+    """Apply `remedy` once a run has ended (and its generator been dropped)."""
+    import jax
+
+    from engine import ffnn
+
+    gc.collect()
+    if remedy == "clear_chunks":
+        clear_jitted(ffnn)
+    if remedy.startswith("clear_caches"):
+        jax.clear_caches()
+    if remedy in ("malloc_trim", "clear_caches+trim"):
+        malloc_trim()
+
+
+def probe(remedy: str, sizes: int) -> list[float]:
+    """RSS (MB) after each of `sizes` runs, one new hidden width each, with `remedy` applied."""
+    from engine import ffnn
+    from engine.data import embedded_dataset
+
+    if remedy == "arenas":
+        from engine.tuning import limit_malloc_arenas
+
+        limit_malloc_arenas()
+    split = embedded_dataset().split
+    split = replace(split, x_train=split.x_train[:TRAIN_DIGITS],
+                    y_train=split.y_train[:TRAIN_DIGITS])
+    figures = []
+    for width in range(16, 16 + sizes):
+        config = ffnn.TrainingConfig(ffnn.Architecture((width,)), epochs=1, batch_size=64)
+        for _ in ffnn.training_run(config, split, evals_per_epoch=1):
+            pass
+        after_each_run(remedy)
+        figures.append(rss_mb())
+    return figures
+
+
+def measure(remedy: str, sizes: int) -> dict[str, float]:
+    """Run `probe` in a fresh interpreter; RSS after the warm-up and at the end, and the
+    growth per new architecture in between (MB)."""
+    code = (f"import json; from benchmarks.memory_probe import probe; "
+            f"print(json.dumps(probe({remedy!r}, {sizes})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    rss = json.loads(out.strip().splitlines()[-1])
+    return {"after_warmup_mb": rss[WARMUP - 1], "end_mb": rss[-1],
+            "per_architecture_mb": (rss[-1] - rss[WARMUP - 1]) / (len(rss) - WARMUP)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=REMEDIES, default=list(REMEDIES))
+    parser.add_argument("--sizes", type=int, default=30, help="architectures per remedy")
+    args = parser.parse_args()
+    if args.sizes <= WARMUP:
+        parser.error(f"--sizes must be over the {WARMUP} warm-up runs")
+    print(f"{'remedy':<18} {'after warm-up':>13} {'end':>7} {'per arch':>9}  (MB)")
+    for remedy in args.only:
+        figures = measure(remedy, args.sizes)
+        print(f"{remedy:<18} {figures['after_warmup_mb']:>13.0f} {figures['end_mb']:>7.0f} "
+              f"{figures['per_architecture_mb']:>9.2f}  {REMEDIES[remedy]}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
