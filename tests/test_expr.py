@@ -124,11 +124,27 @@ def test_rejections_say_what_and_where(text: str, fragment: str, column: int | N
         assert info.value.snippet and info.value.snippet in text
 
 
-def test_size_and_depth_are_bounded() -> None:
-    with pytest.raises(FormulaError, match="more than"):
-        parse_formula("+".join(["1"] * 90))
+def test_real_nesting_is_bounded() -> None:
     with pytest.raises(FormulaError, match="nested"):
         parse_formula("-" * 45 + "x")
+    with pytest.raises(FormulaError, match="nested"):
+        parse_formula("1+(" * 45 + "1" + ")" * 45)  # right-nested: each level is deeper
+
+
+def test_a_flat_chain_of_100_factors_is_not_nesting() -> None:
+    text = "*".join(["x"] * 100)
+    assert len(text) <= MAX_LENGTH
+    evaluation = evaluate_with_gradients(parse_formula(text), {"x": 1.01})
+    assert evaluation.value == pytest.approx(1.01**100)
+    assert evaluation.gradients["x"] == pytest.approx(100 * 1.01**99)
+    assert parse_formula("+".join(["1"] * 100)).variables == ()
+
+
+@pytest.mark.parametrize("text", ["(" * 199 + "x", "(" * 100 + "x" + ")" * 100,
+                                  "sin(" * 40 + "x" + ")" * 40, "-(" * 66 + "x"])
+def test_no_shape_of_input_reaches_the_recursion_limit(text: str) -> None:
+    with pytest.raises(FormulaError):
+        parse_formula(text[:MAX_LENGTH])
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,8 @@ The text is parsed with `ast` and walked with a whitelist (numbers, names, + - *
 minus, calls of a few named functions); everything else is rejected with a `FormulaError` that
 points at the offending part. Nothing is ever passed to `eval`, `exec` or `compile`: the formula
 is rebuilt as a small tree of `Term`s, which is then evaluated on our `Tensor` or on jax.numpy.
-Length, size, depth and exponents are bounded, so no input can hang or exhaust the server.
+Length (hence size), nesting and exponents are bounded, so no input can hang or exhaust the
+server or reach Python's recursion limit.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import numpy as np
 
 from engine.autodiff.tensor import Tensor, stable_sigmoid
 
+# The length bounds the work: every part (number, name, operator, call) takes at least one
+# character, so a formula has at most MAX_LENGTH parts, whatever their shape.
 MAX_LENGTH = 200  # characters
-MAX_TERMS = 80  # numbers, names, operators and calls
-MAX_DEPTH = 40  # nesting of the term tree
+MAX_DEPTH = 40  # nesting: a chain a*b*c*... of binary operators counts as one level
 MAX_EXPONENT = 64  # |p| for a constant exponent in a ** p
 MAX_VARIABLES = 6
 MAX_NAME_LENGTH = 12
@@ -126,7 +128,6 @@ class _TermBuilder:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.count = 0
         self.variables: set[str] = set()
 
     def fail(self, message: str, node: ast.AST) -> FormulaError:
@@ -147,9 +148,6 @@ class _TermBuilder:
                     self.column(node))
 
     def build(self, node: ast.AST, depth: int) -> Term:
-        self.count += 1
-        if self.count > MAX_TERMS:
-            raise self.fail(f"the formula has more than {MAX_TERMS} parts; keep it smaller", node)
         if depth > MAX_DEPTH:
             raise self.fail(f"the formula is nested more than {MAX_DEPTH} levels deep", node)
         if isinstance(node, ast.Constant):
@@ -201,7 +199,8 @@ class _TermBuilder:
         op = OPERATORS.get(type(node.op))
         if op is None:
             raise self.fail("only + - * / ** and function calls are allowed", node)
-        left = self.build(node.left, depth + 1)
+        # The left operand of a left-associative chain (a*b*c = (a*b)*c) is not a deeper level.
+        left = self.build(node.left, depth if isinstance(node.left, ast.BinOp) else depth + 1)
         right = self.build(node.right, depth + 1)
         if op == "**":
             self.check_exponent(node, right)
