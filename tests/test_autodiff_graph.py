@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import engine.autodiff as ad
 from engine.autodiff import Tensor
-from engine.autodiff.graph import export_graph
+from engine.autodiff.graph import export_graph, gradients_after
 
 
 def diamond(ns, x, y):
@@ -229,3 +229,19 @@ def test_exporting_a_graph_runs_backward_itself() -> None:
     graph = export_graph(f)  # backward never called by hand
     assert graph.nodes[graph.root].grad == 1.0
     assert graph.nodes[0].grad == pytest.approx(6.0) and graph.steps[graph.root]
+
+
+def test_gradients_fill_in_as_the_backward_steps_reach_them() -> None:
+    f, leaves = neuron()  # f = tanh(w*x + b) * x: visits f, tanh, +, *
+    graph = export_graph(f)
+    ids = {n.name: n.id for n in graph.nodes}
+    first = gradients_after(graph, 1)
+    assert set(first) == {ids["f"], ids["v5"], ids["x"]}  # f sent to tanh and to x
+    assert first[ids["f"]][1] and first[ids["v5"]][1]  # both final: their consumers ran
+    assert not first[ids["x"]][1]  # x also feeds w*x, not visited yet
+    assert first[ids["x"]][0] == pytest.approx(np.tanh(7.0))
+    everything = gradients_after(graph, len(graph.backward_order))
+    assert set(everything) == {n.id for n in graph.nodes if n.grad is not None}
+    for node_id, (grad, final) in everything.items():
+        assert final and grad == pytest.approx(graph.nodes[node_id].grad)
+    assert everything[ids["x"]][0] == pytest.approx(leaves["x"].grad)

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.autodiff.explore import (
+    GradientCheck,
     central_differences,
     check_gradients,
     descent_path,
@@ -291,3 +292,26 @@ def test_big_but_allowed_exponent_is_evaluated_not_refused() -> None:
     value = evaluate_with_gradients(parse_formula(f"x**{MAX_EXPONENT}"), {"x": 1.01}).value
     assert value == pytest.approx(1.01**MAX_EXPONENT)
     assert math.isfinite(value)
+
+
+@pytest.mark.parametrize(("text", "point"), [("abs(x)", 0.0), ("relu(x)", 0.0),
+                                             ("relu(x - 1) + x", 1.0)])
+def test_a_kink_is_reported_as_such_not_as_a_failure(text: str, point: float) -> None:
+    check = check_gradients(parse_formula(text), {"x": point})
+    assert set(check.kinks) == {"x"}
+    left, right = check.kinks["x"]
+    assert right - left == pytest.approx(1.0 if "relu" in text else 2.0, rel=1e-3)
+    assert check.passed  # ours, jax and the differences each picked a valid subgradient
+
+
+@pytest.mark.parametrize(("text", "point"), [("relu(x)", 0.5), ("exp(100*x)", 0.0),
+                                             ("x**10", 3.0), ("abs(x)", -2.0)])
+def test_smooth_points_have_no_kink(text: str, point: float) -> None:
+    check = check_gradients(parse_formula(text), {"x": point})
+    assert check.kinks == {} and check.passed
+
+
+def test_a_kink_in_one_variable_does_not_excuse_another() -> None:
+    check = GradientCheck(("x", "y"), {"x": 0.0, "y": 1.0}, {"x": 1.0, "y": 2.0},
+                          {"x": 0.5, "y": 2.0}, kinks={"x": (-1.0, 1.0)})
+    assert not check.passed

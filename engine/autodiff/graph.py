@@ -179,3 +179,20 @@ def fmt(x: np.ndarray) -> str:
     if x.size == 1:
         return f"{float(x.reshape(())):.4g}"
     return f"[{'×'.join(map(str, x.shape))} tensor]"
+
+
+def gradients_after(graph: Graph, step: int) -> dict[int, tuple[np.ndarray, bool]]:
+    """{node id: (its gradient so far, whether it is final)} after the first `step` visits of
+    the backward walk: the output's gradient (1) plus everything those visits sent.
+
+    Nodes not reached yet are absent. A gradient is final once every node it feeds was visited.
+    """
+    visited = set(graph.backward_order[:step])
+    sums: dict[int, np.ndarray] = {graph.root: np.ones_like(graph.nodes[graph.root].value)}
+    for node in graph.backward_order[:step]:
+        for chain in graph.steps[node]:
+            sums[chain.input] = sums.get(chain.input, 0) + chain.contribution
+    consumers: dict[int, set[int]] = {}
+    for src, dst in graph.edges:
+        consumers.setdefault(src, set()).add(dst)
+    return {node: (grad, consumers.get(node, set()) <= visited) for node, grad in sums.items()}
