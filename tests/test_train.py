@@ -1,13 +1,23 @@
 """The shared training loop: it learns, reports, stops when told, and survives divergence."""
 
+import math
 import threading
 
+import jax
 import numpy as np
 import pytest
 
 from engine import ffnn
 from engine.data import Split, as_float, embedded_split
-from engine.train import Schedule, confusion_matrix, divergence, epoch_chunks
+from engine.train import (
+    MAX_CHUNK_STEPS,
+    Schedule,
+    chunk_steps,
+    confusion_matrix,
+    divergence,
+    epoch_chunks,
+    thinned,
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +47,26 @@ def test_a_short_run_lowers_the_loss_and_reports_progress(small_split, backend):
     assert np.mean(losses[-8:]) < 0.6 * np.mean(losses[:8])
     assert final.test_accuracy > 0.6 and final.val_accuracy > 0.6
     assert final.snapshot.weights.shape == (32, 28, 28)
+    assert len(final.history.snapshots) == len(final.history.eval_steps) >= 3
+    assert final.history.snapshot_steps == final.history.eval_steps
     assert set(final.params) == {"w0", "b0", "w1", "b1"}
     assert all(isinstance(v, np.ndarray) for v in final.params.values())
+    assert all(e.model is None for e in events[:-1])
+
+
+def test_the_last_event_carries_a_ready_usable_model(small_split):
+    final = list(ffnn.training_run(config(epochs=1), small_split, dataset="tiny"))[-1]
+    model = final.model
+    assert model.kind == "ffnn" and model.architecture == ffnn.Architecture((32,))
+    assert model.params is final.params and model.usable
+    assert model.metadata["dataset"] == "tiny" and model.metadata["status"] == "finished"
+    assert model.metadata["training"] == config(epochs=1).to_metadata()
+    assert model.metadata["metrics"] == {"test_accuracy": final.test_accuracy,
+                                         "val_accuracy": final.val_accuracy}
+    assert model.metadata["steps"] == final.step
+    images = as_float(small_split.x_test[:5])
+    np.testing.assert_allclose(model.predict_proba(images), ffnn.predict_proba(
+        final.params, images, arch=model.architecture), rtol=1e-6)
 
 
 def test_both_backends_train_to_nearly_the_same_model(small_split):
@@ -59,6 +87,31 @@ def test_divergence_stops_the_run_and_keeps_finite_parameters(small_split, backe
     assert final.step < final.total_steps
     assert all(np.isfinite(v).all() for v in final.params.values())
     assert np.isfinite(final.history.losses).all()
+    assert not final.model.usable  # the sketch lab must not take it
+
+
+def test_a_learning_rate_of_10_with_sgd_still_counts_as_diverged(small_split):
+    final = list(ffnn.training_run(config(optimizer="sgd", learning_rate=10.0, epochs=5),
+                                   small_split))[-1]
+    assert final.status == "diverged" and "stayed above" in final.message
+
+
+@pytest.fixture(scope="module")
+def default_trained_params():
+    """The default settings' model on the embedded set: the trained start of issue 18."""
+    final = list(ffnn.training_run(ffnn.TrainingConfig(), embedded_split()))[-1]
+    assert final.status == "finished"
+    return final.params
+
+
+@pytest.mark.slow
+def test_continuing_a_trained_model_with_the_default_settings_finishes(default_trained_params):
+    """Issue 18, bug 1: the old limit (10 x the first loss, tiny for a trained model) stopped
+    this run as diverged at once."""
+    final = list(ffnn.training_run(ffnn.TrainingConfig(epochs=1), embedded_split(),
+                                   params=default_trained_params))[-1]
+    assert final.status == "finished", final.message
+    assert final.message == "Finished 1 epoch (57 steps)."
 
 
 def test_stop_between_chunks(small_split):
@@ -79,7 +132,7 @@ def test_stop_before_the_first_step_returns_the_initial_parameters(small_split):
     run = config()
     (final,) = ffnn.training_run(run, small_split, stop=stop)
     assert final.status == "stopped" and final.step == 0
-    for name, value in ffnn.init_params(run.arch, run.seed).items():
+    for name, value in ffnn.init_params(jax.random.key(run.seed), run.arch).items():
         np.testing.assert_array_equal(final.params[name], value)
 
 
@@ -92,9 +145,22 @@ def test_epoch_chunks_cover_each_digit_at_most_once_in_near_equal_chunks():
         epoch_chunks(1000, Schedule(epochs=1, batch_size=30, chunk_steps=7), epoch=3)).ravel())
 
 
-def test_epoch_chunks_prefer_equal_lengths_when_a_few_more_chunks_give_them():
-    chunks = epoch_chunks(57 * 64, Schedule(epochs=1, batch_size=64, chunk_steps=38), epoch=0)
-    assert [len(c) for c in chunks] == [19, 19, 19]
+def test_chunk_steps_prefer_a_divisor_of_the_epoch_so_chunks_have_one_length():
+    flops_for_38_steps = 0.4 * 10e9 / 38
+    assert chunk_steps(flops_for_38_steps, 57) == 19  # 57 = 3 x 19: three equal chunks
+    assert chunk_steps(flops_for_38_steps, 53) == 38  # a prime: no divisor near, the target
+    assert chunk_steps(1.0, 7 * MAX_CHUNK_STEPS) == MAX_CHUNK_STEPS  # tiny steps: capped
+    assert chunk_steps(1e15, 57) == 1  # huge steps: one at a time
+    assert chunk_steps(flops_for_38_steps, 57, "autodiff") < 19  # a slower backend: shorter
+
+
+def test_chunks_stay_short_for_big_nets_and_long_for_small_ones():
+    big = ffnn.TrainingConfig(ffnn.Architecture((1024,) * 4), batch_size=1024)
+    small = ffnn.TrainingConfig(ffnn.Architecture((32,)), batch_size=32)
+    assert chunk_steps(ffnn.step_flops(big), 3) == 1
+    steps = chunk_steps(ffnn.step_flops(small), 115)  # 115 = 5 x 23
+    assert steps == 23 and [len(c) for c in epoch_chunks(115 * 32, Schedule(
+        1, 32, chunk_steps=steps), 0)] == [23] * 5
 
 
 def test_impossible_schedules_are_refused(small_split):
@@ -103,12 +169,52 @@ def test_impossible_schedules_are_refused(small_split):
 
 
 def test_a_nan_loss_counts_as_divergence_even_below_the_blowup_limit():
-    params = {"w": np.ones(2)}
-    assert "NaN" in divergence(np.array([1.0, np.nan]), 2, params, 100.0)
-    assert "NaN" in divergence(np.array([1.0]), 2, params, 100.0)  # the stepper gave up early
-    assert "blew up" in divergence(np.array([1.0, 1e3]), 2, params, 100.0)
-    assert "parameters" in divergence(np.array([1.0, 2.0]), 2, {"w": np.array([np.inf])}, 100.0)
-    assert divergence(np.array([1.0, 2.0]), 2, params, 100.0) == ""
+    params, schedule = {"w": np.ones(2)}, Schedule(1, 1)
+    assert divergence((), np.array([1.0, np.nan]), 2, params, schedule) == (
+        "The loss became NaN or infinite", 1)
+    problem, kept = divergence((), np.array([1.0]), 2, params, schedule)  # the stepper gave up
+    assert "NaN" in problem and kept == 1
+    assert "parameters" in divergence((), np.array([1.0, 2.0]), 2, {"w": np.array([np.inf])},
+                                      schedule)[0]
+    assert divergence((), np.array([1.0, 2.0]), 2, params, schedule) == ("", 2)
+
+
+def test_divergence_needs_a_sustained_rise_above_a_robust_baseline():
+    schedule = Schedule(1, 1, blowup_factor=4.0, untrained_loss=math.log(10), patience=3)
+    params, limit = {"w": np.ones(2)}, 4 * math.log(10)
+    trained = (0.01,) * 50
+    # A trained model's loss rising tenfold is far below an untrained model's: not diverged.
+    assert divergence(trained, np.array([0.1, 0.5, 1.0, 2.0]), 4, params, schedule) == ("", 4)
+    # Above the limit only twice in a row: a spike, not a divergence.
+    spike = np.array([0.1, 2 * limit, 2 * limit, 0.1, 2 * limit])
+    assert divergence(trained, spike, 5, params, schedule) == ("", 5)
+    # Three in a row diverges; the losses before the first bad one are kept.
+    problem, kept = divergence(trained, np.array([0.1, 2 * limit, 2 * limit, 2 * limit]), 4,
+                               params, schedule)
+    assert "stayed above" in problem and kept == 1
+    # A streak counts across chunks, from the end of the losses so far.
+    problem, kept = divergence((*trained, 2 * limit, 2 * limit), np.array([2 * limit]), 1,
+                               params, schedule)
+    assert problem and kept == 0
+    # The baseline follows the median of recent losses when it is above the untrained loss.
+    assert divergence((5.0,) * 50, np.array([4 * 4.9] * 3), 3, params, schedule) == ("", 3)
+    assert divergence((5.0,) * 50, np.array([4 * 5.1] * 3), 3, params, schedule)[0]
+
+
+def test_snapshots_are_thinned_evenly_past_the_cap_keeping_the_first_and_the_latest():
+    steps = tuple(range(0, 50, 10))
+    assert thinned(steps, tuple("abcde"), cap=5) == (steps, tuple("abcde"))
+    assert thinned((*steps, 50), tuple("abcdef"), cap=5) == ((0, 20, 40, 50), tuple("acef"))
+
+
+def test_a_long_run_keeps_at_most_max_snapshots(small_split):
+    final = list(ffnn.training_run(config(epochs=70, learning_rate=1e-3), small_split))[-1]
+    history = final.history
+    assert len(history.eval_steps) == 70 and 33 <= len(history.snapshots) <= 64
+    assert len(history.snapshot_steps) == len(history.snapshots)
+    assert set(history.snapshot_steps) <= set(history.eval_steps)
+    assert history.snapshot_steps[0] == history.eval_steps[0]
+    assert history.snapshot_steps[-1] == history.eval_steps[-1] == final.step
 
 
 def test_confusion_matrix_counts_true_rows_and_predicted_columns():
