@@ -1,6 +1,8 @@
-"""Shared test helpers: synthetic canvases and uploads, and the canvas value AppTest can inject.
+"""Shared test helpers: synthetic canvases and uploads, the canvas value AppTest can inject, a
+fresh app session on a page, and a clock that moves only when told.
 
-Import from any test file as `from helpers import ...` (pytest puts tests/ on sys.path).
+Import from any test file as `from helpers import ...` (pytest puts tests/ on sys.path); the
+fixtures built on them (`clock`, `runs_dir`) are in conftest.py.
 Canvases are what the sketch widget returns: RGBA uint8 (side, side, 4), white ink on an opaque
 black background, like `st_canvas(..., background_color="#000000")` with a white pen.
 """
@@ -11,12 +13,16 @@ import base64
 import io
 from collections.abc import Sequence
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+from streamlit.testing.v1 import AppTest
 
 from engine.data import load_embedded
 
+ROOT = Path(__file__).resolve().parents[1]
+APP_TIMEOUT = 120  # s per script run: JAX compiles on first use; a hang fails instead of blocking
 CANVAS_SIDE = 280  # the sketch widget's canvas, in pixels
 PEN_WIDTH = 18  # the sketch widget's pen
 
@@ -96,3 +102,34 @@ def canvas_state(rgba: np.ndarray) -> dict:
     data_url = "data:image/png;base64," + base64.b64encode(image_bytes(rgba)).decode("ascii")
     return {"drawing": {"raw": {"version": "7", "objects": []}, "data": data_url},
             "backgroundFit": None}
+
+
+def open_page(page: str, *, timeout: float = APP_TIMEOUT, **query: str) -> AppTest:
+    """A fresh session (as after a reload) on `page` ("pages/cnn.py"), with URL query
+    parameters `query`, rendered through the router without an exception."""
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=timeout)
+    at.query_params.update(query)
+    at.run()
+    at.switch_page(page).run()
+    assert_calm(at)
+    return at
+
+
+def assert_calm(at: AppTest) -> None:
+    """The last script run raised nothing."""
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def said(at: AppTest) -> str:
+    """Everything the page said in boxes: errors, warnings and notes, joined by " | "."""
+    return " | ".join(str(e.value) for e in [*at.error, *at.warning, *at.info])
+
+
+class FakeClock:
+    """A monotonic clock (seconds) that moves only when a test sets `now`."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
