@@ -27,7 +27,7 @@ REMEDIES = {
     "baseline": "nothing between runs",
     "malloc_trim": "glibc malloc_trim(0) after each run",
     "arenas": "the server's mallopt tuning (2 arenas, fixed mmap threshold) before the first run",
-    "clear_chunks": "compiled_jax_chunk.cache_clear() and every jitted function's clear_cache()",
+    "clear_chunks": "cache_clear() of the kept chunks, clear_cache() of every jitted function",
     "clear_caches": "jax.clear_caches() after each run",
     "clear_caches+trim": "jax.clear_caches() and malloc_trim(0) after each run",
 }
@@ -47,23 +47,25 @@ def malloc_trim() -> None:
         ctypes.CDLL(name).malloc_trim(0)
 
 
-def clear_jitted(module) -> None:
-    """Drop the compiled programs of every jitted function and every lru cache in `module`."""
-    for value in vars(module).values():
-        for method in ("clear_cache", "cache_clear"):
-            if callable(getattr(value, method, None)):
-                getattr(value, method)()
+def clear_jitted() -> None:
+    """Drop the compiled programs of every jitted function and every lru cache of the FFNN and
+    the training loop (the kept compiled chunks), whichever modules hold them."""
+    modules = [module for name, module in list(sys.modules.items())
+               if name.startswith(("engine.ffnn", "engine.train"))]
+    for module in modules:
+        for value in vars(module).values():
+            for method in ("clear_cache", "cache_clear"):
+                if callable(getattr(value, method, None)):
+                    getattr(value, method)()
 
 
 def after_each_run(remedy: str) -> None:
     """Apply `remedy` once a run has ended (and its generator been dropped)."""
     import jax
 
-    from engine import ffnn
-
     gc.collect()
     if remedy == "clear_chunks":
-        clear_jitted(ffnn)
+        clear_jitted()
     if remedy.startswith("clear_caches"):
         jax.clear_caches()
     if remedy in ("malloc_trim", "clear_caches+trim"):

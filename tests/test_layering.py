@@ -1,6 +1,8 @@
 """The architecture's import arrows: engine/ is pure computation, pages never imported back."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,3 +43,36 @@ def test_the_layering_check_sees_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    import streamlit as st\n    from plotly import graph_objects\n")
     assert imported_top_level_modules(bad) >= {"streamlit", "plotly"}
+
+
+IMPORTABLE = sorted(
+    ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    for folder in ("engine", "ui") for p in (ROOT / folder).rglob("*.py"))
+
+SWITCH_INTERVAL_AFTER = """
+import importlib, sys
+before = sys.getswitchinterval()
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+print(before, sys.getswitchinterval())
+"""
+
+
+def switch_interval_around(code: str, *modules: str) -> tuple[float, float]:
+    """sys.getswitchinterval() before and after `code` runs in a fresh interpreter."""
+    out = subprocess.run([sys.executable, "-c", code, *modules], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout.split()
+    return float(out[-2]), float(out[-1])
+
+
+def test_importing_any_module_changes_no_process_wide_setting() -> None:
+    before, after = switch_interval_around(SWITCH_INTERVAL_AFTER, *IMPORTABLE)
+    assert len(IMPORTABLE) > 20 and "ui.training" in IMPORTABLE
+    assert after == before, "an import changed sys.setswitchinterval"
+
+
+def test_the_setting_check_sees_a_change() -> None:
+    code = SWITCH_INTERVAL_AFTER + "from engine.tuning import tune_server\ntune_server()\n" \
+        "print(before, sys.getswitchinterval())\n"
+    before, after = switch_interval_around(code)
+    assert after != before
