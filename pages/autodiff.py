@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 from engine import overfit
 from engine.autodiff import explore
 from engine.autodiff.expr import Formula, FormulaError, evaluate_with_gradients, parse_formula
-from engine.autodiff.graph import export_graph
+from engine.autodiff.graph import export_graph, gradients_after
 from engine.data import as_float
 from ui import autodiff_views as views
-from ui.charts import loss_curve_figure, probability_bars_figure
+from ui.charts import loss_curve_figure
 from ui.loaders import load_embedded_dataset
 from ui.state import ensure_router
 
@@ -25,16 +26,23 @@ EXAMPLES = {
 }
 TWO_VARIABLE_EXAMPLE = "bowl"
 START_VALUES = {"x": 1.5, "y": 1.0, "w": 0.8, "b": -0.3, "a": 0.5}
+# Step size and number of steps of the descent that suit each example (the valley's walls are
+# steep: a larger step flies off at once; its floor is flat: it needs more steps).
+DESCENT = {"valley": (0.01, 100)}
+DEFAULT_DESCENT = (0.05, 40)
 
 
 def use_example(name: str) -> None:
+    """Put the example `name` in the formula box, with a descent that suits it."""
     st.session_state.ad_formula = EXAMPLES[name]
+    st.session_state.ad_lr, st.session_state.ad_descent_steps = DESCENT.get(name,
+                                                                            DEFAULT_DESCENT)
 
 
 def use_picked_example() -> None:
-    """Copy the clicked example into the formula box, and un-click it (so it can be re-picked)."""
+    """Use the clicked example, and un-click it (so it can be re-picked)."""
     if st.session_state.ad_example:
-        st.session_state.ad_formula = st.session_state.ad_example
+        use_example(st.session_state.ad_example)
     st.session_state.ad_example = None
 
 
@@ -45,7 +53,7 @@ def variable_inputs(formula: Formula) -> dict[str, float]:
         key = f"ad_var_{name}"
         if key not in st.session_state:
             st.session_state[key] = START_VALUES.get(name, 0.5)
-        column.number_input(name, key=key, step=0.1, format="%.3f")
+        column.number_input(name, key=key, step=0.1, format="%g")  # %g: 1e-300 stays 1e-300
     return {name: float(st.session_state[f"ad_var_{name}"]) for name in formula.variables}
 
 
@@ -63,8 +71,8 @@ st.markdown(
     "the backward pass computes every node's **grad**: how much the output f changes when "
     "that node changes a little."
 )
-st.pills("Examples", list(EXAMPLES.values()), key="ad_example", on_change=use_picked_example,
-         format_func=lambda text: text.replace("*", r"\*"))  # shown as typed, not as markdown
+st.pills("Examples", list(EXAMPLES), key="ad_example", on_change=use_picked_example,
+         format_func=lambda name: views.escape_markdown(EXAMPLES[name]))  # shown as typed
 st.text_input(
     "Formula", key="ad_formula", max_chars=200,
     help="Numbers, variables (x, w1, bias, ...), + − * / **, and the functions sin, cos, exp, "
@@ -78,7 +86,7 @@ try:
     evaluation = evaluate_with_gradients(formula, values)
     graph = export_graph(evaluation.output)
 except FormulaError as error:
-    st.error(f"**That formula can't be used:** {error}")
+    st.error(views.formula_error_markdown(error))
 
 if evaluation is not None:
     gradients = [f"∂f/∂{v} = {g:.6g}" for v, g in evaluation.gradients.items()]
@@ -94,14 +102,15 @@ if graph is not None:
         "gradient."
     )
     order = graph.backward_order
-    current = None
+    current, step = None, 0
     if order:
         st.session_state.ad_step = step = min(max(st.session_state.ad_step, 1), len(order))
         if len(order) > 1:  # a slider needs two stops
             step = st.slider("Backward step", 1, len(order), key="ad_step")
         current = order[step - 1]
     graph_column, steps_column = st.columns([3, 2])
-    graph_column.graphviz_chart(views.graph_dot(graph, current), width="stretch")
+    shown = gradients_after(graph, step)
+    graph_column.graphviz_chart(views.graph_dot(graph, current, shown), width="content")
     with steps_column:
         if current is None:
             st.info("The output is a variable or a constant itself: there is nothing to step "
@@ -114,7 +123,8 @@ if graph is not None:
                 rule = f"  (local derivative: {chain.rule})" if chain.rule else ""
                 st.code(chain.text + rule, language=None, wrap_lines=True)
             st.caption("Highlighted: the current node (orange) and the inputs it sends "
-                       "gradient to (blue). A node used twice receives two contributions.")
+                       "gradient to (blue). Only nodes reached so far show a gradient; \"so "
+                       "far\": more is to come (a node used twice receives two contributions).")
 
 # --- 3. verification ------------------------------------------------------------------------
 if evaluation is not None and formula.variables:
@@ -126,10 +136,12 @@ if evaluation is not None and formula.variables:
     )
     check = explore.check_gradients(formula, values)
     st.dataframe(views.gradient_table(check), hide_index=True, width="stretch")
-    if check.passed:
-        st.badge("pass: all three agree", icon=":material/check_circle:", color="green")
-    else:
+    if check.kinks:
+        st.info(views.kink_note(check), icon=":material/info:")
+    if not check.passed:
         st.badge("fail: the gradients disagree", icon=":material/cancel:", color="red")
+    elif not check.kinks:
+        st.badge("pass: all three agree", icon=":material/check_circle:", color="green")
     st.caption(f"max |ours − jax| = {check.max_abs_vs_jax:.2e} · "
                f"max |ours − central differences| = {check.max_abs_vs_differences:.2e}")
 
@@ -170,19 +182,23 @@ st.markdown(
     "a single image until it knows it by heart. It is the classic sanity check: if the loss "
     "does not fall towards zero on one example, something in the gradients is broken."
 )
-train_images = load_embedded_dataset().split.x_train
-train_labels = load_embedded_dataset().split.y_train
+split = load_embedded_dataset().split
 picker, digit_column, settings = st.columns([2, 1, 2])
-index = picker.number_input("Digit number", 0, len(train_images) - 1, key="ad_digit")
-image, label = as_float(train_images[index]), int(train_labels[index])
-digit_column.image(image, caption=f"label {label}", width=112, clamp=True)
+digit = picker.segmented_control("Digit", list(range(10)), key="ad_digit", required=True)
+examples = np.flatnonzero(split.y_train == digit)  # this digit's training images
+st.session_state.ad_digit_example = min(st.session_state.ad_digit_example, len(examples))
+example = picker.number_input(f"Example of a {digit} (1 to {len(examples)})", 1, len(examples),
+                              key="ad_digit_example")
+index = int(examples[example - 1])
+image = as_float(split.x_train[index])
+digit_column.image(image, caption=f"training image #{index}", width=112, clamp=True)
 settings.slider("Training steps", 10, overfit.MAX_STEPS, key="ad_overfit_steps")
 settings.select_slider("Learning rate", [0.002, 0.005, 0.01, 0.02, 0.05], key="ad_overfit_lr")
 if st.button("Train on this digit", key="ad_overfit_run", type="primary"):
     progress = st.progress(0.0, text="training…")
     total = st.session_state.ad_overfit_steps
     history = []
-    for state in overfit.overfit_one_image(image, label, total, st.session_state.ad_overfit_lr):
+    for state in overfit.overfit_one_image(image, digit, total, st.session_state.ad_overfit_lr):
         history.append(state)
         progress.progress(state.step / total, text=f"step {state.step}, loss {state.loss:.4f}")
     progress.empty()
@@ -194,10 +210,11 @@ if result is not None and result["index"] == index:
     loss_column, before_column, after_column = st.columns(3)
     loss_column.plotly_chart(loss_curve_figure([s.loss for s in history]), key="ad_overfit_loss")
     before_column.plotly_chart(
-        probability_bars_figure(history[0].probabilities, "Before training"),
+        views.overfit_bars_figure(history[0].probabilities, digit, "Before training"),
         key="ad_overfit_before",
     )
     after_column.plotly_chart(
-        probability_bars_figure(history[-1].probabilities, f"After {history[-1].step} steps"),
+        views.overfit_bars_figure(history[-1].probabilities, digit,
+                                  f"After {history[-1].step} steps"),
         key="ad_overfit_after",
     )

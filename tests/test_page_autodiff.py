@@ -1,9 +1,14 @@
 """The autodiff playground driven through the router with AppTest (no browser)."""
 
+import base64
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
+
+from ui.loaders import load_embedded_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,3 +111,61 @@ def test_overfit_one_digit(playground: AppTest) -> None:
     losses = [s.loss for s in result["history"]]
     assert len(losses) == 21 and losses[-1] < losses[0] / 2
     assert len(playground.get("plotly_chart")) == 3  # loss curve, probabilities before and after
+
+
+def graph_spec(at: AppTest) -> str:
+    return at.get("graphviz_chart")[0].proto.spec
+
+
+def test_gradients_fill_in_as_the_steps_reach_them(playground: AppTest) -> None:
+    enter(playground, "tanh(w*x + b)")
+    first = graph_spec(playground)  # step 1: only f and the sum it sends to have a gradient
+    assert first.count("grad ") == 2
+    assert "w\\nvalue 0.8\\ngrad" not in first
+    playground.slider(key="ad_step").set_value(3).run()
+    last = graph_spec(playground)  # every node reached, every gradient final
+    assert last.count("grad ") == 6 and "so far" not in last
+
+
+def test_a_kink_is_explained_not_failed(playground: AppTest) -> None:
+    enter(playground, "abs(x)")
+    playground.number_input(key="ad_var_x").set_value(0.0).run()
+    assert not any("fail" in t for t in markdown_texts(playground))
+    assert any("kink" in i.value and "subgradient" in i.value for i in playground.info)
+
+
+def test_the_valley_example_descends_with_its_own_step_size(playground: AppTest) -> None:
+    playground.pills(key="ad_example").set_value("valley").run()
+    assert playground.text_input(key="ad_formula").value.startswith("(1 - x)**2")
+    assert not playground.warning  # it used to fly off at once
+    y = json.loads(playground.get("plotly_chart")[1].proto.spec)["data"][0]["y"]
+    f_along_path = np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"])
+    assert f_along_path[-1] < f_along_path[0] / 100
+
+
+def test_memorise_picks_a_digit_and_an_example_of_it(playground: AppTest) -> None:
+    playground.segmented_control(key="ad_digit").set_value(7).run()
+    playground.number_input(key="ad_digit_example").set_value(3).run()
+    playground.slider(key="ad_overfit_steps").set_value(10).run()
+    playground.button(key="ad_overfit_run").click().run()
+    assert not playground.exception
+    index = playground.session_state["ad_overfit"]["index"]
+    assert load_embedded_dataset().split.y_train[index] == 7
+    after = playground.get("plotly_chart")[2].proto.spec
+    assert "its label (7)" in after and "other digits" in after
+
+
+def test_user_text_in_errors_is_shown_literally(playground: AppTest) -> None:
+    enter(playground, "__import__('os')")
+    assert r"unknown function \_\_import\_\_" in playground.error[0].value
+
+
+def test_tiny_values_keep_their_magnitude(playground: AppTest) -> None:
+    assert all(n.proto.format == "%g" for n in playground.number_input
+               if n.key.startswith("ad_var_"))
+
+
+def test_a_product_of_100_factors_is_drawn(playground: AppTest) -> None:
+    enter(playground, "*".join(["x"] * 100))
+    assert not playground.error
+    assert "rank=same" in graph_spec(playground)  # wrapped into rows

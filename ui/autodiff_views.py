@@ -1,11 +1,14 @@
-"""The autodiff playground's drawings: pure functions, data in, DOT text or plotly figure out."""
+"""The autodiff playground's views: DOT text, plotly figures and markdown built from data."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import plotly.graph_objects as go
 
 from engine.autodiff.explore import DescentPath, GradientCheck
+from engine.autodiff.expr import FormulaError
 from engine.autodiff.graph import Graph, Node, fmt
 from ui.charts import styled
 
@@ -19,27 +22,59 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def node_label(node: Node) -> str:
-    """Three lines: what the node is, its value, its gradient (graphviz record-free label)."""
+def node_label(node: Node, grad: tuple[np.ndarray, bool] | None = None) -> str:
+    """Up to three lines: what the node is, its value, and `grad` (the gradient the backward
+    walk has brought it so far, and whether that is final), if it has been reached."""
     if node.op in ("input", "const"):
         title = node.name
     else:
         title = f"{node.name} = {OP_SYMBOLS.get(node.op, node.op)}"
     lines = [title, f"value {fmt(node.value)}"]
-    if node.grad is not None:
-        lines.append(f"grad {fmt(node.grad)}")
+    if grad is not None:
+        lines.append(f"grad {fmt(grad[0])}" if grad[1] else f"grad so far {fmt(grad[0])}")
     return "\\n".join(_escape(line) for line in lines)
 
 
-def graph_dot(graph: Graph, current: int | None = None) -> str:
-    """Graphviz DOT of the computation graph, inputs on the left, output on the right.
+# Longer chains than this are wrapped into rows, read left to right, top to bottom.
+ROW_LENGTH = 8
 
-    `current` (a node id) is highlighted with its inputs' edges, for the backprop step-through.
+
+def depths(graph: Graph) -> list[int]:
+    """Each node's distance from the inputs: the longest path of edges reaching it."""
+    depth = [0] * len(graph.nodes)
+    for src, dst in sorted(graph.edges, key=lambda edge: edge[1]):  # nodes are in topological order
+        depth[dst] = max(depth[dst], depth[src] + 1)
+    return depth
+
+
+def layout_lines(graph: Graph) -> list[str]:
+    """DOT lines that place the nodes: one left-to-right row for a short graph; for a long one,
+    rows of ROW_LENGTH levels stacked top to bottom (a long chain would shrink to dots)."""
+    depth = depths(graph)
+    if max(depth, default=0) < ROW_LENGTH + ROW_LENGTH // 2:
+        return ['  rankdir=LR; bgcolor="transparent";']
+    rows: dict[int, list[int]] = {}
+    for node, d in enumerate(depth):
+        rows.setdefault(d // ROW_LENGTH, []).append(node)
+    lines = ['  rankdir=TB; bgcolor="transparent"; ranksep=0.5; nodesep=0.3;']
+    lines += [f"  {{rank=same; {' '.join(f'n{n}' for n in row)}}}" for row in rows.values()]
+    return lines
+
+
+def graph_dot(graph: Graph, current: int | None = None,
+              grads: dict[int, tuple[np.ndarray, bool]] | None = None) -> str:
+    """Graphviz DOT of the computation graph, inputs first, output last.
+
+    `current` (a node id) is highlighted with its inputs' edges, for the backprop step-through;
+    `grads` ({node id: (gradient, final)}, see `gradients_after`) are the gradients to show
+    (default: every node's final gradient).
     """
+    if grads is None:
+        grads = {n.id: (n.grad, True) for n in graph.nodes if n.grad is not None}
     current_inputs = {src for src, dst in graph.edges if dst == current}
     lines = [
         "digraph G {",
-        '  rankdir=LR; bgcolor="transparent";',
+        *layout_lines(graph),
         '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=11];',
         '  edge [color="#6b7280", arrowsize=0.7];',
     ]
@@ -47,7 +82,7 @@ def graph_dot(graph: Graph, current: int | None = None) -> str:
         fill = {"input": VARIABLE_FILL, "const": CONST_FILL}.get(node.op, OP_FILL)
         if node.id == graph.root:
             fill = OUTPUT_FILL
-        attrs = [f'label="{node_label(node)}"', f'fillcolor="{fill}"']
+        attrs = [f'label="{node_label(node, grads.get(node.id))}"', f'fillcolor="{fill}"']
         if node.id == current:
             attrs += [f'fillcolor="{CURRENT_FILL}"', f'color="{CURRENT_EDGE}"', "penwidth=3"]
         elif node.id in current_inputs:
@@ -105,3 +140,52 @@ def descent_values_figure(path: DescentPath) -> go.Figure:
     fig.update_xaxes(title="step")
     fig.update_yaxes(title="f")
     return styled(fig, "f along the path", height=460)
+
+
+# Every ASCII punctuation mark Streamlit's markdown could read as formatting (CommonMark lets a
+# backslash escape any of them): `__import__` must not turn bold.
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def escape_markdown(text: str) -> str:
+    """`text` shown literally by st.markdown / st.error."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def formula_error_markdown(error: FormulaError) -> str:
+    """The error in markdown: the reason and the part of the formula at fault, both literal."""
+    text = f"**That formula can't be used:** {escape_markdown(error.reason)}"
+    if error.column is not None and error.snippet:
+        snippet = (f"`{error.snippet}`" if "`" not in error.snippet
+                   else escape_markdown(error.snippet))
+        text += f" (column {error.column}: {snippet})"
+    return text
+
+
+def kink_note(check: GradientCheck) -> str:
+    """Plain words for the variables along which f has a kink at this point ("" if none)."""
+    if not check.kinks:
+        return ""
+    slopes = "; ".join(f"along {v}, slope {left:.4g} on the left and {right:.4g} on the right"
+                       for v, (left, right) in check.kinks.items())
+    return (f"**f has a kink here** ({slopes}), so it has no single gradient at this point. "
+            "Any slope between the two sides is a valid *subgradient*, and each tool picks its "
+            "own: our engine and JAX use a fixed rule (e.g. relu'(0) = 0), while central "
+            "differences average the two sides. Their disagreement here is expected, not a bug; "
+            "move the point off the kink to compare them.")
+
+
+def overfit_bars_figure(probabilities: np.ndarray, label: int, title: str) -> go.Figure:
+    """The net's probability (10,) of each digit, the image's own label in its own colour."""
+    names = [str(d) for d in range(len(probabilities))]
+    others = [d for d in range(len(probabilities)) if d != label]
+    fig = go.Figure([
+        go.Bar(x=[names[d] for d in others], y=probabilities[others], name="other digits",
+               marker_color="#9ecae1"),
+        go.Bar(x=[names[label]], y=[probabilities[label]], name=f"its label ({label})",
+               marker_color="#d62728"),
+    ])
+    fig.update_traces(texttemplate="%{y:.0%}", textposition="outside")
+    fig.update_xaxes(title="digit", type="category", categoryorder="array", categoryarray=names)
+    fig.update_yaxes(title="probability", range=[0, 1.15])
+    return styled(fig, title)

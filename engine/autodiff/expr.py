@@ -64,6 +64,7 @@ class FormulaError(ValueError):
     def __init__(self, message: str, column: int | None = None, snippet: str = "") -> None:
         where = f" (column {column}: `{snippet}`)" if column is not None and snippet else ""
         super().__init__(message + where)
+        self.reason = message  # what is wrong, without the place
         self.column = column
         self.snippet = snippet
 
