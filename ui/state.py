@@ -17,14 +17,16 @@ DEFAULTS: dict[str, Any] = {
     "ad_step": 1,
     "ad_lr": 0.05,
     "ad_descent_steps": 40,
-    "ad_digit": 0,
+    "ad_digit": 0,  # memorise one digit: which digit (0-9) and which example of it (1-based)
+    "ad_digit_example": 1,
     "ad_overfit_steps": 60,
     "ad_overfit_lr": 0.01,
-    "ad_overfit": None,  # last overfit run: {"index": digit number, "history": [OverfitStep]}
+    "ad_overfit": None,  # last overfit run: {"index": training image, "history": [OverfitStep]}
     # the training rooms (ff_, cnn_) are seeded by ui.rooms, from the engine's TrainingConfig()
     # sketch lab (sk_)
     "sk_crop": True,  # preprocessing steps, each switchable to show why it matters
     "sk_fit": True,
+    "sk_strokes": True,
     "sk_centre": True,
 }
 
