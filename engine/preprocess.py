@@ -23,9 +23,19 @@ CENTRE = (14.0, 14.0)  # (row, col) where MNIST puts the centre of mass (mean ov
 INK_THRESHOLD = 0.2  # an ink-map value above this counts as ink for the box and the checks
 FLAT_CONTRAST = 0.1  # a brightness range below this is one flat colour: nothing drawn on it
 MIN_INK_SIDE = 4  # px: a bounding box shorter than this on its long side is a dot
-MIN_INK_SPAN = 0.1  # ... and so is one shorter than this fraction of the image's long side
+MIN_INK_SPAN = 0.15  # ... and so is one shorter than this fraction of the image's long side
 MAX_INK_COVER = 0.6  # more than this fraction of the image as ink is a filled canvas
-MAX_BACKGROUND = 0.5  # a background estimate brighter than this is ink, not paper
+BACKGROUND_GRID = 64  # px: the background is fitted on a copy at most this big a side
+BACKGROUND_ROUNDS = 4  # fits, each to the pixels the last one called background
+BACKGROUND_SIGMAS = 2.5  # a pixel this many deviations off the fit is ink, not background
+NOISE_SIGMAS = 4.0  # ink must stand this many noise deviations above the paper
+INK_TOP_PERCENTILE = 95  # of the ink pixels: this one and darker become full ink (1)
+MNIST_STROKE = 2.8  # px at 28x28: the median stroke width (`stroke_width`) of MNIST's digits
+STROKE_RANGE = (1.2, 4.5)  # px: strokes this wide (MNIST's 1st to 99th percentile) stay as drawn
+STROKE_WORK = 80  # px: strokes are measured on the crop resampled to this long side
+STROKE_SUPERSAMPLE = 4  # ... and redrawn at this many times their final size, then averaged
+MIN_STROKE_LENGTHS = 1.2  # centre lines shorter than this many stroke widths: a blob
+UNEVEN_LIGHTING = 0.05  # a background whose brightness varies more than this was shaded
 
 MAX_IMAGE_PIXELS = 40_000_000  # uploads above this are refused before decoding
 MAX_SIDE = 1024  # uploads are shrunk to this long side: plenty for a 20 px result
@@ -78,10 +88,12 @@ class FullCanvasError(PreprocessError):
 
 @dataclass(frozen=True)
 class PreprocessOptions:
-    """Which steps run. invert: "auto" flips dark-ink-on-light-paper images, True/False force it."""
+    """Which steps run. invert: "auto" reads dark-ink-on-light-paper images as such (ink is what
+    stands out from the background, darker or lighter), True/False force it."""
 
     crop: bool = True
     fit: bool = True
+    strokes: bool = True
     centre: bool = True
     invert: Literal["auto"] | bool = "auto"
 
@@ -90,23 +102,39 @@ class PreprocessOptions:
 class Preprocessed:
     """Every stage of one digit, float32 in [0, 1], ink bright (1) on black (0).
 
-    ink: (H, W) the input's ink map. cropped: (h, w) its bounding box (the whole map if crop is
-    off). fitted: (h', w') the crop scaled to a 20 px long side (or, with fit off, by the factor
-    that takes the whole input to 28 px). pasted: (28, 28) fitted centred by its box. final:
-    (28, 28) pasted shifted so its centre of mass is at (14, 14): what the models see.
-    bbox: (top, left, bottom, right) of the ink in `ink`, bottom/right exclusive.
-    centre_of_mass: (row, col) of `pasted`; shift: (rows, cols) applied to get `final`.
+    background: (H, W) the estimated brightness under the ink (paper and its lighting), divided
+    out to get ink: (H, W) the input's ink map. cropped: (h, w) its bounding box (the whole map
+    if crop is off). fitted: (h', w') the crop scaled to a 20 px long side (or, with fit off, by
+    the factor that takes the whole input to 28 px). strokes: (h', w') fitted redrawn with
+    MNIST's pen when its strokes were not MNIST-like, else fitted itself. pasted: (28, 28)
+    strokes centred by its box. final: (28, 28) pasted shifted so its centre of mass is at
+    (14, 14): what the models see. bbox: (top, left, bottom, right) of the ink in `ink`,
+    bottom/right exclusive. centre_of_mass: (row, col) of `pasted`; shift: (rows, cols) applied
+    to get `final`. stroke_width: px, in `fitted` (0 when the strokes step is off).
     """
 
+    background: np.ndarray
     ink: np.ndarray
     cropped: np.ndarray
     fitted: np.ndarray
+    strokes: np.ndarray
     pasted: np.ndarray
     final: np.ndarray
     bbox: tuple[int, int, int, int]
     centre_of_mass: tuple[float, float]
     shift: tuple[int, int]
     inverted: bool
+    stroke_width: float
+
+    @property
+    def restroked(self) -> bool:
+        """Whether the strokes were redrawn with MNIST's pen."""
+        return self.strokes is not self.fitted
+
+    @property
+    def uneven_lighting(self) -> bool:
+        """Whether the background's brightness varied enough to call it shaded."""
+        return float(np.ptp(self.background)) > UNEVEN_LIGHTING
 
 
 # --- uploads ----------------------------------------------------------------------------------
@@ -160,40 +188,87 @@ def _as_unit_float(image: np.ndarray) -> np.ndarray:
     return np.clip(image, 0, 1).astype(np.float32)
 
 
-def _border(values: np.ndarray) -> np.ndarray:
-    """The outermost pixels of a (H, W) map, as one flat array."""
-    return np.concatenate([values[0], values[-1], values[1:-1, 0], values[1:-1, -1]])
-
-
-def raw_ink(image: np.ndarray, invert: Literal["auto"] | bool) -> tuple[np.ndarray, bool]:
-    """(H, W) ink before levelling, and whether brightness was inverted to get it.
-
-    Ink is the alpha channel when the alpha varies (strokes on a transparent canvas), else the
-    brightness: white-on-black as is, dark-on-light inverted. "auto" inverts when the border is
-    mostly light and the image is not one flat colour (a flat white canvas is all ink).
-    """
+def _brightness(image: np.ndarray) -> np.ndarray:
+    """(H, W) brightness in [0, 1]: the alpha channel when it varies (strokes on a transparent
+    canvas), else the luma of the colours."""
     pixels = _as_unit_float(image)
     if pixels.ndim == 3 and pixels.shape[2] == 4 and np.ptp(pixels[..., 3]) > 0:
-        brightness = pixels[..., 3]
-        light_paper = False
-    else:
-        brightness = pixels if pixels.ndim == 2 else pixels[..., :3] @ LUMA
-        light_paper = (np.median(_border(brightness)) > 0.5
-                       and np.ptp(brightness) >= FLAT_CONTRAST)
-    inverted = bool(light_paper) if invert == "auto" else bool(invert)
-    return (1 - brightness if inverted else brightness), inverted
+        return pixels[..., 3]
+    return pixels if pixels.ndim == 2 else pixels[..., :3] @ LUMA
 
 
-def levelled(raw: np.ndarray) -> np.ndarray:
-    """(H, W) raw ink -> ink map in [0, 1]: background (the border's median) to 0, darkest ink
-    to 1, so grey paper and faint pencil look like the canvas. Raises on flat or full input."""
-    if np.ptp(raw) < FLAT_CONTRAST:
-        raise FullCanvasError() if raw.mean() > 0.5 else EmptyDrawingError()
-    background = min(float(np.median(_border(raw))), MAX_BACKGROUND)
-    top = float(raw.max())
-    if top - background < FLAT_CONTRAST:
+def _robust_sigma(values: np.ndarray) -> float:
+    """The standard deviation of values' bulk, from their median absolute deviation."""
+    return 1.4826 * float(np.median(np.abs(values - np.median(values))))
+
+
+def _quadratic_terms(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """(..., 6) terms 1, y, x, y², xy, x² of coordinates y, x (...) in [-1, 1]."""
+    return np.stack([np.ones_like(y), y, x, y * y, x * y, x * x], axis=-1)
+
+
+def _unit_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """(h, w) row and column coordinates of a grid's pixel centres, each spanning [-1, 1]."""
+    return np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+
+
+def background_surface(values: np.ndarray) -> np.ndarray:
+    """(H, W) smooth estimate of what lies under the ink of a (H, W) map: paper and its lighting.
+
+    A quadratic surface (it follows a lighting gradient or a vignette, never a stroke), fitted by
+    least squares to a copy at most BACKGROUND_GRID px a side, each round only to the pixels
+    within BACKGROUND_SIGMAS robust standard deviations of the last fit (the first: the median),
+    so the ink, the minority on either side, drops out of the fit.
+    """
+    h, w = values.shape
+    factor = min(1.0, BACKGROUND_GRID / max(h, w))
+    small_h, small_w = max(1, round(h * factor)), max(1, round(w * factor))
+    small = np.asarray(Image.fromarray(values.astype(np.float32)).resize(
+        (small_w, small_h), Image.Resampling.BOX), dtype=np.float64).ravel()
+    terms = _quadratic_terms(*_unit_grid(small_h, small_w)).reshape(-1, 6)
+    residual = small - np.median(small)  # the first guess: flat paper at the median
+    keep = np.ones(small.size, dtype=bool)
+    for _ in range(BACKGROUND_ROUNDS):
+        keep = np.abs(residual) <= BACKGROUND_SIGMAS * _robust_sigma(residual[keep]) + 1e-6
+        coefficients = np.linalg.lstsq(terms[keep], small[keep], rcond=None)[0]
+        residual = small - terms @ coefficients
+    surface = _quadratic_terms(*_unit_grid(h, w)) @ coefficients
+    return np.clip(surface, 0, 1).astype(np.float32)
+
+
+def _ink_is_dark(brightness: np.ndarray, background: np.ndarray) -> bool:
+    """Whether the pixels that stand out from the background are mostly darker than it."""
+    residual = brightness - background
+    noise = NOISE_SIGMAS * _robust_sigma(residual)
+    darker = np.clip(-residual - noise, 0, None).sum()
+    return bool(darker > np.clip(residual - noise, 0, None).sum())
+
+
+def ink_map(image: np.ndarray, invert: Literal["auto"] | bool
+            ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(ink (H, W) in [0, 1], background brightness (H, W), whether the ink is dark on light).
+
+    The background (paper and its uneven lighting, or the canvas) is estimated and divided out:
+    ink is the fraction of the way from the background's brightness to black (dark ink on
+    paper) or to white (light ink); paper noise is cut below NOISE_SIGMAS deviations, and the
+    strongest ink is scaled to 1. "auto" picks dark ink when what stands out is mostly darker.
+    Raises EmptyDrawingError or FullCanvasError on flat input or a background that is ink.
+    """
+    brightness = _brightness(image)
+    if np.ptp(brightness) < FLAT_CONTRAST:
+        raise FullCanvasError() if brightness.mean() > 0.5 else EmptyDrawingError()
+    background = background_surface(brightness)
+    dark = _ink_is_dark(brightness, background) if invert == "auto" else bool(invert)
+    raw, under = (1 - brightness, 1 - background) if dark else (brightness, background)
+    if 1 - float(np.median(under)) < FLAT_CONTRAST:
+        raise FullCanvasError()  # what lies under everything is already ink-coloured
+    residual = raw - under
+    above_noise = residual - NOISE_SIGMAS * _robust_sigma(residual)  # before dividing: dim
+    flat = np.clip(above_noise / np.maximum(1 - under, FLAT_CONTRAST), 0, 1)  # paper is noisier
+    top = float(np.percentile(flat[flat > 0], INK_TOP_PERCENTILE)) if flat.any() else 0.0
+    if top < FLAT_CONTRAST:
         raise EmptyDrawingError()
-    return np.clip((raw - background) * (1 / (top - background)), 0, 1).astype(np.float32)
+    return np.clip(flat * (1 / top), 0, 1).astype(np.float32), background, dark
 
 
 def ink_bbox(ink: np.ndarray) -> tuple[int, int, int, int]:
@@ -213,15 +288,135 @@ def ink_bbox(ink: np.ndarray) -> tuple[int, int, int, int]:
     return int(top), int(left), int(bottom), int(right)
 
 
+def _resampled(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w) float map resampled to size (rows, cols) with Lanczos anti-aliasing, in [0, 1]."""
+    if image.shape == size:
+        return image
+    source = Image.fromarray(np.ascontiguousarray(image, dtype=np.float32))
+    out = source.resize(size[::-1], Image.Resampling.LANCZOS)
+    return np.clip(np.asarray(out), 0, 1)  # Lanczos rings slightly outside [0, 1]
+
+
 def resized(image: np.ndarray, scale: float) -> np.ndarray:
     """(h, w) float map scaled by `scale` with Lanczos anti-aliasing, at most 28 px a side."""
     h, w = image.shape
-    size = (min(FIELD, max(1, round(w * scale))), min(FIELD, max(1, round(h * scale))))
-    if size == (w, h):
-        return image
-    source = Image.fromarray(np.ascontiguousarray(image, dtype=np.float32))
-    out = source.resize(size, Image.Resampling.LANCZOS)
-    return np.clip(np.asarray(out), 0, 1)  # Lanczos rings slightly outside [0, 1]
+    return _resampled(image, (min(FIELD, max(1, round(h * scale))),
+                              min(FIELD, max(1, round(w * scale)))))
+
+
+def _neighbours(mask: np.ndarray) -> list[np.ndarray]:
+    """The 8 neighbours of every pixel of a (H, W) mask, clockwise from the one above, as
+    (H, W) masks (outside the image counts as empty)."""
+    p = np.pad(mask, 1)
+    h, w = mask.shape
+    offsets = [(0, 1), (0, 2), (1, 2), (2, 2), (2, 1), (2, 0), (1, 0), (0, 0)]
+    return [p[r:r + h, c:c + w] for r, c in offsets]
+
+
+def skeleton(mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the centre lines of a (H, W) mask's strokes, one pixel wide, same topology.
+
+    Zhang & Suen's thinning (CACM 1984): two alternating passes each peel the boundary pixels
+    whose removal keeps the shape connected and its line ends in place, until none changes.
+    """
+    thin = mask.astype(bool)
+    while True:
+        changed = False
+        for first_pass in (True, False):
+            n = _neighbours(thin)  # n[0] above (P2), then clockwise to n[7] above-left (P9)
+            count = sum(m.astype(np.int8) for m in n)
+            crossings = sum((~n[i] & n[(i + 1) % 8]).astype(np.int8) for i in range(8))
+            up, right, down, left = n[0], n[2], n[4], n[6]
+            keep_ends = (~(up & right & down) & ~(right & down & left) if first_pass
+                         else ~(up & right & left) & ~(up & down & left))
+            peel = thin & (count >= 2) & (count <= 6) & (crossings == 1) & keep_ends
+            if peel.any():
+                thin = thin & ~peel
+                changed = True
+        if not changed:
+            return thin
+
+
+def _eroded(mask: np.ndarray, square: bool) -> np.ndarray:
+    """(H, W) mask less its boundary: pixels whose 4 (or, square, 8) neighbours are all set."""
+    n = _neighbours(mask)
+    sides = mask & n[0] & n[2] & n[4] & n[6]
+    return sides & n[1] & n[3] & n[5] & n[7] if square else sides
+
+
+def depth(mask: np.ndarray) -> np.ndarray:
+    """(H, W) int: for each pixel of a mask, how many erosions it survives, plus one (0 outside):
+    its distance to the background in px, in steps alternating 4- and 8-neighbour (an octagon,
+    close to a disc)."""
+    out = np.zeros(mask.shape, dtype=np.int32)
+    layer, step = mask.astype(bool), 0
+    while layer.any():
+        out += layer
+        layer = _eroded(layer, square=step % 2 == 1)
+        step += 1
+    return out
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Median stroke width of a (H, W) mask in px: twice the distance to the background along
+    the strokes' centre lines, less the centre pixel counted twice (0 if empty)."""
+    centre_depths = depth(mask)[skeleton(mask)]
+    return 2.0 * float(np.median(centre_depths)) - 1 if centre_depths.size else 0.0
+
+
+def _dilated(mask: np.ndarray, radius: float) -> np.ndarray:
+    """(H, W) mask grown by a disc of `radius` px: every pixel within radius of one in mask."""
+    reach = int(np.floor(radius))
+    h, w = mask.shape
+    padded = np.pad(mask, reach)
+    out = np.zeros_like(mask)
+    for dr in range(-reach, reach + 1):
+        for dc in range(-reach, reach + 1):
+            if dr * dr + dc * dc <= radius * radius:
+                out |= padded[reach + dr:reach + dr + h, reach + dc:reach + dc + w]
+    return out
+
+
+def _pen_drawn(rows: np.ndarray, cols: np.ndarray, scale: float) -> np.ndarray:
+    """Points (n,) at (rows, cols) scaled by `scale` and drawn with a MNIST_STROKE px round pen,
+    anti-aliased: (h', w') float32 just big enough to hold the ink, at most 28 px a side."""
+    ss, radius = STROKE_SUPERSAMPLE, MNIST_STROKE / 2
+    ys, xs = (rows - rows.min()) * scale + radius, (cols - cols.min()) * scale + radius
+    h = min(FIELD, int(np.ceil(ys.max() + radius)))
+    w = min(FIELD, int(np.ceil(xs.max() + radius)))
+    fine = np.zeros((h * ss, w * ss), dtype=bool)
+    fine[np.minimum((ys * ss).astype(int), h * ss - 1),
+         np.minimum((xs * ss).astype(int), w * ss - 1)] = True
+    pen = _dilated(fine, radius * ss)
+    return pen.reshape(h, ss, w, ss).mean(axis=(1, 3), dtype=np.float32)
+
+
+def even_strokes(cropped: np.ndarray, scale: float, *, fit: bool
+                 ) -> tuple[np.ndarray | None, float]:
+    """(the crop redrawn with MNIST's pen (h', w'), or None if its strokes are MNIST-like
+    already; their width in px once scaled by `scale`). A small drawing in a fixed pen,
+    scaled up, has strokes too fat (its loops fill in); a hair-thin one comes out too faint.
+
+    The strokes' centre lines (the skeleton of cropped (h, w) at ink > 0.5, taken at a
+    STROKE_WORK px long side) are drawn with a MNIST_STROKE px pen: with `fit`, scaled so pen
+    and lines fill BOX px on the long side, else scaled by `scale`. Raises TooLittleInkError
+    when the strokes are so fat for their length that the drawing is one blob.
+    """
+    work = STROKE_WORK / max(cropped.shape)
+    fine = _resampled(cropped, (max(1, round(cropped.shape[0] * work)),
+                                max(1, round(cropped.shape[1] * work)))) > 0.5
+    lines = skeleton(fine)
+    if not lines.any():
+        return None, 0.0
+    width = stroke_width(fine)  # px at the working scale
+    if STROKE_RANGE[0] <= width * scale / work <= STROKE_RANGE[1]:
+        return None, width * scale / work
+    rows, cols = np.nonzero(lines)
+    extent = max(np.ptp(rows), np.ptp(cols)) + 1
+    if extent < MIN_STROKE_LENGTHS * width:
+        raise TooLittleInkError()
+    line_scale = (BOX - MNIST_STROKE) / extent if fit else scale / work
+    return _pen_drawn(rows, cols, line_scale), width * scale / work
 
 
 def pasted_in_field(image: np.ndarray) -> np.ndarray:
@@ -258,16 +453,19 @@ def preprocess(image: np.ndarray, *, options: PreprocessOptions = PreprocessOpti
 
     Raises a PreprocessError subclass whose message tells the learner what to do.
     """
-    raw, inverted = raw_ink(image, options.invert)
-    ink = levelled(raw)
+    ink, background, inverted = ink_map(image, options.invert)
     bbox = ink_bbox(ink)
     top, left, bottom, right = bbox
     cropped = ink[top:bottom, left:right] if options.crop else ink
     scale = BOX / max(cropped.shape) if options.fit else FIELD / max(ink.shape)
     fitted = resized(cropped, scale)
-    pasted = pasted_in_field(fitted)
+    redrawn, width = even_strokes(cropped, scale, fit=options.fit) if options.strokes \
+        else (None, 0.0)
+    strokes = fitted if redrawn is None else redrawn
+    pasted = pasted_in_field(strokes)
     com = centre_of_mass(pasted)
     shift = (round(CENTRE[0] - com[0]), round(CENTRE[1] - com[1])) if options.centre else (0, 0)
-    return Preprocessed(ink=ink, cropped=cropped, fitted=fitted, pasted=pasted,
-                        final=shifted(pasted, *shift), bbox=bbox, centre_of_mass=com,
-                        shift=shift, inverted=inverted)
+    return Preprocessed(ink=ink, cropped=cropped, fitted=fitted, strokes=strokes,
+                        pasted=pasted, final=shifted(pasted, *shift), background=background,
+                        bbox=bbox, centre_of_mass=com, shift=shift, inverted=inverted,
+                        stroke_width=width)
