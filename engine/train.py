@@ -219,18 +219,24 @@ CHUNK_SECONDS = 0.4
 MAX_CHUNK_STEPS = 64
 
 
-def chunk_steps(step_flops: float, steps_per_epoch: int, backend: str = "jax") -> int:
-    """Steps per chunk, for both families: about CHUNK_SECONDS of work (so Stop answers within
-    a second), at most MAX_CHUNK_STEPS, and preferably a divisor of the epoch's steps between a
-    third of that and that, so that every chunk has one length (a JAX compile costs seconds).
+def chunk_steps(step_flops: float, steps_per_epoch: int, backend: str = "jax",
+                evals_per_epoch: int = 1) -> int:
+    """Steps per chunk, for both families.
 
-    step_flops: the work of one step, about 6 flops per multiply-add per example.
+    Aims at CHUNK_SECONDS of work (so Stop answers within a second), at most MAX_CHUNK_STEPS
+    and no longer than the gap between two evaluations (they happen at chunk ends). Takes a
+    divisor of the epoch's steps between a third and twice that aim when there is one, so that
+    every chunk has one length: a JAX compile costs seconds. step_flops: the work of one step,
+    about 6 flops per multiply-add per example.
     """
     target = float(np.clip(CHUNK_SECONDS * STEP_THROUGHPUT[backend] / step_flops, 1,
                            MAX_CHUNK_STEPS))
-    divisors = [d for d in range(1, int(target) + 1)
+    longest = min(2 * target, MAX_CHUNK_STEPS, max(1, steps_per_epoch // max(1, evals_per_epoch)))
+    divisors = [d for d in range(1, int(longest) + 1)
                 if steps_per_epoch % d == 0 and d >= target / 3]
-    return max(divisors) if divisors else max(1, round(target))
+    if divisors:
+        return min(divisors, key=lambda d: abs(math.log(d / target)))
+    return max(1, min(round(target), int(longest)))
 
 
 @dataclass(frozen=True)
@@ -250,9 +256,9 @@ class Schedule:
     seed: int = 0
     chunk_steps: int = 32
     evals_per_epoch: int = 4
-    blowup_factor: float = 10.0
+    blowup_factor: float = 4.0
     untrained_loss: float = math.log(N_CLASSES)
-    patience: int = 5
+    patience: int = 3
     baseline_window: int = 100
 
 

@@ -13,10 +13,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from engine import checkpoint, cnn
+from engine import train as training
+from engine.assets import default_model_path
 from engine.checkpoint import CheckpointError
-from engine.cnn import ArchitectureError, CNNSpec, training
+from engine.cnn import ArchitectureError, CNNSpec
 from engine.data import Split, as_float, embedded_split, load_embedded
-from engine.pretrain import default_model_path
 from engine.settings import Limits
 
 conv_ours = jax.jit(cnn.conv2d, static_argnames=("stride", "padding"))
@@ -282,9 +283,16 @@ def test_cosine_scale_glides_from_one_to_zero():
 
 def test_chunks_divide_the_epoch_when_a_divisor_is_near():
     config = cnn.TrainingConfig()
-    target = training.CHUNK_SECONDS * training.STEP_THROUGHPUT / training.step_flops(config)
-    steps = training.chunk_steps(config, 57)  # 3,700 // 64 = 57 = 3 x 19
-    assert 57 % steps == 0 and 0.5 <= steps / target <= 2.5
+    flops = cnn.step_flops(config.spec, config.batch_size)
+    target = training.CHUNK_SECONDS * training.STEP_THROUGHPUT["jax"] / flops
+    steps = training.chunk_steps(flops, 57, evals_per_epoch=2)  # 3,700 // 64 = 57 = 3 x 19
+    assert 57 % steps == 0 and 1 / 3 <= steps / target <= 2 and steps <= 57 // 2
+
+
+def test_step_flops_count_six_per_multiply_add_per_example():
+    # conv 3x3x2 on 28x28 ("same"), maxpool to 14x14, dense 14*14*2 -> 10; batch 2.
+    macs = 3 * 3 * 1 * 2 * 28 * 28 + 14 * 14 * 2 * 10
+    assert cnn.step_flops(CNNSpec((2,)), 2) == 6 * macs * 2
 
 
 def test_limits_refuse_too_many_filters_epochs_or_a_too_large_batch():
@@ -320,12 +328,37 @@ def test_a_short_run_lowers_the_loss_and_records_a_snapshot_per_evaluation():
     assert final.status == "finished"
     losses = final.history.losses
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
-    snapshots = final.snapshot
+    snapshots = final.history.snapshots
     assert len(snapshots) == len(final.history.eval_steps) >= 4
+    assert final.history.snapshot_steps == final.history.eval_steps
+    assert final.snapshot is snapshots[-1]
     assert snapshots[-1].filters.shape == (4, 3, 3)
     assert snapshots[-1].probabilities.shape == (10,)
     assert not np.array_equal(snapshots[0].filters, snapshots[-1].filters)  # the filters learn
     assert set(final.params) == set(CNNSpec((4,)).param_shapes())
+
+
+def test_a_uint8_image_means_the_same_as_its_float_version():
+    """One as_float: uint8 pixels are 0-255 and become /255; floats in [0, 1] pass through."""
+    spec = CNNSpec((2,))
+    params = cnn.init_params(jax.random.key(1), spec)
+    pixels = mnist_digit(3)[None]
+    assert pixels.dtype == np.uint8
+    np.testing.assert_allclose(cnn.logits(params, pixels, spec=spec),
+                               cnn.logits(params, pixels / np.float32(255), spec=spec), rtol=1e-6)
+    np.testing.assert_array_equal(cnn.predict_labels(params, pixels, spec=spec),
+                                  cnn.predict_labels(params, as_float(pixels), spec=spec))
+    with pytest.raises(TypeError, match="uint8"):
+        cnn.logits(params, pixels.astype(np.int64), spec=spec)
+
+
+def test_running_again_with_the_same_settings_reuses_the_compiled_chunk():
+    config = cnn.TrainingConfig(CNNSpec((2,)), batch_size=40, epochs=1)
+    list(cnn.training_run(config, tiny_split()))
+    hits = training.compiled_chunk.cache_info().hits
+    final = list(cnn.training_run(config, tiny_split()))[-1]
+    assert training.compiled_chunk.cache_info().hits > hits
+    assert final.model.kind == "cnn" and final.model.architecture == config.spec
 
 
 def test_training_is_deterministic_for_a_seed():
@@ -343,7 +376,8 @@ def test_the_decay_scales_the_optimizers_move():
     for decay in (False, True):
         config = cnn.TrainingConfig(CNNSpec((2,)), optimizer="sgd", learning_rate=0.1,
                                     batch_size=40, epochs=1, max_shift=0, cosine_decay=decay)
-        stepper = cnn.make_stepper(config, split.x_train, split.y_train)
+        stepper = training.jax_stepper(cnn.step_rule(config, 3), split.x_train, split.y_train,
+                                       jax.random.key(0))
         state = stepper.init(params)
         state["step"] = jnp.asarray(1, jnp.int32)  # total steps = 3: scale(1) = 0.75
         new, _, _ = stepper.run(params, state, np.arange(40, dtype=np.int32)[None])
@@ -365,7 +399,7 @@ def test_a_model_file_round_trips_and_a_wrong_one_is_refused():
         cnn.read_checkpoint(cnn.checkpoint_bytes(spec, wrong))
     impossible = {**spec.to_metadata(), "filters": [3, 3, 3, 3]}  # 28 -> 14 -> 7 -> 3 < 5
     data = checkpoint.to_bytes({}, {"model": "cnn", "architecture": impossible})
-    with pytest.raises(CheckpointError, match="unusable: block 4: a 5x5 kernel is larger"):
+    with pytest.raises(CheckpointError, match="unusable: 'block 4: a 5"):
         cnn.read_checkpoint(data)
 
 

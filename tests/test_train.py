@@ -147,11 +147,13 @@ def test_epoch_chunks_cover_each_digit_at_most_once_in_near_equal_chunks():
 
 def test_chunk_steps_prefer_a_divisor_of_the_epoch_so_chunks_have_one_length():
     flops_for_38_steps = 0.4 * 10e9 / 38
-    assert chunk_steps(flops_for_38_steps, 57) == 19  # 57 = 3 x 19: three equal chunks
-    assert chunk_steps(flops_for_38_steps, 53) == 38  # a prime: no divisor near, the target
+    assert chunk_steps(flops_for_38_steps, 57) == 57  # 57 = 3 x 19: nearest divisor, one chunk
+    # Two evaluations an epoch: no longer than 28 steps; 19 divides the epoch in three.
+    assert chunk_steps(flops_for_38_steps, 57, evals_per_epoch=2) == 19
+    assert chunk_steps(flops_for_38_steps, 131) == 38  # a prime: no divisor near, the target
     assert chunk_steps(1.0, 7 * MAX_CHUNK_STEPS) == MAX_CHUNK_STEPS  # tiny steps: capped
     assert chunk_steps(1e15, 57) == 1  # huge steps: one at a time
-    assert chunk_steps(flops_for_38_steps, 57, "autodiff") < 19  # a slower backend: shorter
+    assert chunk_steps(flops_for_38_steps, 131, "autodiff") == 15  # a slower backend: shorter
 
 
 def test_chunks_stay_short_for_big_nets_and_long_for_small_ones():
@@ -208,7 +210,7 @@ def test_snapshots_are_thinned_evenly_past_the_cap_keeping_the_first_and_the_lat
 
 
 def test_a_long_run_keeps_at_most_max_snapshots(small_split):
-    final = list(ffnn.training_run(config(epochs=70, learning_rate=1e-3), small_split))[-1]
+    final = list(ffnn.training_run(config(epochs=35, learning_rate=1e-3), small_split))[-1]
     history = final.history
     assert len(history.eval_steps) == 70 and 33 <= len(history.snapshots) <= 64
     assert len(history.snapshot_steps) == len(history.snapshots)

@@ -117,6 +117,27 @@ class Snapshot:
     filters: np.ndarray
     probabilities: np.ndarray | None
 
+    def to_record(self) -> dict[str, Any]:
+        """JSON-ready, for a saved run (a few KB: the scrubber comes back with the run)."""
+        return {"filters": np.asarray(self.filters, np.float64).round(6).tolist(),
+                "probabilities": None if self.probabilities is None else
+                np.asarray(self.probabilities, np.float64).round(6).tolist()}
+
+    @classmethod
+    def from_record(cls, record: Any) -> Snapshot:
+        """Inverse of `to_record`; ValueError for anything that is not one (a record is input)."""
+        filters = np.asarray(record["filters"], np.float32)
+        probabilities = record["probabilities"]
+        if probabilities is not None:
+            probabilities = np.asarray(probabilities, np.float32)
+            if probabilities.shape != (N_CLASSES,) or not ((probabilities >= 0)
+                                                          & (probabilities <= 1)).all():
+                raise ValueError("a snapshot's probabilities are not ten in [0, 1]")
+        if filters.ndim != 3 or filters.shape[1] != filters.shape[2] or not np.isfinite(
+                filters).all():
+            raise ValueError("a snapshot's filters are not (F, k, k) finite numbers")
+        return cls(filters, probabilities)
+
 
 def take_snapshot(params: Params, *, spec: CNNSpec, follow: np.ndarray | None) -> Snapshot:
     """The Snapshot of params; follow: a float (28, 28) image whose prediction to record."""
@@ -146,7 +167,8 @@ def training_run(config: TrainingConfig, split: Any, *, dataset: str = "unnamed 
                                    split.y_train, key)
     schedule = training.Schedule(
         config.epochs, config.batch_size, config.seed,
-        training.chunk_steps(step_flops(config.spec, config.batch_size), steps_per_epoch),
+        training.chunk_steps(step_flops(config.spec, config.batch_size), steps_per_epoch,
+                             evals_per_epoch=evals_per_epoch),
         evals_per_epoch)
     template = Model(MODEL_KIND, config.spec, None,
                      {"training": config.to_metadata(), "dataset": dataset})

@@ -152,7 +152,8 @@ def training_run(config: TrainingConfig, split: Any, *, dataset: str = "unnamed 
     steps_per_epoch = len(split.x_train) // config.batch_size
     schedule = training.Schedule(
         config.epochs, config.batch_size, config.seed,
-        training.chunk_steps(step_flops(config), steps_per_epoch, config.backend),
+        training.chunk_steps(step_flops(config), steps_per_epoch, config.backend,
+                             evals_per_epoch),
         evals_per_epoch, untrained_loss=uniform_guess_loss(config.loss))
     template = Model(MODEL_KIND, config.arch, None,
                      {"training": config.to_metadata(), "dataset": dataset})
