@@ -18,7 +18,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +78,14 @@ def _finite_or_none(value: float | None) -> float | None:
 
 
 def run_metadata(event: Progress) -> dict[str, Any]:
-    """The JSON-serialisable record of a run that ended with `event` (its last Progress)."""
+    """The JSON-serialisable record of a run that ended with `event` (its last Progress).
+
+    Snapshots are kept when they can be written as a record (`to_record()`: the CNN's filters
+    and answers, a few KB); the feed-forward net's (first-layer weights, MBs) are not.
+    """
     history = event.history
+    snapshots = history.snapshots if all(hasattr(s, "to_record") for s in history.snapshots) \
+        else ()
     return {
         "status": event.status, "message": event.message, "step": event.step,
         "total_steps": event.total_steps, "epoch": event.epoch, "epochs": event.epochs,
@@ -88,7 +94,10 @@ def run_metadata(event: Progress) -> dict[str, Any]:
         "history": {"losses": [_finite_or_none(v) for v in history.losses],
                     "eval_steps": list(history.eval_steps),
                     "val_accuracy": list(history.val_accuracy),
-                    "test_accuracy": list(history.test_accuracy)},
+                    "test_accuracy": list(history.test_accuracy),
+                    "snapshot_steps": list(history.snapshot_steps[-len(snapshots):]
+                                           if snapshots else ()),
+                    "snapshots": [s.to_record() for s in snapshots]},
         "saved_at": time.time(),
     }
 
@@ -122,9 +131,11 @@ def _numbers(values: Any, parse) -> tuple:
     return tuple(parse(v) for v in values)
 
 
-def progress_from_metadata(record: Any) -> Progress:
+def progress_from_metadata(record: Any,
+                           read_snapshot: Callable[[Any], Any] | None = None) -> Progress:
     """The last Progress of a saved run, from its `run_metadata` record (no model: the caller
-    attaches the one read from the same file).
+    attaches the one read from the same file). read_snapshot: a snapshot's record -> the
+    snapshot (raising ValueError for a bad one); without it, no snapshots are read.
 
     Every field is checked (types, ranges, consistent lengths); RunFileError if any is off.
     """
@@ -144,6 +155,7 @@ def progress_from_metadata(record: Any) -> Progress:
         message = record["message"]
         if not isinstance(message, str):
             raise ValueError("the message is not text")
+        snapshot_steps, snapshots = _snapshots(history, read_snapshot, total_steps)
         return Progress(
             step=_count(record["step"], total_steps), total_steps=total_steps,
             epoch=_number(record["epoch"]), epochs=_count(record["epochs"]),
@@ -151,10 +163,22 @@ def progress_from_metadata(record: Any) -> Progress:
             val_accuracy=_fraction(record["val_accuracy"]),
             test_accuracy=_fraction(record["test_accuracy"]),
             elapsed=_number(record["elapsed"]), eta=0.0,
-            history=History(losses, eval_steps, *accuracies),
+            history=History(losses, eval_steps, *accuracies, snapshot_steps, snapshots),
             status=status, message=message)
     except (KeyError, TypeError, ValueError) as error:
         raise RunFileError(f"This run's saved record is damaged ({error}).") from None
+
+
+def _snapshots(history: Any, read_snapshot: Callable[[Any], Any] | None, total_steps: int
+               ) -> tuple[tuple[int, ...], tuple]:
+    """(steps, snapshots) from a history record; ValueError/KeyError/TypeError if malformed."""
+    if read_snapshot is None or not history.get("snapshots"):
+        return (), ()
+    steps = _numbers(history["snapshot_steps"], lambda v: _count(v, total_steps))
+    snapshots = _numbers(history["snapshots"], read_snapshot)
+    if len(steps) != len(snapshots):
+        raise ValueError("the snapshots' lengths do not agree")
+    return steps, snapshots
 
 
 # --- the folder ------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from engine import runs
+from engine import cnn, runs
 from engine.model import Model, model_file, model_from_bytes
 from engine.train import Progress
 
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 MakeEvents = Callable[[threading.Event], Iterable[Progress]]
 USABLE = ("finished", "stopped", "abandoned")  # a run that ended so has a trained model
 QUEUE_POLL_SECONDS = 0.1  # how often a queued run checks whether it was stopped or abandoned
+# How a saved run's snapshot records are read back, per model kind (those that save them).
+SNAPSHOT_READERS = {"cnn": cnn.Snapshot.from_record}
 
 
 @dataclass(frozen=True)
@@ -279,5 +281,6 @@ def read_run_file(data: bytes, kind: str | None = None) -> Progress:
     model = model_from_bytes(data)
     if kind is not None:
         _check_kind(model.kind, kind)
-    event = runs.progress_from_metadata(model.metadata.get("run"), model.params)
+    event = runs.progress_from_metadata(model.metadata.get("run"),
+                                        SNAPSHOT_READERS.get(model.kind))
     return replace(event, model=model)

@@ -9,6 +9,7 @@ import streamlit as st
 
 from engine import ffnn
 from engine.data import as_float
+from engine.layers import ACTIVATIONS
 from engine.settings import limits
 from ui.evaluation import show_evaluation
 from ui.ffnn_views import draw_weights, show_sketch, show_twin_check
@@ -105,7 +106,7 @@ with st.container(border=True):
                       disabled=continuing,
                       help="e.g. 256, or 256,128 for two layers; empty for none. When "
                            "continuing, the current model's layers are kept.")
-    row[2].selectbox("Activation", list(ffnn.ACTIVATIONS), key="ff_activation",
+    row[2].selectbox("Activation", list(ACTIVATIONS), key="ff_activation",
                      disabled=continuing)
     row[3].selectbox("Loss", list(LOSS_NAMES), key="ff_loss", format_func=LOSS_NAMES.get)
     row = st.columns(4)

@@ -116,12 +116,13 @@ def test_a_short_run_shows_live_filters_then_its_history(at):
     assert not at.exception, [e.value for e in at.exception]
     assert "First-layer filters, live" in chart_titles(at)  # the live panel keeps the last view
     assert "Finished 2 epochs" in messages(at.success)
-    assert "your CNN (conv 3x3x4 - ReLU - maxpool 2 - dense 10)" in messages(at.markdown)
+    assert "your CNN (conv 3x3x4 - ReLU - maxpool 2 - dense 10, finished)" in messages(at.markdown)
     assert at.session_state["trained_models"]["cnn"].architecture.filters == (4,)
     # The history: one snapshot per evaluation, scrubbable; its filters are 4 little 3x3 maps.
     (slider,) = at.select_slider
-    assert slider.options == ["14 (epoch 1.0)", "28 (epoch 2.0)"]
+    assert slider.options == ["7 (epoch 0.5)", "14 (epoch 1.0)", "21 (epoch 1.5)",
+                              "28 (epoch 2.0)"]  # measured twice per epoch, as the page says
     assert "First-layer filters at step 28" in chart_titles(at)
     slider.set_value(0).run()
-    assert "First-layer filters at step 14" in chart_titles(at)
-    assert "Its answer for test digit #492 (a 4) at step 14" in chart_titles(at)
+    assert "First-layer filters at step 7" in chart_titles(at)
+    assert "Its answer for test digit #492 (a 4) at step 7" in chart_titles(at)

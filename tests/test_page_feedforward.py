@@ -224,13 +224,16 @@ def test_nothing_moves_when_a_run_starts_or_ends(at):
 
 
 def test_a_finished_run_reaches_the_sketch_lab_wherever_the_learner_is(at):
-    """Issue 18, item 4: the lab picks up a new model without a visit to its room."""
+    """Issue 18, item 4: the lab picks up a new model without a visit to its room. The router
+    adopts ended runs on every rerun (the heartbeat reruns it when a run ends); AppTest runs a
+    switched-to page without the router, so the test runs the router itself, as the browser
+    does."""
     at.number_input(key="ff_epochs").set_value(1)
     at.button(key="ff_start").click().run()
     run = run_of(at)
     at.switch_page("pages/sketch.py").run()
     assert run.wait(60)
-    at.run()
+    at.switch_page("streamlit_app.py").run()  # the router: the home page, not the room
     assert at.session_state["trained_models"]["ffnn-jax"] is run.view().model
 
 
@@ -241,7 +244,7 @@ def test_a_diverged_run_does_not_replace_the_default_in_the_sketch_lab(at):
     at.button(key="ff_start").click().run()
     run_until_done(at)
     assert run_of(at).view().status == "diverged"
+    at.switch_page("streamlit_app.py").run()  # the router adopts it, as above
+    assert at.session_state["ff_room"].adopted == run_of(at).id
     assert "trained_models" not in at.session_state or (
         "ffnn-jax" not in at.session_state["trained_models"])
-    at.switch_page("pages/sketch.py").run()
-    assert not at.exception

@@ -76,16 +76,33 @@ def test_a_saved_run_reads_back_as_its_model_and_its_last_event():
     run_id = runs.new_run_id()
     runs.save_run(run_id, tiny_run_file())
     arch, params, metadata = ffnn.read_checkpoint(runs.read_run(run_id))
-    restored = runs.progress_from_metadata(metadata["run"], params)
+    restored = runs.progress_from_metadata(metadata["run"])
     assert arch == TINY.arch and metadata["training"] == json.loads(json.dumps(
         TINY.to_metadata()))
     assert set(params) == set(event.params)
     for name in params:
         np.testing.assert_array_equal(params[name], event.params[name])
     for field in ("status", "message", "step", "total_steps", "epochs", "val_accuracy",
-                  "test_accuracy", "history"):
+                  "test_accuracy"):
         assert getattr(restored, field) == getattr(event, field), field
+    # The feed-forward net's snapshots (first-layer weights, MBs) are not saved; the rest is.
+    assert restored.history == replace(event.history, snapshot_steps=(), snapshots=())
     assert restored.done and restored.loss == pytest.approx(event.loss)
+
+
+def test_a_cnn_run_saves_its_snapshots_and_reads_them_back():
+    config = cnn.TrainingConfig(cnn.CNNSpec((2,)), batch_size=512, epochs=1)
+    follow = embedded_dataset().split.x_test[0] / 255.0
+    *_, event = cnn.training_run(config, embedded_dataset().split, follow=follow)
+    record = json.loads(json.dumps(runs.run_metadata(event)))  # as stored: JSON
+    restored = runs.progress_from_metadata(record, cnn.Snapshot.from_record)
+    assert restored.history.snapshot_steps == event.history.snapshot_steps
+    for ours, theirs in zip(restored.history.snapshots, event.history.snapshots, strict=True):
+        np.testing.assert_allclose(ours.filters, theirs.filters, atol=1e-6)
+        np.testing.assert_allclose(ours.probabilities, theirs.probabilities, atol=1e-6)
+    record["history"]["snapshots"][0]["filters"] = [[1.0, 2.0]]  # not (F, k, k)
+    with pytest.raises(runs.RunFileError, match="damaged"):
+        runs.progress_from_metadata(record, cnn.Snapshot.from_record)
 
 
 def test_an_unknown_run_is_not_found(runs_dir):
@@ -102,12 +119,12 @@ def test_an_unknown_run_is_not_found(runs_dir):
 def test_a_damaged_run_record_is_refused_with_a_sentence(damage):
     record = {**runs.run_metadata(tiny_final_event()), **damage}
     with pytest.raises(runs.RunFileError, match="damaged"):
-        runs.progress_from_metadata(record, {})
+        runs.progress_from_metadata(record)
 
 
 def test_a_missing_run_record_is_refused():
     with pytest.raises(runs.RunFileError, match="damaged"):
-        runs.progress_from_metadata(None, {})
+        runs.progress_from_metadata(None)
 
 
 def test_a_run_that_lost_its_loss_still_saves_and_reads_back():
@@ -115,7 +132,7 @@ def test_a_run_that_lost_its_loss_still_saves_and_reads_back():
     event = tiny_final_event()
     stopped = runs.run_metadata(replace(event, loss=float("nan")))
     assert stopped["loss"] is None
-    assert np.isnan(runs.progress_from_metadata(stopped, {}).loss)
+    assert np.isnan(runs.progress_from_metadata(stopped).loss)
 
 
 # --- caps ----------------------------------------------------------------------------------
@@ -206,7 +223,7 @@ def test_a_run_is_saved_when_it_ends_under_its_token(runs_dir):
     _, params, metadata = ffnn.read_checkpoint(runs.read_run(run.token))
     assert metadata["run"]["status"] == "finished"
     assert metadata["metrics"]["test_accuracy"] == run.view().latest.test_accuracy
-    assert runs.progress_from_metadata(metadata["run"], params).history.losses == (
+    assert runs.progress_from_metadata(metadata["run"]).history.losses == (
         run.view().latest.history.losses)
 
 

@@ -107,7 +107,8 @@ def describe_trained(model: Model, status: str) -> str:
     """How a room names a model trained here whose run ended with `status`."""
     backend = model.metadata.get("training", {}).get("backend")
     engine = f", trained with {ffnn.BACKENDS[backend]}" if backend in ffnn.BACKENDS else ""
-    return f"your model ({model.describe()}{engine}, {status})"
+    noun = "CNN" if model.kind == "cnn" else "model"
+    return f"your {noun} ({model.describe()}{engine}, {status})"
 
 
 def adopt_ended_run(room: Room) -> None:
