@@ -34,6 +34,7 @@ def held(release: threading.Event):
     return make
 
 
+@pytest.mark.slow
 def test_a_failed_run_shows_its_error_in_its_own_session_only(clock: FakeClock, tmp_path):
     service = RunService(slots=1, abandon_seconds=30, folder=tmp_path, clock=clock)
     broken, healthy = open_page("pages/feedforward.py"), open_page("pages/feedforward.py")
@@ -61,6 +62,7 @@ def heartbeat_check(at: AppTest, run, clock: FakeClock) -> None:
     assert run.abandon_if_unwatched()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["the room's live panel", "the router's heartbeat"])
 def test_the_page_is_the_heartbeat(where: str, clock: FakeClock, tmp_path):
     """The room's live panel, and on every page the router's `keep_runs_alive`, touch the

@@ -65,6 +65,7 @@ def switch_interval_around(code: str, *modules: str) -> tuple[float, float]:
     return float(out[-2]), float(out[-1])
 
 
+@pytest.mark.slow
 def test_importing_any_module_changes_no_process_wide_setting() -> None:
     before, after = switch_interval_around(SWITCH_INTERVAL_AFTER, *IMPORTABLE)
     assert len(IMPORTABLE) > 20 and "ui.training" in IMPORTABLE
