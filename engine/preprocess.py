@@ -377,30 +377,29 @@ def _dilated(mask: np.ndarray, radius: float) -> np.ndarray:
     return out
 
 
-def _pen_drawn(rows: np.ndarray, cols: np.ndarray, scale: float) -> np.ndarray:
-    """Points (n,) at (rows, cols) scaled by `scale` and drawn with a MNIST_STROKE px round pen,
-    anti-aliased: (h', w') float32 just big enough to hold the ink, at most 28 px a side."""
-    ss, radius = STROKE_SUPERSAMPLE, MNIST_STROKE / 2
-    ys, xs = (rows - rows.min()) * scale + radius, (cols - cols.min()) * scale + radius
-    h = min(FIELD, int(np.ceil(ys.max() + radius)))
-    w = min(FIELD, int(np.ceil(xs.max() + radius)))
+def _pen_drawn(ys: np.ndarray, xs: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A MNIST_STROKE px round pen put down at points (ys, xs) (n,) given in px of a (h, w)
+    image: that image, float32, anti-aliased by drawing STROKE_SUPERSAMPLE times finer and
+    averaging."""
+    ss, (h, w) = STROKE_SUPERSAMPLE, shape
     fine = np.zeros((h * ss, w * ss), dtype=bool)
-    fine[np.minimum((ys * ss).astype(int), h * ss - 1),
-         np.minimum((xs * ss).astype(int), w * ss - 1)] = True
-    pen = _dilated(fine, radius * ss)
+    fine[np.clip((ys * ss).astype(int), 0, h * ss - 1),
+         np.clip((xs * ss).astype(int), 0, w * ss - 1)] = True
+    pen = _dilated(fine, MNIST_STROKE / 2 * ss)
     return pen.reshape(h, ss, w, ss).mean(axis=(1, 3), dtype=np.float32)
 
 
-def even_strokes(cropped: np.ndarray, scale: float, *, fit: bool
+def even_strokes(cropped: np.ndarray, fitted: np.ndarray, scale: float, *, refit: bool
                  ) -> tuple[np.ndarray | None, float]:
-    """(the crop redrawn with MNIST's pen (h', w'), or None if its strokes are MNIST-like
-    already; their width in px once scaled by `scale`). A small drawing in a fixed pen,
-    scaled up, has strokes too fat (its loops fill in); a hair-thin one comes out too faint.
+    """(cropped (h, w) redrawn with MNIST's pen, or None if its strokes are MNIST-like already
+    in fitted (h', w') = cropped scaled by `scale`; their width there, px). A small drawing in
+    a fixed pen, scaled up, has strokes too fat (its loops fill in); a hair-thin one, too faint.
 
-    The strokes' centre lines (the skeleton of cropped (h, w) at ink > 0.5, taken at a
-    STROKE_WORK px long side) are drawn with a MNIST_STROKE px pen: with `fit`, scaled so pen
-    and lines fill BOX px on the long side, else scaled by `scale`. Raises TooLittleInkError
-    when the strokes are so fat for their length that the drawing is one blob.
+    The strokes' centre lines (the skeleton of cropped at ink > 0.5, taken at a STROKE_WORK px
+    long side) are drawn with a MNIST_STROKE px pen: with `refit` (cropped is the ink's box)
+    scaled so lines and pen fill BOX px on the long side, else where `scale` puts them in a
+    (h', w') image. Raises TooLittleInkError when the strokes are so fat for their length
+    that the drawing is one blob.
     """
     work = STROKE_WORK / max(cropped.shape)
     fine = _resampled(cropped, (max(1, round(cropped.shape[0] * work)),
@@ -415,8 +414,13 @@ def even_strokes(cropped: np.ndarray, scale: float, *, fit: bool
     extent = max(np.ptp(rows), np.ptp(cols)) + 1
     if extent < MIN_STROKE_LENGTHS * width:
         raise TooLittleInkError()
-    line_scale = (BOX - MNIST_STROKE) / extent if fit else scale / work
-    return _pen_drawn(rows, cols, line_scale), width * scale / work
+    if not refit:
+        return _pen_drawn((rows + 0.5) * scale / work, (cols + 0.5) * scale / work,
+                          fitted.shape), width * scale / work
+    line_scale, radius = (BOX - MNIST_STROKE) / extent, MNIST_STROKE / 2
+    ys, xs = (rows - rows.min()) * line_scale + radius, (cols - cols.min()) * line_scale + radius
+    shape = tuple(min(FIELD, int(np.ceil(v.max() + radius))) for v in (ys, xs))
+    return _pen_drawn(ys, xs, shape), width * scale / work
 
 
 def pasted_in_field(image: np.ndarray) -> np.ndarray:
@@ -459,8 +463,8 @@ def preprocess(image: np.ndarray, *, options: PreprocessOptions = PreprocessOpti
     cropped = ink[top:bottom, left:right] if options.crop else ink
     scale = BOX / max(cropped.shape) if options.fit else FIELD / max(ink.shape)
     fitted = resized(cropped, scale)
-    redrawn, width = even_strokes(cropped, scale, fit=options.fit) if options.strokes \
-        else (None, 0.0)
+    redrawn, width = (even_strokes(cropped, fitted, scale, refit=options.crop and options.fit)
+                      if options.strokes else (None, 0.0))
     strokes = fitted if redrawn is None else redrawn
     pasted = pasted_in_field(strokes)
     com = centre_of_mass(pasted)

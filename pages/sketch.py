@@ -3,10 +3,15 @@
 import streamlit as st
 
 from engine.predict import probabilities_of
-from engine.preprocess import PreprocessOptions
 from ui.lab import is_unsure, show_answer, show_cnn_view, top_guess
 from ui.models import current_models
-from ui.sketch import preprocess_or_explain, show_preprocessing_stages, sketch_input
+from ui.sketch import (
+    preprocess_or_explain,
+    preprocessing_options,
+    show_preprocessing_stages,
+    show_preprocessing_switches,
+    sketch_input,
+)
 from ui.state import ensure_router
 
 ensure_router()
@@ -17,20 +22,16 @@ st.caption("Draw a digit (or upload a photo of one) and every model answers at o
 
 drawing = sketch_input("sk")
 choices = current_models()  # loaded (once per server) while the learner starts drawing
-state = st.session_state
-options = PreprocessOptions(crop=state["sk_crop"], fit=state["sk_fit"], centre=state["sk_centre"])
-preprocessed = preprocess_or_explain(drawing, options=options)
+preprocessed = preprocess_or_explain(drawing, options=preprocessing_options("sk"))
 
 if preprocessed is not None:
     st.subheader("1 · What the models see")
-    st.markdown("MNIST's digits were cropped, scaled to fit 20×20 pixels and centred by their "
-                "centre of mass in a 28×28 square, so the models only know digits prepared that "
-                "way. Switch a step off and watch their answers change.")
+    st.markdown("MNIST's digits were cropped, scaled to fit 20×20 pixels (with strokes about "
+                "3 pixels wide) and centred by their centre of mass in a 28×28 square, so the "
+                "models only know digits prepared that way. Switch a step off and watch their "
+                "answers change.")
     show_preprocessing_stages(preprocessed)
-    _, crop_column, fit_column, _, centre_column = st.columns(5)
-    crop_column.toggle("Crop to the ink", key="sk_crop")
-    fit_column.toggle("Fit into 20×20", key="sk_fit")
-    centre_column.toggle("Centre of mass", key="sk_centre")
+    show_preprocessing_switches("sk")
 
     st.subheader("2 · What each model answers")
     st.markdown("Each model turns the 784 pixels into ten probabilities that add up to 1; the "

@@ -7,7 +7,14 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from helpers import canvas_state, mnist_digit, mnist_on_canvas, vertical_one
+from helpers import (
+    canvas_state,
+    image_bytes,
+    mnist_digit,
+    mnist_on_canvas,
+    on_paper,
+    vertical_one,
+)
 from streamlit.testing.v1 import AppTest
 
 from engine import cnn, ffnn
@@ -73,7 +80,7 @@ def test_switching_centring_off_leaves_the_digit_where_it_was_pasted(lab) -> Non
     draw(lab, SMALL_THREE)
     lab.toggle(key="sk_centre").set_value(False).run()
     stage_captions = [c for image in lab.get("image") for c in image.captions]
-    assert "5 · shifted by (0, 0): what the models see" in stage_captions
+    assert "6 · shifted by (0, 0): what the models see" in stage_captions
 
 
 def test_a_model_trained_in_this_session_replaces_the_default_and_says_so(lab) -> None:
@@ -115,3 +122,40 @@ def test_top_guess_and_the_cnn_views_are_plain_images() -> None:
     assert mosaic.shape == (28 * 2 + 1, 28 * 2 + 1, 3)
     assert mosaic[5, 14, 0] == mosaic[5, 29 + 14, 0] == 255  # each map scaled to its own peak
     assert mosaic[29 + 5, 14, 0] == 0  # an all-zero map stays black
+
+
+def switches(at: AppTest) -> dict[str, bool]:
+    return {toggle.key: toggle.value for toggle in at.toggle}
+
+
+def stage_captions(at: AppTest) -> list[str]:
+    return [c for image in at.get("image") for c in image.captions if "·" in c]
+
+
+def upload(at: AppTest, name: str, rgba: np.ndarray | None) -> AppTest:
+    value = None if rgba is None else (name, image_bytes(rgba), "image/png")
+    at.file_uploader(key="sk_upload").set_value(value).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_switches_keep_their_state_across_a_second_upload_and_clear(lab) -> None:
+    """Issue 18, item 2: with no stages to switch (the upload swapped out, the canvas cleared),
+    the switches went undrawn for a run, lost their values and came back out of step."""
+    upload(lab, "three.png", on_paper(SMALL_THREE))
+    lab.toggle(key="sk_crop").set_value(False).run()
+    lab.toggle(key="sk_centre").set_value(False).run()
+    off = {"sk_crop": False, "sk_fit": True, "sk_strokes": True, "sk_centre": False}
+    assert switches(lab) == off
+    upload(lab, "three.png", None)  # the browser drops the old file before sending the new one
+    upload(lab, "seven.png", on_paper(mnist_on_canvas(mnist_digit(7), size=150)))
+    assert switches(lab) == off
+    assert any("cropped 280×280" in c for c in stage_captions(lab))  # crop still off
+    assert any("shifted by (0, 0)" in c for c in stage_captions(lab))  # centring still off
+    upload(lab, "seven.png", None)
+    draw(lab, vertical_one())
+    lab.button(key="sk_clear").click().run()
+    lab.session_state[canvas_key("sk", clears=1)] = canvas_state(vertical_one())
+    lab.run()
+    assert switches(lab) == off
+    assert any("cropped 280×280" in c for c in stage_captions(lab))

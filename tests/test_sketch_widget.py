@@ -17,9 +17,9 @@ def sketch_app() -> None:
 
     from ui.sketch import preprocess_or_explain, show_preprocessing_stages, sketch_input
 
-    rgba = sketch_input("t")
-    st.session_state["returned"] = None if rgba is None else rgba.copy()
-    preprocessed = preprocess_or_explain(rgba)
+    sketch = sketch_input("t")
+    st.session_state["returned"] = None if sketch is None else sketch.rgba.copy()
+    preprocessed = preprocess_or_explain(sketch)
     if preprocessed is not None:
         show_preprocessing_stages(preprocessed)
 
@@ -54,7 +54,7 @@ def test_a_drawing_comes_back_as_rgba_and_its_stages_are_shown(app) -> None:
     assert not app.exception
     assert np.array_equal(returned(app), DIGIT)
     captions = image_captions(app)
-    assert len(captions) == 5 and captions[-1].endswith("what the models see")
+    assert len(captions) == 6 and captions[-1].endswith("what the models see")
     assert not app.warning and not app.info
 
 
@@ -88,8 +88,8 @@ def test_an_upload_is_used_until_it_is_removed(app) -> None:
     assert upload.shape == (280, 280, 4)
     assert np.abs(upload[..., :3].astype(int) - paper[..., :3]).mean() < 3  # JPEG, decoded
     captions = image_captions(app)
-    assert captions[0] == "your upload" and len(captions) == 6  # and the five stages
-    assert "(inverted)" in captions[1]
+    assert captions[0] == "your upload" and len(captions) == 7  # and the six stages
+    assert "inverted" in captions[1]
     app.file_uploader(key="t_upload").set_value(None).run()
     assert np.array_equal(returned(app), DIGIT)  # back to the drawing
 
@@ -105,9 +105,40 @@ def test_a_bad_upload_gets_an_error_not_a_traceback(app, content, message) -> No
     assert message in app.error[0].value and "digit.png" in app.error[0].value
 
 
+@pytest.mark.parametrize(("source", "picture", "advice"), [
+    ("upload", np.full((200, 300, 3), 255, np.uint8), "picture"),
+    ("canvas", np.full((280, 280, 4), 255, np.uint8), "press Clear"),
+], ids=["blank-white-upload", "all-white-canvas"])
+def test_messages_fit_where_the_picture_came_from(app, source, picture, advice) -> None:
+    """Issue 18, item 14: a blank white upload was told to "press Clear" (a canvas's advice)."""
+    if source == "upload":
+        app.file_uploader(key="t_upload").set_value(("white.png", image_bytes(picture),
+                                                     "image/png")).run()
+    else:
+        app.session_state[canvas_key("t")] = canvas_state(picture)
+        app.run()
+    assert not app.exception
+    messages = [m.value for m in (*app.warning, *app.info)]
+    assert len(messages) == 1 and advice in messages[0], messages
+    assert source == "canvas" or "Clear" not in messages[0]
+
+
+def test_the_canvas_says_what_its_toolbar_edit_button_does(app) -> None:
+    """Issue 18, item 15: Edit stops drawing until it is clicked again; the widget says so."""
+    assert any("Edit" in c.value and "draw" in c.value for c in app.caption)
+
+
+def test_a_shaded_photo_shows_its_lighting_stage_and_even_strokes() -> None:
+    paper = on_paper(DIGIT).astype(np.float32)
+    paper[..., :3] *= np.linspace(1.0, 0.45, 280)[None, :, None]  # lit from the left
+    images = stage_images(preprocess(paper.round().astype(np.uint8)))
+    assert len(images) == 7 and "lighting" in images[0][0]
+    assert "strokes" in images[4][0]
+
+
 def test_stage_images_are_rgb_with_captions() -> None:
     images = stage_images(preprocess(DIGIT))
-    assert len(images) == 5
+    assert len(images) == 6
     for caption, image in images:
         assert caption and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
     ink, final = images[0][1], images[-1][1]

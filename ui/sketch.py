@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from functools import partial
+from typing import Literal
 
 import numpy as np
 import streamlit as st
 
 from engine.preprocess import (
+    MNIST_STROKE,
     EmptyDrawingError,
+    FullCanvasError,
     Preprocessed,
     PreprocessError,
     PreprocessOptions,
+    TooLittleInkError,
     load_image,
     preprocess,
 )
@@ -22,6 +27,31 @@ UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp"]
 STAGE_DISPLAY = 140  # px: each preprocessing stage is shown about this wide
 MARK = np.array([255, 64, 64], dtype=np.uint8)  # bounding box and centre-of-mass marks
 PAD_GREY = 140  # around stages that are not square
+CANVAS_HELP = ("Hover over the canvas for its toolbar: undo, redo and reset. Its **Edit** "
+               "button moves and deletes strokes instead of drawing: click it again to draw.")
+# The engine's messages speak of the canvas; an upload gets advice about pictures instead.
+UPLOAD_ADVICE = {
+    EmptyDrawingError: "That picture looks blank: no digit stands out from its background. "
+                       "Upload a photo of a dark digit on light paper.",
+    FullCanvasError: "That picture is one flat colour or all ink: upload a photo of a single "
+                     "digit on plain paper.",
+    TooLittleInkError: "The digit in that picture is too small or too blotchy to read: crop the "
+                       "photo closer to the digit, or write it bigger with a thinner pen.",
+}
+SWITCHES = {  # option name -> label; each is the toggle {key_prefix}_{name}
+    "crop": "Crop to the ink",
+    "fit": "Fit into 20×20",
+    "strokes": "Even the strokes",
+    "centre": "Centre of mass",
+}
+
+
+@dataclass(frozen=True, eq=False)  # an array inside: compare by identity
+class Sketch:
+    """What the learner gave: rgba (H, W, 4) uint8, from the "canvas" or an "upload"."""
+
+    rgba: np.ndarray
+    source: Literal["canvas", "upload"]
 
 
 def canvas_key(key_prefix: str, clears: int = 0) -> str:
@@ -65,12 +95,12 @@ def _decoded_upload(key_prefix: str) -> np.ndarray | None:
     return rgba
 
 
-def sketch_input(key_prefix: str) -> np.ndarray | None:
+def sketch_input(key_prefix: str) -> Sketch | None:
     """Draw the canvas (white pen on black, with a Clear button) and an image upload beside it.
 
-    Returns the RGBA uint8 image (H, W, 4) of whichever was used last: the drawing (280, 280, 4)
-    or the decoded upload; None before anything is drawn or when the upload cannot be read (the
-    reason is shown with st.error). key_prefix keeps several widgets apart (e.g. "sk", "ff").
+    Returns whichever was used last: the drawing (280, 280, 4) or the decoded upload; None
+    before anything is drawn or when the upload cannot be read (the reason is shown with
+    st.error). key_prefix keeps several widgets apart (e.g. "sk", "ff").
     """
     # Imported here: the component registers itself on import, which needs a running Streamlit
     # (a server or AppTest), and the rest of this module is usable without one.
@@ -90,6 +120,7 @@ def sketch_input(key_prefix: str) -> np.ndarray | None:
         )
         st.button("Clear", key=f"{key_prefix}_clear", icon=":material/ink_eraser:",
                   on_click=_clear_canvas, args=(key_prefix,))
+        st.caption(CANVAS_HELP)
     with upload_column:
         st.file_uploader("…or upload a picture of a digit", type=UPLOAD_TYPES,
                          key=f"{key_prefix}_upload", on_change=_on_upload, args=(key_prefix,),
@@ -97,25 +128,49 @@ def sketch_input(key_prefix: str) -> np.ndarray | None:
                               "is detected and inverted.")
         if state[f"{key_prefix}_source"] == "upload":
             upload = _decoded_upload(key_prefix)
-            if upload is not None:
-                st.image(upload, caption="your upload", width=CANVAS_SIDE)
-            return upload
-    return drawing.image_data
+            if upload is None:
+                return None
+            st.image(upload, caption="your upload", width=CANVAS_SIDE)
+            return Sketch(upload, "upload")
+    return None if drawing.image_data is None else Sketch(drawing.image_data, "canvas")
 
 
-def preprocess_or_explain(rgba: np.ndarray | None, *, options: PreprocessOptions | None = None
+def preprocess_or_explain(sketch: Sketch | None, *, options: PreprocessOptions | None = None
                           ) -> Preprocessed | None:
-    """Preprocess a sketch_input result; None, with a message saying what to do, if it cannot be."""
-    if rgba is None:
+    """Preprocess a sketch_input result; None, with a message fitting its source (canvas or
+    upload) that says what to do, if it cannot be. A drawing is always light ink on dark."""
+    if sketch is None:
         st.info("Draw a digit on the black canvas, or upload a picture of one.")
         return None
+    options = options or PreprocessOptions()
     try:
-        return preprocess(rgba, options=options or PreprocessOptions())
-    except EmptyDrawingError as exc:
-        st.info(str(exc))
+        return preprocess(sketch.rgba, options=replace(options, invert=False)
+                          if sketch.source == "canvas" else options)
     except PreprocessError as exc:
-        st.warning(str(exc))
+        advice = UPLOAD_ADVICE.get(type(exc), str(exc)) if sketch.source == "upload" else str(exc)
+        (st.info if isinstance(exc, EmptyDrawingError) else st.warning)(advice)
     return None
+
+
+def preprocessing_options(key_prefix: str) -> PreprocessOptions:
+    """The options the preprocessing switches ({key_prefix}_crop, ...) stand at.
+
+    Streamlit drops a widget's value after a run that does not draw it (after Clear, or between
+    two uploads, when there are no stages to switch), and a switch drawn again then showed its
+    default while the stages kept another value. Writing each value back on every run keeps
+    it, and keeps the switch showing it.
+    """
+    state = st.session_state
+    for name in SWITCHES:
+        key = f"{key_prefix}_{name}"
+        state[key] = state.get(key, True)
+    return PreprocessOptions(**{name: state[f"{key_prefix}_{name}"] for name in SWITCHES})
+
+
+def show_preprocessing_switches(key_prefix: str) -> None:
+    """One toggle per switchable step, in a row; read them with preprocessing_options."""
+    for column, (name, label) in zip(st.columns(len(SWITCHES)), SWITCHES.items(), strict=True):
+        column.toggle(label, key=f"{key_prefix}_{name}")
 
 
 # --- the row of preprocessing stages ---------------------------------------------------------
@@ -152,25 +207,40 @@ def _with_dot(rgb: np.ndarray, row: float, col: float, factor: int) -> np.ndarra
     return out
 
 
+def _strokes_caption(pre: Preprocessed) -> str:
+    """What the stroke step did, in a few words."""
+    if pre.restroked:
+        return f"strokes redrawn {pre.stroke_width:.1f} → {MNIST_STROKE:.1f} px wide, like MNIST's"
+    if pre.stroke_width:
+        return f"strokes {pre.stroke_width:.1f} px wide: MNIST-like, kept"
+    return "strokes as drawn (step off)"
+
+
 def stage_images(pre: Preprocessed) -> list[tuple[str, np.ndarray]]:
     """(caption, RGB uint8 image) for each stage, small ones enlarged with crisp pixels.
 
-    The ink map carries its bounding box, the pasted image its centre of mass; the final image
-    is shown unmarked, exactly as the models see it.
+    A shaded photo's estimated paper lighting comes first; the ink map carries its bounding
+    box, the pasted image its centre of mass; the final image is shown unmarked, exactly as
+    the models see it.
     """
     top, left, bottom, right = pre.bbox
     row, col = pre.centre_of_mass
     ink, ink_factor = _enlarged(pre.ink)
     pasted, pasted_factor = _enlarged(pre.pasted)
-    return [
-        (f"1 · ink{' (inverted)' if pre.inverted else ''}, box {bottom - top}×{right - left}",
-         _with_box(ink, pre.bbox, ink_factor)),
-        (f"2 · cropped {pre.cropped.shape[0]}×{pre.cropped.shape[1]}", _enlarged(pre.cropped)[0]),
-        (f"3 · fitted {pre.fitted.shape[0]}×{pre.fitted.shape[1]}", _enlarged(pre.fitted)[0]),
-        (f"4 · pasted in 28×28, centre of mass ({row:.1f}, {col:.1f})",
+    stages = [("the paper's uneven lighting, divided out", _enlarged(pre.background)[0])] \
+        if pre.uneven_lighting else []
+    stages += [
+        (f"ink{' (dark on light, inverted)' if pre.inverted else ''}, box "
+         f"{bottom - top}×{right - left}", _with_box(ink, pre.bbox, ink_factor)),
+        (f"cropped {pre.cropped.shape[0]}×{pre.cropped.shape[1]}", _enlarged(pre.cropped)[0]),
+        (f"fitted {pre.fitted.shape[0]}×{pre.fitted.shape[1]}", _enlarged(pre.fitted)[0]),
+        (_strokes_caption(pre), _enlarged(pre.strokes)[0]),
+        (f"pasted in 28×28, centre of mass ({row:.1f}, {col:.1f})",
          _with_dot(pasted, row, col, pasted_factor)),
-        (f"5 · shifted by {pre.shift}: what the models see", _enlarged(pre.final)[0]),
+        (f"shifted by {pre.shift}: what the models see", _enlarged(pre.final)[0]),
     ]
+    return [(f"{number} · {caption}", image)
+            for number, (caption, image) in enumerate(stages, start=1)]
 
 
 def _on_square(rgb: np.ndarray) -> np.ndarray:
@@ -188,5 +258,6 @@ def _on_square(rgb: np.ndarray) -> np.ndarray:
 def show_preprocessing_stages(pre: Preprocessed) -> None:
     """Draw the stages in one row of small images, left (the ink drawn) to right (the
     model input)."""
-    for column, (caption, image) in zip(st.columns(5), stage_images(pre), strict=True):
+    stages = stage_images(pre)
+    for column, (caption, image) in zip(st.columns(len(stages)), stages, strict=True):
         column.image(_on_square(image), caption=caption, width=STAGE_DISPLAY)
