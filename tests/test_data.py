@@ -8,6 +8,8 @@ import struct
 import urllib.request
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -82,6 +84,17 @@ def test_as_float_is_float32_in_unit_range(split) -> None:
     assert x.dtype == np.float32 and x.shape == (10, 28, 28)
     assert x.min() == 0.0 and x.max() == 1.0
     assert np.allclose(x * 255, split.x_test[:10])
+    assert data.as_float(x) is x  # floats already: unchanged (float64 would keep its precision)
+    with pytest.raises(TypeError, match="uint8"):
+        data.as_float(split.x_test[:2].astype(np.int32))
+
+
+def test_as_float_gives_the_bits_of_xlas_division_by_255() -> None:
+    """The JAX steps scale pixels inside jit: the same function must give the same numbers."""
+    pixels = np.arange(256, dtype=np.uint8)
+    on_device = jax.jit(data.as_float)(jnp.asarray(pixels))
+    np.testing.assert_array_equal(np.asarray(on_device), data.as_float(pixels))
+    np.testing.assert_array_equal(data.as_float(pixels), np.asarray(jnp.asarray(pixels) / 255.0))
 
 
 # --- minibatches ----------------------------------------------------------------------------

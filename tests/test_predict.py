@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -13,6 +14,8 @@ import pytest
 from helpers import image_bytes, mnist_digit, mnist_on_canvas, on_paper, vertical_one
 
 from engine import checkpoint, cnn, ffnn
+from engine.assets import DEFAULT_MODEL_FILES, default_model_path
+from engine.model import Model, model_file
 from engine.predict import (
     DEFAULT_MODELS,
     ModelUnavailableError,
@@ -23,6 +26,7 @@ from engine.predict import (
     main,
     model_from_bytes,
 )
+from engine.pretrain import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,9 +49,9 @@ def test_every_default_model_gives_ten_probabilities_per_image(defaults) -> None
 
 def test_a_model_predicts_what_its_engine_predicts() -> None:
     arch = ffnn.Architecture((16,))
-    params = ffnn.init_params(arch, seed=3)
+    params = ffnn.init_params(jax.random.key(3), arch)
     images = np.random.default_rng(1).random((4, 28, 28), dtype=np.float32)
-    expected = ffnn.predict_proba(arch, params, images)
+    expected = ffnn.predict_proba(params, images, arch=arch)
     from_file = model_from_bytes(ffnn.checkpoint_bytes(arch, params))
     np.testing.assert_allclose(from_file.predict_proba(images), expected, rtol=1e-6)
     np.testing.assert_allclose(ffnn_model(arch, params).predict_proba(images), expected,
@@ -63,6 +67,42 @@ def test_a_cnn_model_file_predicts_what_the_cnn_predicts() -> None:
     assert model.kind == "cnn"
     np.testing.assert_allclose(model.predict_proba(images),
                                cnn.predict_proba(params, images, spec=spec), rtol=1e-6)
+
+
+def test_a_model_round_trips_through_its_file_with_its_metadata() -> None:
+    arch = ffnn.Architecture((4,))
+    model = Model("ffnn", arch, ffnn.init_params(jax.random.key(0), arch),
+                  {"dataset": "tiny", "status": "stopped"})
+    back = model_from_bytes(model_file(model, metrics={"test_accuracy": 0.5}))
+    assert back.architecture == arch and back.usable
+    assert back.metadata["dataset"] == "tiny" and back.metadata["metrics"]["test_accuracy"] == 0.5
+    for name, value in model.params.items():
+        np.testing.assert_array_equal(np.asarray(back.params[name]), value)
+
+
+def test_only_a_finished_or_stopped_model_with_finite_params_is_usable() -> None:
+    arch = ffnn.Architecture((4,))
+    params = ffnn.init_params(jax.random.key(0), arch)
+    assert Model("ffnn", arch, params, {}).usable  # a model file: no status, a default
+    assert not Model("ffnn", arch, params, {"status": "diverged"}).usable
+    broken = {**params, "b0": np.full(4, np.nan, np.float32)}
+    assert not Model("ffnn", arch, broken, {"status": "finished"}).usable
+
+
+def test_predict_does_not_import_the_pretrain_build_command() -> None:
+    source = (ROOT / "engine" / "predict.py").read_text()
+    imported = {alias.name for node in ast.walk(ast.parse(source))
+                if isinstance(node, ast.Import | ast.ImportFrom)
+                for alias in node.names} | {node.module for node in ast.walk(ast.parse(source))
+                                            if isinstance(node, ast.ImportFrom)}
+    assert "pretrain" not in imported and "engine.pretrain" not in imported
+    assert "engine.assets" in imported
+
+
+def test_every_default_model_has_a_build_entry_and_a_file() -> None:
+    assert set(DEFAULT_MODEL_FILES) == set(REGISTRY) == set(DEFAULT_MODELS)
+    for name in DEFAULT_MODEL_FILES:
+        assert default_model_path(name).exists(), name
 
 
 def test_a_model_file_of_an_unknown_kind_is_refused() -> None:
