@@ -26,7 +26,7 @@ def test_a_long_chain_is_wrapped_into_rows_of_a_few_levels() -> None:
     graph = graph_of("sin(" * 30 + "x" + ")" * 30)  # 31 levels deep
     dot = views.graph_dot(graph)
     rows = re.findall(r"\{rank=same; ([^}]*)\}", dot)
-    assert "rankdir=TB" in dot and len(rows) == 4  # 31 levels, 8 per row
+    assert "rankdir=TB" in dot and len(rows) == 7  # 31 levels, 5 per row
     assert all(len(row.split()) <= views.ROW_LENGTH for row in rows)
     assert sorted(n for row in rows for n in row.split()) == sorted(f"n{i}" for i in range(31))
 
@@ -70,3 +70,14 @@ def test_overfit_bars_put_the_label_in_its_own_legend_entry() -> None:
     assert label.y[0] == pytest.approx(probabilities[3])
     assert "3" not in others.x and len(others.x) == 9
     assert list(fig.layout.xaxis.categoryarray) == [str(d) for d in range(10)]
+
+
+def test_a_wrapped_graph_draws_a_variable_again_in_each_row_it_feeds() -> None:
+    graph = graph_of("*".join(["x"] * 100))  # x feeds all 99 products, 20 rows of them
+    dot = views.graph_dot(graph)
+    copies = set(re.findall(r"^  (n0r\d+) \[", dot, flags=re.MULTILINE))
+    assert len(copies) == 19  # every row but x's own
+    # No edge leaves x's own box for another row: each row is fed by its own copy.
+    targets = re.findall(r"^  n0 -> n(\d+)(?:;| \[(?!style=invis))", dot, flags=re.MULTILINE)
+    row = views.rows(graph)
+    assert targets and all(row[int(t)] == row[0] for t in targets)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 import numpy as np
 import plotly.graph_objects as go
@@ -15,7 +16,7 @@ from ui.charts import styled
 VARIABLE_FILL, OP_FILL, CONST_FILL, OUTPUT_FILL = "#dbeafe", "#f3f4f6", "#ffffff", "#dcfce7"
 CURRENT_FILL, CURRENT_EDGE, INPUT_EDGE = "#fde68a", "#d97706", "#2563eb"
 
-OP_SYMBOLS = {"*": "×", "/": "÷", "-": "−", "neg": "−x", "**": "xⁿ"}
+OP_SYMBOLS = {"*": "×", "/": "÷", "neg": "−x", "**": "xⁿ"}
 
 
 def _escape(text: str) -> str:
@@ -35,8 +36,9 @@ def node_label(node: Node, grad: tuple[np.ndarray, bool] | None = None) -> str:
     return "\\n".join(_escape(line) for line in lines)
 
 
-# Longer chains than this are wrapped into rows, read left to right, top to bottom.
-ROW_LENGTH = 8
+# Graphs deeper than this are wrapped into rows of ROW_LENGTH levels, read like text.
+ROW_LENGTH = 5
+WRAP_DEPTH = 8
 
 
 def depths(graph: Graph) -> list[int]:
@@ -47,18 +49,56 @@ def depths(graph: Graph) -> list[int]:
     return depth
 
 
-def layout_lines(graph: Graph) -> list[str]:
-    """DOT lines that place the nodes: one left-to-right row for a short graph; for a long one,
-    rows of ROW_LENGTH levels stacked top to bottom (a long chain would shrink to dots)."""
+def rows(graph: Graph) -> list[int] | None:
+    """The row of each node when the graph is too deep for one row (a long chain would shrink
+    to dots), else None."""
     depth = depths(graph)
-    if max(depth, default=0) < ROW_LENGTH + ROW_LENGTH // 2:
+    if max(depth, default=0) <= WRAP_DEPTH:
+        return None
+    return [d // ROW_LENGTH for d in depth]
+
+
+def drawn_names(graph: Graph, row: list[int] | None) -> dict[tuple[int, int], str]:
+    """{(node id, row): DOT name} of every box drawn. In a wrapped graph a variable or constant
+    used in other rows is drawn again in each of them, instead of long edges across the rows."""
+    if row is None:
+        return {(n.id, 0): f"n{n.id}" for n in graph.nodes}
+    names = {(n.id, row[n.id]): f"n{n.id}" for n in graph.nodes}
+    for src, dst in graph.edges:
+        if graph.nodes[src].op in ("input", "const") and row[src] != row[dst]:
+            names.setdefault((src, row[dst]), f"n{src}r{row[dst]}")
+    return names
+
+
+def layout_lines(names: dict[tuple[int, int], str], wrapped: bool) -> list[str]:
+    """DOT lines that place the boxes: left to right in one row, or in rows stacked top to
+    bottom, each row's first box under the one above (invisible edges hold them there)."""
+    if not wrapped:
         return ['  rankdir=LR; bgcolor="transparent";']
-    rows: dict[int, list[int]] = {}
-    for node, d in enumerate(depth):
-        rows.setdefault(d // ROW_LENGTH, []).append(node)
-    lines = ['  rankdir=TB; bgcolor="transparent"; ranksep=0.5; nodesep=0.3;']
-    lines += [f"  {{rank=same; {' '.join(f'n{n}' for n in row)}}}" for row in rows.values()]
+    members: dict[int, list[str]] = {}
+    for (_, r), name in names.items():
+        members.setdefault(r, []).append(name)
+    lines = ['  rankdir=TB; bgcolor="transparent"; ranksep=0.35; nodesep=0.25;']
+    lines += [f"  {{rank=same; {' '.join(boxes)}}}" for boxes in members.values()]
+    starts = [boxes[0] for _, boxes in sorted(members.items())]
+    lines += [f"  {a} -> {b} [style=invis, weight=20];" for a, b in pairwise(starts)]
     return lines
+
+
+def node_attributes(graph: Graph, node: Node, grad: tuple[np.ndarray, bool] | None,
+                    current: int | None, current_inputs: set[int]) -> str:
+    """The DOT attributes of `node`'s box: label, fill, and the step-through's highlight."""
+    fill = {"input": VARIABLE_FILL, "const": CONST_FILL}.get(node.op, OP_FILL)
+    if node.id == graph.root:
+        fill = OUTPUT_FILL
+    attrs = [f'label="{node_label(node, grad)}"', f'fillcolor="{fill}"']
+    if node.id == current:
+        attrs += [f'fillcolor="{CURRENT_FILL}"', f'color="{CURRENT_EDGE}"', "penwidth=3"]
+    elif node.id in current_inputs:
+        attrs += [f'color="{INPUT_EDGE}"', "penwidth=2"]
+    if node.op == "const":
+        attrs.append('style="rounded,dashed"')
+    return ", ".join(attrs)
 
 
 def graph_dot(graph: Graph, current: int | None = None,
@@ -72,27 +112,24 @@ def graph_dot(graph: Graph, current: int | None = None,
     if grads is None:
         grads = {n.id: (n.grad, True) for n in graph.nodes if n.grad is not None}
     current_inputs = {src for src, dst in graph.edges if dst == current}
+    row = rows(graph)
+    names = drawn_names(graph, row)
     lines = [
         "digraph G {",
-        *layout_lines(graph),
         '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=11];',
         '  edge [color="#6b7280", arrowsize=0.7];',
+        *layout_lines(names, row is not None),  # after the defaults: it names the boxes
     ]
-    for node in graph.nodes:
-        fill = {"input": VARIABLE_FILL, "const": CONST_FILL}.get(node.op, OP_FILL)
-        if node.id == graph.root:
-            fill = OUTPUT_FILL
-        attrs = [f'label="{node_label(node, grads.get(node.id))}"', f'fillcolor="{fill}"']
-        if node.id == current:
-            attrs += [f'fillcolor="{CURRENT_FILL}"', f'color="{CURRENT_EDGE}"', "penwidth=3"]
-        elif node.id in current_inputs:
-            attrs += [f'color="{INPUT_EDGE}"', "penwidth=2"]
-        if node.op == "const":
-            attrs.append('style="rounded,dashed"')
-        lines.append(f"  n{node.id} [{', '.join(attrs)}];")
+    for (node_id, _), name in names.items():
+        node = graph.nodes[node_id]
+        attributes = node_attributes(graph, node, grads.get(node_id), current, current_inputs)
+        lines.append(f"  {name} [{attributes}];")
     for src, dst in graph.edges:
-        style = f' [color="{INPUT_EDGE}", penwidth=2.5]' if dst == current else ""
-        lines.append(f"  n{src} -> n{dst}{style};")
+        attrs = [f'color="{INPUT_EDGE}"', "penwidth=2.5"] if dst == current else []
+        source = f"n{src}" if row is None else names.get((src, row[dst]), f"n{src}")
+        if row is not None and source == f"n{src}" and row[src] != row[dst]:
+            attrs += ["constraint=false", "weight=0"]  # the invisible edges place the rows
+        lines.append(f"  {source} -> n{dst}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";")
     lines.append("}")
     return "\n".join(lines)
 
