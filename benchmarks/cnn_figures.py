@@ -12,23 +12,26 @@ from benchmarks.mlp_figures import BATCH, LR, StepperEpoch, epoch_ratio_figure, 
 from engine import cnn
 from engine import train as training
 from engine.data import embedded_split
-from engine.layers import JAX_OPS
-from engine.losses import softmax_cross_entropy
-from engine.optim import make_optimizer
 
 # The fixed workload of shared/benchmarks.md: conv 3x3x8 - ReLU - maxpool 2 - conv 3x3x16 -
 # ReLU - maxpool 2 - dense 10, "same" padding, float32, batch 64, momentum 0.9, lr 0.1.
 SPEC = cnn.CNNSpec(filters=(8, 16), kernel_size=3, pool="max", padding="same")
 
 
-def cnn_epoch(conv, x: np.ndarray, y: np.ndarray) -> StepperEpoch:
-    """One epoch of the benchmark CNN with the convolution `conv`, as one jitted lax.scan."""
+def ours_logits(params, images, key, *, arch):
+    """The benchmark CNN with our im2col convolution (a `engine.train.StepRule` logits)."""
+    return cnn.logits(params, images, spec=arch)
 
-    def loss(params, images, labels):
-        return softmax_cross_entropy(JAX_OPS, cnn.logits(params, images, spec=SPEC, conv=conv),
-                                     labels)
 
-    stepper = training.jax_stepper(loss, make_optimizer("momentum", LR), x, y)
+def lax_logits(params, images, key, *, arch):
+    """The benchmark CNN with lax.conv_general_dilated."""
+    return cnn.logits(params, images, spec=arch, conv=cnn.lax_conv2d)
+
+
+def cnn_epoch(logits, x: np.ndarray, y: np.ndarray) -> StepperEpoch:
+    """One epoch of the benchmark CNN with these logits, as one jitted lax.scan."""
+    rule = training.StepRule(logits, SPEC, "cross_entropy", "momentum", LR)
+    stepper = training.jax_stepper(rule, x, y, jax.random.key(0))
     return StepperEpoch(stepper, cnn.init_params(jax.random.key(0), SPEC), len(x),
                         chunk_steps=len(x) // BATCH)
 
@@ -36,8 +39,8 @@ def cnn_epoch(conv, x: np.ndarray, y: np.ndarray) -> StepperEpoch:
 def conv_ratio_figure(repeats: int, n_train: int | None = None) -> Figure:
     """R3: our im2col convolution's epoch over the same CNN with lax.conv_general_dilated."""
     x, y = workload(n_train)
-    return epoch_ratio_figure("R3", "CNN epoch, our conv / lax.conv", cnn_epoch(cnn.conv2d, x, y),
-                              cnn_epoch(cnn.lax_conv2d, x, y), 0.25, repeats)
+    return epoch_ratio_figure("R3", "CNN epoch, our conv / lax.conv", cnn_epoch(ours_logits, x, y),
+                              cnn_epoch(lax_logits, x, y), 0.25, repeats)
 
 
 def seconds_to_accuracy(config: cnn.TrainingConfig, target: float) -> float:

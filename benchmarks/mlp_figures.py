@@ -12,7 +12,6 @@ from benchmarks.harness import Figure, paired_ratio
 from engine import ffnn
 from engine import train as training
 from engine.data import as_float, embedded_split, epoch_permutation
-from engine.optim import make_optimizer
 
 # The fixed workload of shared/benchmarks.md: 784-128-10 ReLU, batch 64, momentum 0.9, lr 0.1,
 # on the 4,000 non-test digits of the embedded split.
@@ -64,9 +63,10 @@ def jax_mlp_epoch(x: np.ndarray, y: np.ndarray) -> StepperEpoch:
     """The JAX MLP's epoch: jitted lax.scan chunks, sized as the page sizes them."""
     config = ffnn.TrainingConfig(arch=ARCH, optimizer="momentum", learning_rate=LR,
                                  batch_size=BATCH, backend="jax")
-    stepper = training.jax_stepper(ffnn.jax_loss(ARCH, "cross_entropy"),
-                                   make_optimizer("momentum", LR), x, y)
-    return StepperEpoch(stepper, ffnn.init_params(ARCH, seed=0), len(x), ffnn.chunk_steps(config))
+    key = jax.random.key(0)
+    stepper = ffnn.make_stepper(config, x, y, key)
+    steps = training.chunk_steps(ffnn.step_flops(config), len(x) // BATCH)
+    return StepperEpoch(stepper, ffnn.init_params(key, ARCH), len(x), steps)
 
 
 def epoch_ratio_figure(figure_id: str, title: str, candidate, reference, target: float,
@@ -105,7 +105,7 @@ def seconds_to_accuracy(backend: str, target: float, config: ffnn.TrainingConfig
     config = ffnn.TrainingConfig(**{**config.__dict__, "backend": backend})
     split = embedded_split()
     # Every run pays its compile, as a first press of Start does.
-    ffnn.compiled_jax_chunk.cache_clear()
+    training.compiled_chunk.cache_clear()
     jax.clear_caches()
     start = time.perf_counter()
     # As the page trains: with the twin-engine check at every evaluation.
