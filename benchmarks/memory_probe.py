@@ -30,7 +30,9 @@ REMEDIES = {
     "clear_chunks": "cache_clear() of the kept chunks, clear_cache() of every jitted function",
     "clear_caches": "jax.clear_caches() after each run",
     "clear_caches+trim": "jax.clear_caches() and malloc_trim(0) after each run",
+    "clear_every_8": "jax.clear_caches() after every 8th new architecture (a full chunk cache)",
 }
+CHUNKS_KEPT = 8  # engine.train keeps this many compiled chunks
 
 
 def rss_mb() -> float:
@@ -59,14 +61,15 @@ def clear_jitted() -> None:
                     getattr(value, method)()
 
 
-def after_each_run(remedy: str) -> None:
+def after_each_run(remedy: str, runs_so_far: int) -> None:
     """Apply `remedy` once a run has ended (and its generator been dropped)."""
     import jax
 
     gc.collect()
     if remedy == "clear_chunks":
         clear_jitted()
-    if remedy.startswith("clear_caches"):
+    if remedy.startswith("clear_caches") or (
+            remedy == "clear_every_8" and runs_so_far % CHUNKS_KEPT == 0):
         jax.clear_caches()
     if remedy in ("malloc_trim", "clear_caches+trim"):
         malloc_trim()
@@ -85,11 +88,11 @@ def probe(remedy: str, sizes: int) -> list[float]:
     split = replace(split, x_train=split.x_train[:TRAIN_DIGITS],
                     y_train=split.y_train[:TRAIN_DIGITS])
     figures = []
-    for width in range(16, 16 + sizes):
+    for run, width in enumerate(range(16, 16 + sizes), start=1):
         config = ffnn.TrainingConfig(ffnn.Architecture((width,)), epochs=1, batch_size=64)
         for _ in ffnn.training_run(config, split, evals_per_epoch=1):
             pass
-        after_each_run(remedy)
+        after_each_run(remedy, run)
         figures.append(rss_mb())
     return figures
 

@@ -8,6 +8,7 @@ import warnings
 import zipfile
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,11 +21,11 @@ ARCH = ffnn.Architecture((12, 6), "tanh", "xavier")
 
 
 def model_file(params=None, **info) -> bytes:
-    return ffnn.checkpoint_bytes(ARCH, params or ffnn.init_params(ARCH, 1), **info)
+    return ffnn.checkpoint_bytes(ARCH, params or ffnn.init_params(jax.random.key(1), ARCH), **info)
 
 
 def test_round_trip_keeps_parameters_architecture_and_metadata(tmp_path: Path):
-    params = ffnn.init_params(ARCH, 1)
+    params = ffnn.init_params(jax.random.key(1), ARCH)
     path = tmp_path / "models" / "m.npz"
     checkpoint.save(path, params, {"model": "ffnn", "architecture": ARCH.to_metadata(),
                                    "metrics": {"test_accuracy": 0.9}})
