@@ -8,7 +8,7 @@ from ui.state import init_state
 
 tune_server()  # GIL switch interval and malloc arenas, before any training thread or compile
 
-st.set_page_config(page_title="Glassbox", page_icon=":material/visibility:", layout="wide")
+st.set_page_config(page_title="Glassbox", page_icon="assets/favicon.png", layout="wide")
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),

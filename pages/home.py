@@ -28,9 +28,12 @@ ROOMS = [
      "form."),
 ]
 
-columns = st.columns(len(ROOMS))
-for column, (path, title, blurb) in zip(columns, ROOMS, strict=True):
-    with column.container(border=True):
-        st.subheader(title)
-        st.write(blurb)
-        st.page_link(path, label=f"Open {title.split(' ', 1)[1]}", icon=":material/arrow_forward:")
+# One row of cards, each stretched to the row's height so the doors line up (issue 18).
+with st.container(horizontal=True, key="home_rooms"):
+    for path, title, blurb in ROOMS:
+        with st.container(border=True, height="stretch", vertical_alignment="distribute"):
+            with st.container():  # title and blurb at the top, the door at the bottom
+                st.subheader(title, anchor=False)
+                st.write(blurb)
+            st.page_link(path, label=f"Open {title.split(' ', 1)[1]}",
+                         icon=":material/arrow_forward:")
