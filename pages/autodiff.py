@@ -183,7 +183,7 @@ st.markdown(
     "does not fall towards zero on one example, something in the gradients is broken."
 )
 split = load_embedded_dataset().split
-picker, digit_column, settings = st.columns([2, 1, 2])
+picker, digit_column, settings = st.columns([3, 1, 2])
 digit = picker.segmented_control("Digit", list(range(10)), key="ad_digit", required=True)
 examples = np.flatnonzero(split.y_train == digit)  # this digit's training images
 st.session_state.ad_digit_example = min(st.session_state.ad_digit_example, len(examples))
