@@ -185,7 +185,7 @@ def test_the_weight_grid_says_how_many_units_it_shows(at):
     at.button(key="ff_start").click().run()
     run_until_done(at)
     titles = " ".join(chart.proto.spec for chart in at.get("plotly_chart"))
-    assert "first 64 of 100 units" in titles
+    assert "64 of 100 units: what each looks for" in titles
 
 
 def block_path(at: AppTest, kind: str) -> tuple[int, ...]:

@@ -23,9 +23,8 @@ def draw_weights(event: Progress, key: str, *, n_units: int) -> None:
     first layer has, of which the snapshot holds the first few), and the latest twin check."""
     snapshot = event.history.snapshots[-1]
     shown = len(snapshot.weights)
-    title = ("First-layer weights: what each unit looks for (red +, blue −)" if shown == n_units
-             else f"First-layer weights of the first {shown} of {n_units} units: what each "
-                  "looks for (red +, blue −)")
+    units = "Each unit" if shown == n_units else f"{shown} of {n_units} units"
+    title = f"{units}: what each looks for (red +, blue −)"
     left, right = st.columns([3, 2])
     left.plotly_chart(charts.weight_grid_figure(snapshot.weights, columns=16, title=title),
                       key=f"{key}_weights_chart", width="stretch")
