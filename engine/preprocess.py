@@ -29,6 +29,7 @@ BACKGROUND_GRID = 64  # px: the background is fitted on a copy at most this big 
 BACKGROUND_ROUNDS = 4  # fits, each to the pixels the last one called background
 BACKGROUND_SIGMAS = 2.5  # a pixel this many deviations off the fit is ink, not background
 NOISE_SIGMAS = 4.0  # ink must stand this many noise deviations above the paper
+SIGMA_SAMPLE = 8192  # noise is estimated from about this many evenly spread pixels
 INK_TOP_PERCENTILE = 95  # of the ink pixels: this one and darker become full ink (1)
 MNIST_STROKE = 2.8  # px at 28x28: the median stroke width (`stroke_width`) of MNIST's digits
 STROKE_RANGE = (1.2, 4.5)  # px: strokes this wide (MNIST's 1st to 99th percentile) stay as drawn
@@ -198,18 +199,20 @@ def _brightness(image: np.ndarray) -> np.ndarray:
 
 
 def _robust_sigma(values: np.ndarray) -> float:
-    """The standard deviation of values' bulk, from their median absolute deviation."""
+    """The standard deviation of values' bulk, from the median absolute deviation of (at most
+    about SIGMA_SAMPLE of) them."""
+    values = values.ravel()[::max(1, values.size // SIGMA_SAMPLE)]
     return 1.4826 * float(np.median(np.abs(values - np.median(values))))
 
 
-def _quadratic_terms(y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """(..., 6) terms 1, y, x, y², xy, x² of coordinates y, x (...) in [-1, 1]."""
-    return np.stack([np.ones_like(y), y, x, y * y, x * y, x * x], axis=-1)
+def _quadratic_terms(y: np.ndarray, x: np.ndarray) -> list[np.ndarray]:
+    """The terms 1, y, x, y², xy, x² of coordinates y, x in [-1, 1] (broadcast together)."""
+    return [np.ones_like(y * x), y, x, y * y, x * y, x * x]
 
 
-def _unit_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """(h, w) row and column coordinates of a grid's pixel centres, each spanning [-1, 1]."""
-    return np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+def _unit_axes(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row (h, 1) and column (1, w) coordinates of a grid's pixel centres, each in [-1, 1]."""
+    return np.linspace(-1, 1, h)[:, None], np.linspace(-1, 1, w)[None, :]
 
 
 def background_surface(values: np.ndarray) -> np.ndarray:
@@ -225,14 +228,17 @@ def background_surface(values: np.ndarray) -> np.ndarray:
     small_h, small_w = max(1, round(h * factor)), max(1, round(w * factor))
     small = np.asarray(Image.fromarray(values.astype(np.float32)).resize(
         (small_w, small_h), Image.Resampling.BOX), dtype=np.float64).ravel()
-    terms = _quadratic_terms(*_unit_grid(small_h, small_w)).reshape(-1, 6)
+    grid = _quadratic_terms(*_unit_axes(small_h, small_w))
+    terms = np.stack([np.broadcast_to(t, (small_h, small_w)).ravel() for t in grid], axis=1)
     residual = small - np.median(small)  # the first guess: flat paper at the median
     keep = np.ones(small.size, dtype=bool)
     for _ in range(BACKGROUND_ROUNDS):
         keep = np.abs(residual) <= BACKGROUND_SIGMAS * _robust_sigma(residual[keep]) + 1e-6
-        coefficients = np.linalg.lstsq(terms[keep], small[keep], rcond=None)[0]
+        kept = terms[keep]  # least squares by its 6x6 normal equations (lstsq: even if singular)
+        coefficients = np.linalg.lstsq(kept.T @ kept, kept.T @ small[keep], rcond=None)[0]
         residual = small - terms @ coefficients
-    surface = _quadratic_terms(*_unit_grid(h, w)) @ coefficients
+    surface = sum(c * t for c, t in zip(coefficients, _quadratic_terms(*_unit_axes(h, w)),
+                                        strict=True))
     return np.clip(surface, 0, 1).astype(np.float32)
 
 
@@ -357,10 +363,11 @@ def depth(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def stroke_width(mask: np.ndarray) -> float:
+def stroke_width(mask: np.ndarray, lines: np.ndarray | None = None) -> float:
     """Median stroke width of a (H, W) mask in px: twice the distance to the background along
-    the strokes' centre lines, less the centre pixel counted twice (0 if empty)."""
-    centre_depths = depth(mask)[skeleton(mask)]
+    the strokes' centre lines (its skeleton, if already known: `lines`), less the centre pixel
+    counted twice (0 if empty)."""
+    centre_depths = depth(mask)[skeleton(mask) if lines is None else lines]
     return 2.0 * float(np.median(centre_depths)) - 1 if centre_depths.size else 0.0
 
 
@@ -407,7 +414,7 @@ def even_strokes(cropped: np.ndarray, fitted: np.ndarray, scale: float, *, refit
     lines = skeleton(fine)
     if not lines.any():
         return None, 0.0
-    width = stroke_width(fine)  # px at the working scale
+    width = stroke_width(fine, lines)  # px at the working scale
     if STROKE_RANGE[0] <= width * scale / work <= STROKE_RANGE[1]:
         return None, width * scale / work
     rows, cols = np.nonzero(lines)
