@@ -1,14 +1,17 @@
 """Glassbox entry point: routes to the rooms. Run with `streamlit run streamlit_app.py`."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from engine.tuning import tune_server
-from ui.rooms import adopt_ended_runs, keep_runs_alive
+from ui.rooms import adopt_ended_runs, keep_run_links_out_of_history, keep_runs_alive
 from ui.state import init_state
 
 tune_server()  # GIL switch interval and malloc arenas, before any training thread or compile
 
-st.set_page_config(page_title="Glassbox", page_icon="assets/favicon.png", layout="wide")
+FAVICON = Path(__file__).parent / "assets" / "favicon.png"  # shipped: no font CDN offline
+st.set_page_config(page_title="Glassbox", page_icon=str(FAVICON), layout="wide")
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
@@ -20,5 +23,7 @@ PAGES = [
 
 init_state()
 adopt_ended_runs()  # a run that ended reaches the sketch lab wherever the learner is
-keep_runs_alive()  # the heartbeat of this session's training runs, on every page
+with st.sidebar:  # below the navigation, where they move nothing on the pages
+    keep_runs_alive()  # the heartbeat of this session's training runs, on every page
+    keep_run_links_out_of_history()
 st.navigation(PAGES).run()

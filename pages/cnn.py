@@ -12,6 +12,7 @@ from engine import cnn
 from engine.data import as_float
 from engine.model import Model
 from engine.settings import limits
+from ui.charts import a_digit
 from ui.cnn_views import draw_latest_filters, show_digit, show_history, show_inside
 from ui.evaluation import show_evaluation
 from ui.loaders import load_embedded_dataset
@@ -115,7 +116,7 @@ with source_column:
         index = st.number_input(f"Test digit number (0 to {len(split.x_test) - 1})",
                                 min_value=0, max_value=len(split.x_test) - 1, key="cnn_test_index")
         follow = as_float(split.x_test[int(index)])
-        follow_label = f"test digit #{int(index)} (a {int(split.y_test[int(index)])})"
+        follow_label = f"test digit #{int(index)} ({a_digit(int(split.y_test[int(index)]))})"
 with digit_column:
     if follow is not None:
         show_digit(follow, f"what the net sees: {follow_label}")

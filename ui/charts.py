@@ -180,8 +180,12 @@ def gradient_difference_figure(layers: Sequence[str], max_abs: Sequence[float],
     return fig
 
 
+def a_digit(digit: int) -> str:
+    """"a 7", "an 8": the digit with the article its spoken name takes."""
+    return f"{'an' if digit == 8 else 'a'} {digit}"
+
+
 def reads_title(digit: int, confidence: float | None = None) -> str:
-    """"It reads an 8 (97%)": the article that fits the digit's spoken name."""
-    article = "an" if digit == 8 else "a"
+    """"It reads an 8 (97%)"."""
     shown = "" if confidence is None else f" ({confidence:.0%})"
-    return f"It reads {article} {digit}{shown}"
+    return f"It reads {a_digit(digit)}{shown}"

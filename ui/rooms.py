@@ -135,6 +135,31 @@ def _seen() -> set[str]:
     return st.session_state.setdefault(RUN_IDS_SEEN, set())
 
 
+# Streamlit writes every change of the query string as a new browser-history entry, so putting
+# a run's id in the URL made Back stop on the same page. This script, on every page, turns an
+# entry that would differ from the current URL only by ?run= into a replacement of it.
+RUN_LINK_SCRIPT = """<script>
+if (!window.glassboxRunLinks) {
+  window.glassboxRunLinks = true;
+  const push = window.history.pushState.bind(window.history);
+  const withoutRun = (url) => {
+    const parsed = new URL(url, window.location.href);
+    parsed.searchParams.delete("run");
+    return parsed.pathname + "?" + parsed.searchParams.toString();
+  };
+  window.history.pushState = (state, title, url) =>
+    withoutRun(url) === withoutRun(window.location.href)
+      ? window.history.replaceState(state, title, url) : push(state, title, url);
+}
+</script>"""
+
+
+def keep_run_links_out_of_history() -> None:
+    """Make a run's id in the URL replace the current history entry instead of adding one
+    (see RUN_LINK_SCRIPT). Call on every page; the script installs itself once per tab."""
+    st.html(RUN_LINK_SCRIPT, unsafe_allow_javascript=True)
+
+
 def show_run_in_url(run: Run) -> None:
     """Put the run's id in the page's URL (?run=...), where a reload or a bookmark finds it."""
     _seen().add(run.token)

@@ -71,3 +71,27 @@ def test_a_run_that_starts_and_ends_leaves_the_open_tab_open(chromium, server, a
             page.screenshot(path=ROOT / "docs" / "bugbash" / "item3.png")
     finally:
         page.close()
+
+
+def test_back_after_a_run_leaves_the_room_in_one_press(chromium, server):
+    """Issue 18, item 5: the run's id in the URL replaces the history entry, so Back goes to the
+    page before the room, not to the room without ?run=."""
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        page.goto(server.url)
+        page.wait_for_selector(APP_IDLE)
+        page.get_by_role("link", name="Feed-forward net").first.click()
+        page.wait_for_url("**/feedforward")
+        page.wait_for_selector(APP_IDLE)
+        page.get_by_label("Epochs").fill("1")
+        page.get_by_label("Epochs").press("Enter")
+        page.wait_for_selector(APP_IDLE)
+        page.get_by_role("button", name="Start").click()
+        page.wait_for_url("**/feedforward?run=*")
+        page.get_by_text("Finished 1 epoch").wait_for()
+        page.go_back()
+        page.wait_for_selector(APP_IDLE)
+        assert "feedforward" not in page.url
+    finally:
+        page.close()
