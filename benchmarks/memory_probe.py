@@ -105,22 +105,27 @@ def measure(remedy: str, sizes: int) -> dict[str, float]:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     rss = json.loads(out.strip().splitlines()[-1])
-    return {"after_warmup_mb": rss[WARMUP - 1], "end_mb": rss[-1],
-            "per_architecture_mb": (rss[-1] - rss[WARMUP - 1]) / (len(rss) - WARMUP)}
+    return {"after_warmup_mb": rss[WARMUP - 1], "end_mb": rss[-1], "peak_mb": max(rss),
+            "per_architecture_mb": (rss[-1] - rss[WARMUP - 1]) / (len(rss) - WARMUP),
+            "series_mb": rss}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=REMEDIES, default=list(REMEDIES))
     parser.add_argument("--sizes", type=int, default=30, help="architectures per remedy")
+    parser.add_argument("--series", action="store_true", help="print RSS after every run too")
     args = parser.parse_args()
     if args.sizes <= WARMUP:
         parser.error(f"--sizes must be over the {WARMUP} warm-up runs")
-    print(f"{'remedy':<18} {'after warm-up':>13} {'end':>7} {'per arch':>9}  (MB)")
+    print(f"{'remedy':<18} {'after warm-up':>13} {'end':>5} {'peak':>5} {'per arch':>9}  (MB)")
     for remedy in args.only:
         figures = measure(remedy, args.sizes)
-        print(f"{remedy:<18} {figures['after_warmup_mb']:>13.0f} {figures['end_mb']:>7.0f} "
-              f"{figures['per_architecture_mb']:>9.2f}  {REMEDIES[remedy]}", flush=True)
+        print(f"{remedy:<18} {figures['after_warmup_mb']:>13.0f} {figures['end_mb']:>5.0f} "
+              f"{figures['peak_mb']:>5.0f} {figures['per_architecture_mb']:>9.2f}  "
+              f"{REMEDIES[remedy]}", flush=True)
+        if args.series:
+            print("  " + " ".join(f"{mb:.0f}" for mb in figures["series_mb"]), flush=True)
 
 
 if __name__ == "__main__":
