@@ -25,8 +25,10 @@ HERE = Path(__file__).resolve().parent
 PACKAGES = ["jax", "jaxlib", "numpy", "streamlit", "plotly", "pillow"]
 
 
-def figure_builders(quick: bool) -> dict[str, Callable[[], list[Figure]]]:
-    """Figure id -> a function measuring it. Imports are deferred so --only stays cheap."""
+def figure_builders(quick: bool, measured: dict[str, float]
+                    ) -> dict[str, Callable[[], list[Figure]]]:
+    """Figure id -> a function measuring it. Imports are deferred so --only stays cheap.
+    measured: id -> value of the figures measured so far in this run."""
     from benchmarks import cnn_figures, mlp_figures, sketch_latency
 
     repeats = 2 if quick else 7
@@ -42,6 +44,9 @@ def figure_builders(quick: bool) -> dict[str, Callable[[], list[Figure]]]:
         "L1": lambda: [sketch_latency.sketch_latency_figure(10 if quick else 100)],
         "S1": lambda: [app_figures().startup_figure(repeats=1 if quick else 5)],
         "M1": lambda: [app_figures().memory_figure(wait_for_end=not quick)],
+        # M3's target is M1 + 100 MB: the M1 measured earlier in this run, if it was.
+        "M3": lambda: [app_figures().memory_after_sessions_figure(
+            measured.get("M1"), *((2, 1) if quick else ()))],
     }
 
 
@@ -102,12 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE, help="folder for results.json and PNG")
     args = parser.parse_args(argv)
 
-    builders = figure_builders(args.quick)
+    measured: dict[str, float] = {}
+    builders = figure_builders(args.quick, measured)
     wanted = args.only or list(builders)
     unknown = sorted(set(wanted) - set(builders))
     if unknown:
         parser.error(f"unknown figure id(s) {unknown}; known: {sorted(builders)}")
-    missing = missing_browser_tools() if {"S1", "M1"} & set(wanted) else []
+    missing = missing_browser_tools() if {"S1", "M1", "M3"} & set(wanted) else []
     if missing:
         parser.error(f"S1 and M1 drive the app in Chromium; missing: {', '.join(missing)}. "
                      "Install them, or leave those figures out with --only.")
@@ -115,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     for figure_id in wanted:
         print(f"measuring {figure_id} ...", file=sys.stderr, flush=True)
         figures.extend(builders[figure_id]())
+        measured.update({f.id: f.value for f in figures})
 
     table = format_table(figures)
     print(table)

@@ -104,3 +104,56 @@ def memory_figure(wait_for_end: bool = True) -> Figure:
             browser.close()
     return Figure("M1", "server peak RSS, a training run on each page", sampler.peak_mb, "MB",
                   700.0)
+
+
+M3_SESSIONS = 8
+M3_RUNS_PER_SESSION = 5
+M3_WIDTHS = tuple(range(24, 24 + 8 * 20, 8))  # 20 architectures: 784-w-10, w = 24 ... 176
+SESSION_TTL_SECONDS = 5  # how soon the server may drop a closed session (default 120 s)
+
+
+def train_one_width(page, width: int) -> None:
+    """In the open feed-forward room: a 1-epoch run of a 784-width-10 net, to its end."""
+    page.locator("input[aria-label='Hidden layers (units, comma-separated)']").fill(str(width))
+    epochs = page.locator("input[aria-label='Epochs']")
+    epochs.fill("1")
+    epochs.press("Enter")
+    page.wait_for_selector(APP_IDLE, timeout=60_000)
+    page.get_by_role("button", name="Start", exact=True).click()
+    page.get_by_text(f"784-{width}-10").first.wait_for(timeout=180_000)  # adopted: it ended
+    page.wait_for_selector(APP_IDLE, timeout=60_000)
+
+
+def runs_in_sessions(browser, url: str, sessions: int, runs_per_session: int) -> None:
+    """Browser sessions, one after another, each training runs_per_session nets of different
+    widths (every width twice over M3's 40 runs), then closing."""
+    widths = iter(M3_WIDTHS * 2)
+    for _ in range(sessions):
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector(APP_IDLE, timeout=180_000)
+        open_room(page, "Feed-forward net")
+        for _ in range(runs_per_session):
+            train_one_width(page, next(widths))
+        context.close()
+
+
+def memory_after_sessions_figure(m1_mb: float | None, sessions: int = M3_SESSIONS,
+                                 runs_per_session: int = M3_RUNS_PER_SESSION) -> Figure:
+    """M3: the server's RSS once 40 runs of 20 architectures in 8 sessions are over and the
+    sessions closed (and dropped by the server); target M1 + 100 MB (M1 of this run if given).
+    Fewer sessions and runs for a smoke run."""
+    from playwright.sync_api import sync_playwright
+
+    env = {"STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": str(SESSION_TTL_SECONDS)}
+    with streamlit_server(env) as server, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            runs_in_sessions(browser, server.url, sessions, runs_per_session)
+        finally:
+            browser.close()
+        time.sleep(3 * SESSION_TTL_SECONDS)  # the server drops the closed sessions
+        rss = peak_rss_mb(psutil.Process(server.process.pid))
+    return Figure("M3", "server RSS after 40 runs (20 architectures) in 8 closed sessions",
+                  rss, "MB", (m1_mb or 700.0) + 100.0)

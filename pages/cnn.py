@@ -3,8 +3,6 @@ saliency on screen."""
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 import streamlit as st
 
@@ -25,25 +23,18 @@ from ui.rooms import (
     RoomState,
     current_model,
     open_room,
-    reset_room,
+    room_buttons,
     room_state,
-    show_run_in_url,
+    show_room_run,
 )
 from ui.sketch import preprocess_or_explain, sketch_input
 from ui.state import ensure_router
-from ui.training import live_panel, refused, run_buttons, run_service
+from ui.training import refused, run_service
 
 ensure_router()
 
 FOLLOW_SOURCES = {"test": "a test digit", "sketch": "my own drawing"}
 state = st.session_state
-
-
-def stop_run() -> None:
-    """Stop the room's run, if there is one (the Stop button)."""
-    run = room_state(CNN).run
-    if run is not None:
-        run.stop()
 
 
 def config_from_controls() -> cnn.TrainingConfig:
@@ -158,8 +149,7 @@ with st.container(border=True):
     row = st.columns([4, 1, 1, 1])
     row[0].caption(f"{len(split.x_train):,} training digits; validation and test accuracy are "
                    "measured twice per epoch. The defaults reach about 98% in a few seconds.")
-    start = run_buttons(row[1:], prefix="cnn_", start_label="Train", stop=stop_run,
-                        reset=partial(reset_room, CNN),
+    start = room_buttons(row[1:], CNN, start_label="Train",
                         reset_help="Stop, forget the trained CNN, restore the defaults")
 
 with messages:
@@ -167,12 +157,8 @@ with messages:
         start_training(room, split, follow, follow_label)
         room = room_state(CNN)
 
-with st.container():
-    if room.run is not None:
-        show_run_in_url(room.run)
-        live_panel(room.run, key="cnn_live", draw_snapshot=draw_latest_filters)
-    else:
-        st.caption("Press **Train**: the curves, the progress and the first layer's filters "
+show_room_run(CNN, draw_snapshot=draw_latest_filters,
+              idle="Press **Train**: the curves, the progress and the first layer's filters "
                    "appear here and change as the net learns; the page stays usable meanwhile.")
 
 model, model_label = current_model(CNN)

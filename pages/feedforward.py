@@ -22,22 +22,15 @@ from ui.rooms import (
     RoomState,
     current_model,
     open_room,
-    reset_room,
+    room_buttons,
     room_state,
-    show_run_in_url,
+    show_room_run,
 )
 from ui.state import ensure_router
-from ui.training import live_panel, refused, run_buttons, run_service
+from ui.training import refused, run_service
 
 ensure_router()
 state = st.session_state
-
-
-def stop_run() -> None:
-    """Stop the room's run, if there is one (the Stop button)."""
-    run = room_state(FEEDFORWARD).run
-    if run is not None:
-        run.stop()
 
 
 def config_from_controls() -> tuple[ffnn.TrainingConfig, dict | None, list[str]]:
@@ -122,8 +115,7 @@ with st.container(border=True):
     row[1].checkbox("Continue from the current model", key="ff_continue",
                     help="Start from the weights of the model below (trained, uploaded or "
                          "default) instead of fresh ones; its architecture is kept.")
-    start = run_buttons(row[2:], prefix="ff_", start_label="Start", stop=stop_run,
-                        reset=partial(reset_room, FEEDFORWARD),
+    start = room_buttons(row[2:], FEEDFORWARD, start_label="Start",
                         reset_help="Stop, forget the trained model, restore the defaults")
 
 dataset = datasets[state["ff_dataset"]]
@@ -133,14 +125,9 @@ with messages:
         start_training(room, split, dataset.name)
         room = room_state(FEEDFORWARD)
 
-with st.container():
-    if room.run is not None:
-        show_run_in_url(room.run)
-        hidden = room.run.settings.get("arch", {}).get("hidden") or [10]
-        live_panel(room.run, key="ff_live", draw_snapshot=partial(draw_weights,
-                                                                  n_units=hidden[0]))
-    else:
-        st.caption("Press **Start** to train. The curves, the progress and the first-layer "
+hidden = room.run.settings.get("arch", {}).get("hidden") if room.run else None
+show_room_run(FEEDFORWARD, draw_snapshot=partial(draw_weights, n_units=(hidden or [10])[0]),
+              idle="Press **Start** to train. The curves, the progress and the first-layer "
                    "weights appear here and update live; the page stays usable meanwhile.")
 
 model, label = current_model(FEEDFORWARD)

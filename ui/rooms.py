@@ -26,7 +26,7 @@ from engine.layers import ACTIVATIONS
 from engine.model import Model
 from engine.service import Run
 from ui.models import forget_trained_model, keep_trained_model, load_defaults
-from ui.training import run_service
+from ui.training import live_panel, run_service
 
 RUN_PARAM = "run"  # the URL's query parameter holding the page's run id
 RUN_IDS_SEEN = "run_ids_seen"  # session state: run ids this session has shown or tried
@@ -197,6 +197,18 @@ def restore_linked_run(room: Room) -> None:
         update_room(room, label=state.label + LINK_NOTE)
 
 
+def show_room_run(room: Room, *, draw_snapshot: Callable, idle: str) -> None:
+    """The room's run, live (its id in the URL), or, before the first, the `idle` caption; one
+    container either way, so nothing below it moves when a run starts."""
+    with st.container():
+        run = room_state(room).run
+        if run is None:
+            st.caption(idle)
+            return
+        show_run_in_url(run)
+        live_panel(run, key=f"{room.prefix}live", draw_snapshot=draw_snapshot)
+
+
 def open_room(room: Room) -> RoomState:
     """Call at the top of a room's page: a linked run comes back, an ended run is adopted."""
     restore_linked_run(room)
@@ -219,12 +231,29 @@ def current_model(room: Room) -> tuple[Model, str]:
     return defaults[slot], room.describe_default(defaults[slot])
 
 
+def stop_room_run(room: Room) -> None:
+    """Stop the room's run, if there is one (the Stop button)."""
+    run = room_state(room).run
+    if run is not None:
+        run.stop()
+
+
+def room_buttons(cells: list, room: Room, *, start_label: str, reset_help: str) -> bool:
+    """Start, Stop and Reset of a room in three cells (keys <prefix>start/stop/reset); True
+    on Start. Stop ends the room's run; Reset also forgets its model and restores its controls."""
+    start = cells[0].button(start_label, type="primary", icon=":material/play_arrow:",
+                            key=f"{room.prefix}start", width="stretch")
+    cells[1].button("Stop", icon=":material/stop:", key=f"{room.prefix}stop", width="stretch",
+                    on_click=stop_room_run, args=(room,))
+    cells[2].button("Reset", icon=":material/restart_alt:", key=f"{room.prefix}reset",
+                    width="stretch", on_click=reset_room, args=(room,), help=reset_help)
+    return start
+
+
 def reset_room(room: Room) -> None:
     """Stop the room's run, forget its model (here and in the sketch lab), restore its
     controls (an on_click callback: it runs before the widgets are drawn)."""
-    state = room_state(room)
-    if state.run is not None:
-        state.run.stop()
+    stop_room_run(room)
     st.session_state[room.key] = RoomState()
     st.session_state.update(room.default_controls())
     for slot in room.all_slots:

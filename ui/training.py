@@ -122,18 +122,6 @@ def live_panel(run: Run, *, key: str,
     return first
 
 
-def run_buttons(cells: list, *, prefix: str, start_label: str, reset: Callable[[], None],
-                reset_help: str, stop: Callable[[], None]) -> bool:
-    """Start, Stop and Reset in three cells (keys <prefix>start/stop/reset); True on Start."""
-    start = cells[0].button(start_label, type="primary", icon=":material/play_arrow:",
-                            key=f"{prefix}start", width="stretch")
-    cells[1].button("Stop", icon=":material/stop:", key=f"{prefix}stop", width="stretch",
-                    on_click=stop)
-    cells[2].button("Reset", icon=":material/restart_alt:", key=f"{prefix}reset",
-                    width="stretch", on_click=reset, help=reset_help)
-    return start
-
-
 def refused(run: Run | None, problems: list[str]) -> bool:
     """Whether a new run may NOT start: `problems`, or the room's `run` still going. Each
     reason is shown with st.error."""
