@@ -15,10 +15,12 @@ st.set_page_config(page_title="Glassbox", page_icon=str(FAVICON), layout="wide")
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/lessons.py", title="Lessons", icon=":material/school:"),
     st.Page("pages/sketch.py", title="Sketch lab", icon=":material/draw:"),
     st.Page("pages/autodiff.py", title="Autodiff playground", icon=":material/functions:"),
     st.Page("pages/feedforward.py", title="Feed-forward net", icon=":material/hub:"),
     st.Page("pages/cnn.py", title="CNN", icon=":material/grid_on:"),
+    st.Page("pages/breakit.py", title="Break-it lab", icon=":material/bug_report:"),
 ]
 
 init_state()
