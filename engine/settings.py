@@ -97,7 +97,7 @@ def parameter_problems(param_shapes: Mapping[str, tuple[int, ...]], limits: Limi
     count = parameter_count(param_shapes)
     if count <= limits.max_parameters:
         return []
-    return [f"a model of {count:,} weights and biases is over this server's limit of "
+    return [f"A model of {count:,} weights and biases is over this server's limit of "
             f"{limits.max_parameters:,} (its file must fit the {limits.max_upload_mb} MB "
             f"upload cap)."]
 

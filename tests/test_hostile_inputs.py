@@ -503,7 +503,7 @@ def test_a_model_over_the_parameter_limit_is_refused_with_the_reason():
     fits, too_big = ffnn.Architecture((1,)), ffnn.Architecture((2,))  # 795 and 1,600 numbers
     assert parameter_problems(fits.param_shapes(), caps) == []
     assert parameter_problems(too_big.param_shapes(), caps) == [
-        "a model of 1,600 weights and biases is over this server's limit of 1,000 (its file "
+        "A model of 1,600 weights and biases is over this server's limit of 1,000 (its file "
         "must fit the 5 MB upload cap)."]
 
 

@@ -101,6 +101,7 @@ def test_a_huge_learning_rate_stops_with_the_reason(at):
 
 
 @pytest.mark.parametrize(("hidden", "reason"), [("5000", "over this server's limit"),
+                                                ("1000,1000", "weights and biases is over"),
                                                 ("64,x", "whole numbers")])
 def test_a_run_over_the_limits_or_with_bad_layers_is_refused(at, hidden, reason):
     at.text_input(key="ff_hidden").set_value(hidden)

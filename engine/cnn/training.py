@@ -28,7 +28,7 @@ from engine.cnn.model import (
 from engine.data import N_CLASSES, embedded_dataset
 from engine.model import Model, model_file
 from engine.optim import OPTIMIZERS
-from engine.settings import Limits, run_length_problems
+from engine.settings import Limits, parameter_problems, run_length_problems
 
 MODEL_KIND = "cnn"
 
@@ -77,7 +77,8 @@ def limit_problems(config: TrainingConfig, limits: Limits) -> list[str]:
     if max(config.spec.filters) > limits.max_filters:
         problems.append(f"{max(config.spec.filters)} filters in a block is over this server's "
                         f"limit of {limits.max_filters}.")
-    return problems + run_length_problems(config.epochs, config.batch_size, limits)
+    return (problems + parameter_problems(config.spec.param_shapes(), limits)
+            + run_length_problems(config.epochs, config.batch_size, limits))
 
 
 # ----------------------------------------------------------------------------- the step

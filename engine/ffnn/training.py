@@ -32,7 +32,7 @@ from engine.ffnn.model import (
 from engine.losses import loss_function
 from engine.model import Model
 from engine.optim import OPTIMIZERS, make_optimizer
-from engine.settings import Limits, run_length_problems
+from engine.settings import Limits, parameter_problems, run_length_problems
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,8 @@ def limit_problems(config: TrainingConfig, limits: Limits) -> list[str]:
     if config.arch.hidden and max(config.arch.hidden) > limits.max_hidden_units:
         problems.append(f"{max(config.arch.hidden)} units in a layer is over this server's limit "
                         f"of {limits.max_hidden_units}.")
-    return problems + run_length_problems(config.epochs, config.batch_size, limits)
+    return (problems + parameter_problems(config.arch.param_shapes(), limits)
+            + run_length_problems(config.epochs, config.batch_size, limits))
 
 
 def check_config(config: TrainingConfig) -> None:
