@@ -1,4 +1,4 @@
-"""Hand-written optimizers (SGD, momentum, Adam) as pure `(init, update)` pairs over pytrees.
+"""Hand-written optimizers (SGD, momentum, Nesterov, RMSProp, Adam) as pure `(init, update)` pairs.
 
 A pytree here is any nesting of dicts/lists/tuples whose leaves are arrays. The same optimizer
 serves numpy parameters (our autodiff engine) and JAX parameters (inside `jit`/`lax.scan`):
@@ -9,7 +9,8 @@ the updates use only arithmetic operators and `.astype`, which both array kinds 
     state = opt.init(params)
     params, state = opt.update(params, grads, state)
 
-Each update matches its `optax` counterpart (`optax.sgd`, `optax.sgd(momentum=)`, `optax.adam`);
+Each update matches its `optax` counterpart (`optax.sgd`, `optax.sgd(momentum=)`,
+`optax.sgd(momentum=, nesterov=True)`, `optax.rmsprop`, `optax.adam`);
 tests/test_optim.py checks this over 100 steps.
 """
 
@@ -62,6 +63,43 @@ def momentum(learning_rate: float, beta: float = 0.9) -> Optimizer:
     return Optimizer(init, update)
 
 
+def nesterov(learning_rate: float, beta: float = 0.9) -> Optimizer:
+    """Nesterov momentum, as `optax.sgd(lr, momentum=beta, nesterov=True)`:
+    v <- beta v + g; p <- p - lr (g + beta v)."""
+
+    def init(params: PyTree) -> PyTree:
+        return {"velocity": tree_map(lambda p: p * 0, params)}
+
+    def update(params: PyTree, grads: PyTree, state: PyTree) -> tuple[PyTree, PyTree]:
+        # The same velocity as heavy-ball momentum...
+        velocity = tree_map(lambda v, g: beta * v + g, state["velocity"], grads)
+        # ...but the step looks ahead: the gradient plus where the velocity is about to carry us.
+        new_params = tree_map(lambda p, g, v: p - learning_rate * (g + beta * v),
+                              params, grads, velocity)
+        return new_params, {"velocity": velocity}
+
+    return Optimizer(init, update)
+
+
+def rmsprop(learning_rate: float, decay: float = 0.9, eps: float = 1e-8) -> Optimizer:
+    """RMSProp (Hinton, 2012), as `optax.rmsprop`: p <- p - lr g / sqrt(s + eps), where s is a
+    moving average of g^2."""
+
+    def init(params: PyTree) -> PyTree:
+        return {"square": tree_map(lambda p: p * 0, params)}
+
+    def update(params: PyTree, grads: PyTree, state: PyTree) -> tuple[PyTree, PyTree]:
+        # Moving average of the squared gradient: each parameter's typical slope size.
+        square = tree_map(lambda s, g: decay * s + (1 - decay) * g * g, state["square"], grads)
+        # Divide by its root: steep directions take small steps, flat ones large (eps inside
+        # the root, as optax does).
+        new_params = tree_map(lambda p, g, s: p - learning_rate * g / (s + eps) ** 0.5,
+                              params, grads, square)
+        return new_params, {"square": square}
+
+    return Optimizer(init, update)
+
+
 def adam(
     learning_rate: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8
 ) -> Optimizer:
@@ -100,12 +138,14 @@ def adam(
 OPTIMIZERS: dict[str, Callable[[float], Optimizer]] = {
     "adam": adam,
     "momentum": momentum,
+    "nesterov": nesterov,
+    "rmsprop": rmsprop,
     "sgd": sgd,
 }
 
 
 def make_optimizer(name: str, learning_rate: float) -> Optimizer:
-    """The optimizer called `name` ("adam", "momentum" or "sgd") with its default constants."""
+    """The optimizer called `name` (a key of OPTIMIZERS) with its default constants."""
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
     return OPTIMIZERS[name](learning_rate)

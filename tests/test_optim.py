@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.optim import adam, make_optimizer, momentum, sgd
+from engine.optim import adam, make_optimizer, momentum, nesterov, rmsprop, sgd
 
 
 @pytest.fixture(autouse=True)
@@ -21,8 +21,10 @@ CASES = [
     (lambda lr: sgd(lr), lambda lr: optax.sgd(lr)),
     (lambda lr: momentum(lr, 0.9), lambda lr: optax.sgd(lr, momentum=0.9)),
     (lambda lr: adam(lr), lambda lr: optax.adam(lr)),
+    (lambda lr: nesterov(lr, 0.8), lambda lr: optax.sgd(lr, momentum=0.8, nesterov=True)),
+    (lambda lr: rmsprop(lr, 0.95), lambda lr: optax.rmsprop(lr, decay=0.95)),
 ]
-IDS = ["sgd", "momentum", "adam"]
+IDS = ["sgd", "momentum", "adam", "nesterov", "rmsprop"]
 
 
 def quadratic_grads(params: dict, target: dict) -> dict:
@@ -70,7 +72,7 @@ def test_matches_optax_over_100_steps(ours, reference, to_array):
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 2**16), lr=st.floats(1e-4, 0.05), which=st.integers(0, 2))
+@given(seed=st.integers(0, 2**16), lr=st.floats(1e-4, 0.05), which=st.integers(0, len(CASES) - 1))
 def test_matches_optax_for_varied_starts(seed, lr, which):
     ours, reference = CASES[which]
     params, target = start(seed)
@@ -78,7 +80,7 @@ def test_matches_optax_for_varied_starts(seed, lr, which):
                        run_optax(reference, lr, params, target), 1e-6)
 
 
-@pytest.mark.parametrize("name", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "rmsprop", "adam"])
 def test_float32_parameters_stay_float32(name):
     opt = make_optimizer(name, 0.1)
     params = {"w": np.ones((2, 2), np.float32)}
@@ -112,4 +114,4 @@ def test_runs_inside_jit_and_scan():
 
 def test_unknown_optimizer_is_refused():
     with pytest.raises(ValueError, match="unknown optimizer"):
-        make_optimizer("rmsprop", 0.1)
+        make_optimizer("adagrad", 0.1)
