@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 import engine.autodiff as ad
 from engine.autodiff import Tensor
+from engine.autodiff.explore import descent_path, surface_grid
+from engine.autodiff.expr import parse_formula
 from engine.autodiff.graph import export_graph, gradients_after
 
 
@@ -245,3 +247,15 @@ def test_gradients_fill_in_as_the_backward_steps_reach_them() -> None:
     for node_id, (grad, final) in everything.items():
         assert final and grad == pytest.approx(graph.nodes[node_id].grad)
     assert everything[ids["x"]][0] == pytest.approx(leaves["x"].grad)
+
+
+def test_roll_downhill_moves_two_chosen_variables_and_holds_the_others() -> None:
+    formula = parse_formula("(w - 1)**2 + 3*(b + 2)**2 + x*w")  # three variables
+    path = descent_path(formula, {"w": 0.0, "b": 0.0, "x": 0.5}, 0.1, 200, plotted=("w", "b"))
+    # Minimum over (w, b) with x = 0.5 held: w = 1 - x/2, b = -2.
+    np.testing.assert_allclose(path.points[-1], [0.75, -2.0], atol=1e-8)
+    xs, ys, z = surface_grid(formula, (0, 1), (-3, 0), n=4, plotted=("w", "b"),
+                             held={"x": 0.5})
+    np.testing.assert_allclose(z[2, 1], (xs[1] - 1)**2 + 3*(ys[2] + 2)**2 + 0.5*xs[1])
+    with pytest.raises(ValueError, match="two distinct variables"):
+        descent_path(formula, {"w": 0.0, "b": 0.0, "x": 0.5}, 0.1, 5, plotted=("w", "w"))

@@ -14,6 +14,7 @@ from engine.autodiff.expr import (
     evaluate_with_gradients,
     jax_function,
 )
+from engine.optim import Optimizer, sgd
 
 # Our engine and jax compute the same float64 chain rule: they agree to rounding.
 JAX_TOLERANCE = 1e-9
@@ -117,57 +118,85 @@ def check_gradients(formula: Formula, values: Mapping[str, float]) -> GradientCh
 
 @dataclass(frozen=True)
 class DescentPath:
-    """Points (k, 2) visited by gradient descent, f at each (k,), and why it stopped early
-    ("" if it ran every step)."""
+    """Points (k, 2) visited by a descent over two variables, f at each (k,), the gradient
+    there (k, 2), why it stopped early ("" if it ran every step) and whether it ran away."""
 
     points: np.ndarray
     values: np.ndarray
     stopped: str
+    gradients: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    diverged: bool = False
 
 
 MAX_DESCENT_STEPS = 500
 ESCAPE_RADIUS = 1e6
 
 
-def descent_path(formula: Formula, start: Mapping[str, float], learning_rate: float,
-                 steps: int) -> DescentPath:
-    """Plain gradient descent on a two-variable formula, gradients from our engine.
+def plotted_pair(formula: Formula, plotted: tuple[str, str] | None = None) -> tuple[str, str]:
+    """The two variables a descent moves and a contour shows: `plotted`, or the formula's only
+    two. ValueError if they are not two distinct variables of the formula."""
+    pair = tuple(plotted) if plotted is not None else formula.variables
+    if len(pair) != 2 or pair[0] == pair[1] or not set(pair) <= set(formula.variables):
+        raise ValueError(f"a descent moves two distinct variables of {formula.variables}, "
+                         f"got {pair}")
+    return pair
 
-    Stops early if f becomes undefined or the point runs away (|coordinate| > ESCAPE_RADIUS).
+
+def optimizer_path(formula: Formula, start: Mapping[str, float], optimizer: Optimizer,
+                   steps: int, plotted: tuple[str, str] | None = None) -> DescentPath:
+    """`optimizer` (an engine.optim pair) moving the two `plotted` variables downhill from
+    `start`, every other variable held at its `start` value; gradients from our engine.
+
+    Stops early if f becomes undefined or the point runs away (|coordinate| > ESCAPE_RADIUS,
+    or f not finite): diverged.
     """
-    if len(formula.variables) != 2:
-        raise ValueError(f"descent needs exactly two variables, got {formula.variables}")
+    names = plotted_pair(formula, plotted)
     steps = int(np.clip(steps, 0, MAX_DESCENT_STEPS))
-    names = formula.variables
-    point = np.array([float(start[n]) for n in names])
-    points, values, stopped = [], [], ""
+    held = {name: float(start[name]) for name in formula.variables}
+    point = np.array([held[n] for n in names])
+    state = optimizer.init(point)
+    points, values, gradients, stopped, diverged = [], [], [], "", False
     for step in range(steps + 1):
         try:
-            evaluation = evaluate_with_gradients(formula, dict(zip(names, point, strict=True)))
+            evaluation = evaluate_with_gradients(formula, held | dict(zip(names, point,
+                                                                          strict=True)))
         except DomainError as error:
             stopped = f"stopped at step {step}: {error}"
             break
         points.append(point)
         values.append(evaluation.value)
+        gradients.append([evaluation.gradients[n] for n in names])
         if step == steps:
             break
-        gradient = np.array([evaluation.gradients[n] for n in names])
-        point = point - learning_rate * gradient
-        if np.abs(point).max() > ESCAPE_RADIUS:
+        point, state = optimizer.update(point, np.array(gradients[-1]), state)
+        if not np.isfinite(point).all() or np.abs(point).max() > ESCAPE_RADIUS:
             stopped = (f"stopped at step {step + 1}: the point ran off to infinity "
                        "(try a smaller step size)")
+            diverged = True
             break
-    return DescentPath(np.array(points).reshape(-1, 2), np.array(values), stopped)
+    return DescentPath(np.array(points).reshape(-1, 2), np.array(values), stopped,
+                       np.array(gradients).reshape(-1, 2), diverged)
+
+
+def descent_path(formula: Formula, start: Mapping[str, float], learning_rate: float,
+                 steps: int, plotted: tuple[str, str] | None = None) -> DescentPath:
+    """Plain gradient descent (engine.optim.sgd) over the two `plotted` variables (default:
+    the formula's only two), the others held at their `start` values."""
+    return optimizer_path(formula, start, sgd(learning_rate), steps, plotted)
 
 
 def surface_grid(formula: Formula, x_range: tuple[float, float], y_range: tuple[float, float],
-                 n: int = 60) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """xs (n,), ys (n,), f on the grid (n, n) indexed [y, x]; nan where f is undefined."""
+                 n: int = 60, plotted: tuple[str, str] | None = None,
+                 held: Mapping[str, float] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """xs (n,), ys (n,), f on the grid (n, n) indexed [y, x] over the two `plotted` variables
+    (default: the formula's only two), the others at their `held` values; nan where undefined."""
     xs = np.linspace(*x_range, n)
     ys = np.linspace(*y_range, n)
     gx, gy = np.meshgrid(xs, ys)
-    first, second = formula.variables
-    z = np.broadcast_to(evaluate_numpy(formula, {first: gx, second: gy}), gx.shape)
+    first, second = plotted_pair(formula, plotted)
+    point = {name: np.float64((held or {}).get(name, 0.0)) for name in formula.variables}
+    z = np.broadcast_to(evaluate_numpy(formula, point | {first: gx, second: gy}), gx.shape)
     return xs, ys, np.where(np.isfinite(z), z, np.nan)
 
 
