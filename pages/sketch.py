@@ -3,6 +3,7 @@
 import streamlit as st
 
 from engine.predict import probabilities_of
+from ui.explain_views import show_adversarial_view, show_attribution_view
 from ui.lab import is_unsure, show_answer, show_cnn_view, top_guess
 from ui.models import current_models
 from ui.sketch import (
@@ -15,10 +16,11 @@ from ui.sketch import (
 from ui.state import ensure_router
 
 ensure_router()
+LAB_TABS = ["What they answer", "Where they look", "Fool them"]
 
 st.title(":material/draw: Sketch lab")
 st.caption("Draw a digit (or upload a photo of one) and every model answers at once. Below, see "
-           "the exact 28×28 image they read, and what the CNN looks at in it.")
+           "the exact 28×28 image they read, then where each model looks and how to fool it.")
 
 drawing = sketch_input("sk")
 choices = current_models()  # loaded (once per server) while the learner starts drawing
@@ -33,23 +35,44 @@ if preprocessed is not None:
     show_preprocessing_stages(preprocessed)
     show_preprocessing_switches("sk")
 
-    st.subheader("2 · What each model answers")
-    st.markdown("Each model turns the 784 pixels into ten probabilities that add up to 1; the "
-                "tallest bar is its guess. The two feed-forward nets (FFNN) share one architecture "
-                "and differ only in who computed their gradients, so they should nearly agree.")
-    answers = probabilities_of({c.slot: c.model for c in choices if c.model}, preprocessed.final)
-    for column, choice in zip(st.columns(len(choices)), choices, strict=True):
-        with column:
-            show_answer(choice, answers.get(choice.slot))
-    if any(is_unsure(p) for p in answers.values()):
-        st.warning("Not sure? Draw the digit bigger and in the middle of the canvas, with clear "
-                   "strokes: that is how the training digits looked.", icon=":material/help:")
+    models = {c.slot: c.model for c in choices if c.model}
+    titles = {c.slot: c.title for c in choices}
+    answers = probabilities_of(models, preprocessed.final)
+    st.subheader("2 · What the models answer, and why")
+    answer_tab, look_tab, fool_tab = st.tabs(LAB_TABS, key="sk_tab", on_change="rerun")
 
-    cnn_choice = next((c for c in choices if c.model is not None and c.model.kind == "cnn"), None)
-    if cnn_choice is not None:
-        digit, _ = top_guess(answers[cnn_choice.slot])
-        st.subheader("3 · What the CNN looks at")
-        st.markdown(f"Saliency is the gradient of the CNN's score for {digit} with respect to "
-                    "each input pixel: the red pixels would change its mind most. The first "
-                    "layer's feature maps show which strokes and edges each filter picks up.")
-        show_cnn_view(cnn_choice.model, preprocessed.final, digit)
+    if answer_tab.open:
+        with answer_tab:
+            st.markdown("Each model turns the 784 pixels into ten probabilities that add up to "
+                        "1; the tallest bar is its guess. The two feed-forward nets (FFNN) share "
+                        "one architecture and differ only in who computed their gradients, so "
+                        "they should nearly agree.")
+            for column, choice in zip(st.columns(len(choices)), choices, strict=True):
+                with column:
+                    show_answer(choice, answers.get(choice.slot))
+            if any(is_unsure(p) for p in answers.values()):
+                st.warning("Not sure? Draw the digit bigger and in the middle of the canvas, "
+                           "with clear strokes: that is how the training digits looked.",
+                           icon=":material/help:")
+            if "cnn" in models and models["cnn"].kind == "cnn":
+                digit, _ = top_guess(answers["cnn"])
+                st.subheader("What the CNN looks at")
+                st.markdown(f"Saliency is the gradient of the CNN's score for {digit} with "
+                            "respect to each input pixel: the red pixels would change its mind "
+                            "most. The first layer's feature maps show which strokes and edges "
+                            "each filter picks up.")
+                show_cnn_view(models["cnn"], preprocessed.final, digit)
+
+    if look_tab.open and models:
+        with look_tab:
+            st.markdown("Five ways to ask each model *which pixels made this answer*, side by "
+                        "side. Red pixels raise the explained digit's score, blue ones lower "
+                        "it. The methods disagree more than you might think.")
+            show_attribution_view(models, titles, preprocessed.final, answers)
+
+    if fool_tab.open and models:
+        with fool_tab:
+            st.markdown("An adversarial attack follows one model's gradient to change every "
+                        "pixel by at most *epsilon*, in the direction that hurts its answer "
+                        "most. A change you can barely see can flip a confident answer.")
+            show_adversarial_view(models, titles, preprocessed.final)

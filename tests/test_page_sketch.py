@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import jax
@@ -101,7 +102,7 @@ def test_the_cnn_shows_its_saliency_and_first_layer(lab) -> None:
     params = cnn.init_params(jax.random.PRNGKey(0), spec)
     lab.session_state[TRAINED_MODELS_KEY] = {"cnn": cnn_model(spec, params)}
     draw(lab, vertical_one())
-    assert "3 · What the CNN looks at" in [h.value for h in lab.subheader]
+    assert "What the CNN looks at" in [h.value for h in lab.subheader]
     cnn_captions = [c for image in lab.get("image") for c in image.captions]
     assert any(c.startswith("Saliency") for c in cnn_captions)
     assert "First layer: what each of its 4 filters responds to (bright = strong)" in cnn_captions
@@ -159,3 +160,75 @@ def test_switches_keep_their_state_across_a_second_upload_and_clear(lab) -> None
     lab.run()
     assert switches(lab) == off
     assert any("cropped 280×280" in c for c in stage_captions(lab))
+
+
+def table_with(at: AppTest, column: str):
+    """The one dataframe shown with `column` (AppTest does not expose a dataframe's key)."""
+    (table,) = [d.value for d in at.dataframe if column in d.value.columns]
+    return table
+
+
+def open_tab(at: AppTest, label: str) -> AppTest:
+    at.session_state["sk_tab"] = label
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.mark.slow
+def test_where_they_look_shows_every_method_for_every_model(lab) -> None:
+    draw(lab, mnist_on_canvas(mnist_digit(7)))
+    open_tab(lab, "Where they look")
+    traces = json.loads(lab.get("plotly_chart")[0].proto.spec)["data"]
+    assert [t["type"] for t in traces] == ["heatmap"] * len(DEFAULT_MODELS) * 5
+    check = table_with(lab, "explained digit")
+    assert list(check["explained digit"]) == [7, 7, 7]
+    lab.selectbox(key="sk_explain_class").set_value(2).run()
+    assert list(table_with(lab, "explained digit")["explained digit"]) == [2, 2, 2]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key, value", [("sk_sg_samples", 64), ("sk_sg_noise", 0.0),
+                                        ("sk_ig_steps", 1), ("sk_occ_patch", 14),
+                                        ("sk_occ_patch", 1), ("sk_ig_baseline", "noise")])
+def test_extreme_attribution_settings_never_crash(lab, key, value) -> None:
+    draw(lab, mnist_on_canvas(mnist_digit(4)))
+    open_tab(lab, "Where they look")
+    widget = lab.selectbox(key=key) if key == "sk_ig_baseline" else lab.slider(key=key)
+    widget.set_value(value).run()
+    assert not lab.exception and not lab.error
+    assert table_with(lab, "explained digit") is not None
+
+
+@pytest.mark.slow
+def test_fool_them_attacks_the_cnn_and_every_model_answers(lab) -> None:
+    draw(lab, mnist_on_canvas(mnist_digit(3)))
+    open_tab(lab, "Fool them")
+    lab.slider(key="sk_attack_epsilon").set_value(0.3).run()
+    table = table_with(lab, "fooled")
+    assert len(table) == len(DEFAULT_MODELS)
+    assert table["fooled"].iloc[-1] == "yes"  # PGD at 0.3 fools the CNN it attacks
+    lab.selectbox(key="sk_attack_target").set_value(8).run()
+    assert table is not None and not lab.exception
+    lab.button(key="sk_attack_search").click().run()
+    assert not lab.exception
+    assert len(table_with(lab, "smallest epsilon")) == len(DEFAULT_MODELS)
+
+
+def test_epsilon_zero_and_fgsm_get_a_message_not_an_error(lab) -> None:
+    draw(lab, mnist_on_canvas(mnist_digit(5)))
+    open_tab(lab, "Fool them")
+    lab.radio(key="sk_attack_method").set_value("fgsm").run()
+    lab.slider(key="sk_attack_epsilon").set_value(0.0).run()
+    assert set(table_with(lab, "fooled")["fooled"]) == {"no"}
+    assert any("epsilon 0" in i.value for i in lab.info)
+
+
+def test_an_uploaded_non_digit_gets_a_message_on_every_tab(lab) -> None:
+    """Pure noise from a file: refused with a message before any tab runs."""
+    noise = np.random.default_rng(0).integers(0, 256, (280, 280, 4), dtype=np.uint8)
+    noise[..., 3] = 255
+    draw(lab, noise)
+    for label in ("Where they look", "Fool them"):
+        open_tab(lab, label)
+        assert lab.error or lab.warning or lab.info
