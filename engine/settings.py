@@ -27,6 +27,8 @@ class Limits:
     server (others wait in a queue). max_upload_mb: a model file's size.
     abandon_seconds: a run nobody has watched for this long (its page closed) is stopped.
     max_saved_runs_mb, max_saved_run_days: the saved-runs folder's caps (oldest removed first).
+    max_landscape_grid: points a side of a loss-landscape grid; max_landscape_digits: the
+    evaluation subset it is computed on.
     """
 
     max_hidden_units: int = 1024
@@ -40,6 +42,8 @@ class Limits:
     abandon_seconds: int = 30
     max_saved_runs_mb: int = 256
     max_saved_run_days: int = 7
+    max_landscape_grid: int = 41
+    max_landscape_digits: int = 2000
 
 
 ENV_PREFIX = "GLASSBOX_"
