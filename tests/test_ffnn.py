@@ -150,7 +150,7 @@ def test_limit_problems_name_each_excess():
     assert any("101 units" in p for p in problems) and any("6 epochs" in p for p in problems)
 
 
-@pytest.mark.parametrize("change", [dict(optimizer="rmsprop"), dict(loss="hinge"),
+@pytest.mark.parametrize("change", [dict(optimizer="adagrad"), dict(loss="hinge"),
                                     dict(backend="torch"), dict(learning_rate=-1.0),
                                     dict(learning_rate=float("nan")),
                                     dict(arch=ffnn.Architecture((8,), "gelu"))])

@@ -26,6 +26,7 @@ from engine.cnn.model import (
     predict_proba,
 )
 from engine.data import N_CLASSES, embedded_dataset
+from engine.landscape import flat_parameters
 from engine.model import Model, model_file
 from engine.optim import OPTIMIZERS
 from engine.settings import Limits, parameter_problems, run_length_problems
@@ -113,10 +114,13 @@ def step_flops(spec: CNNSpec, batch_size: int) -> float:
 @dataclass(frozen=True)
 class Snapshot:
     """What the net looked like at one evaluation: first-layer filters (F, k, k) and, when a
-    digit to follow was given, its probabilities for that digit (10,)."""
+    digit to follow was given, its probabilities for that digit (10,). flat: every parameter,
+    flattened (engine.landscape.flat_parameters), for the training path's PCA (not saved with a
+    run: None after a restore)."""
 
     filters: np.ndarray
     probabilities: np.ndarray | None
+    flat: np.ndarray | None = None
 
     def to_record(self) -> dict[str, Any]:
         """JSON-ready, for a saved run (a few KB: the scrubber comes back with the run)."""
@@ -145,7 +149,7 @@ def take_snapshot(params: Params, *, spec: CNNSpec, follow: np.ndarray | None) -
     probabilities = None
     if follow is not None:
         probabilities = np.asarray(predict_proba(params, follow[None], spec=spec))[0]
-    return Snapshot(first_layer_filters(params), probabilities)
+    return Snapshot(first_layer_filters(params), probabilities, flat_parameters(params))
 
 
 def training_run(config: TrainingConfig, split: Any, *, dataset: str = "unnamed split",

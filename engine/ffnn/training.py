@@ -29,6 +29,7 @@ from engine.ffnn.model import (
     train_logits,
     uniform_guess_loss,
 )
+from engine.landscape import flat_parameters
 from engine.losses import loss_function
 from engine.model import Model
 from engine.optim import OPTIMIZERS, make_optimizer
@@ -110,11 +111,13 @@ class Snapshot:
 
     weights: the first layer's weights as images (units, 28, 28), what each hidden unit looks
     for (with no hidden layer, each class's template). twin: the twin-engine check on a fixed
-    batch at these parameters, if one was asked for.
+    batch at these parameters, if one was asked for. flat: every parameter, flattened
+    (engine.landscape.flat_parameters), for the training path's PCA.
     """
 
     weights: np.ndarray
     twin: list[LayerDifference] | None = None
+    flat: np.ndarray | None = None
 
 
 def take_snapshot(params: Params, *, config: TrainingConfig,
@@ -123,7 +126,7 @@ def take_snapshot(params: Params, *, config: TrainingConfig,
     params = {name: np.asarray(value) for name, value in params.items()}
     twin = (gradient_differences(params, *twin_batch, arch=config.arch, loss_name=config.loss)
             if twin_batch is not None else None)
-    return Snapshot(first_layer_images(params), twin)
+    return Snapshot(first_layer_images(params), twin, flat_parameters(params))
 
 
 def twin_batch(split: Any, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
