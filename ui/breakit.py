@@ -86,9 +86,9 @@ def guess(bug: str) -> None:
         st.caption("Make your guess to see the bug explained.")
         return
     if picked == bug:
-        st.success(f"Right: {broken.BUGS[bug].title.lower()}.", icon=":material/check_circle:")
+        st.success(f"Right: “{broken.BUGS[bug].title}”.", icon=":material/check_circle:")
     else:
-        st.error(f"Not this one. It was: {broken.BUGS[bug].title.lower()}.",
+        st.error(f"Not this one. It was: “{broken.BUGS[bug].title}”.",
                  icon=":material/lightbulb:")
     explain(bug)
 
