@@ -79,7 +79,7 @@ def show_attribution_view(models: Mapping[str, Model], titles: Mapping[str, str]
 def _attack_controls() -> tuple[str, str, int | None, float]:
     """(attacked model's slot, method, target digit or None, epsilon) from the controls."""
     c1, c2, c3, c4 = st.columns([2, 2, 2, 3])
-    method = c2.radio("Attack", list(adv.ATTACKS), format_func=adv.ATTACKS.get,
+    method = c2.radio("Attack", list(adv.ATTACKS), format_func=adv.ATTACKS.get, index=1,
                       key="sk_attack_method")
     target = c3.selectbox("Push toward", ["any other digit", *range(10)], key="sk_attack_target")
     epsilon = c4.slider("Epsilon: the most any pixel may change", 0.0, 0.5, 0.15, 0.01,
