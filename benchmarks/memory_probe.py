@@ -24,15 +24,14 @@ WARMUP = 6  # runs before the growth is measured: the first compiles load XLA it
 TRAIN_DIGITS = 512  # a short epoch: the growth comes from compiling, not from the data
 
 REMEDIES = {
-    "baseline": "nothing between runs",
+    "baseline": "nothing between runs (the engine clears JAX's caches at each new model: "
+                "engine.train.keep_compiled_programs_bounded)",
     "malloc_trim": "glibc malloc_trim(0) after each run",
     "arenas": "the server's mallopt tuning (2 arenas, fixed mmap threshold) before the first run",
     "clear_chunks": "cache_clear() of the kept chunks, clear_cache() of every jitted function",
     "clear_caches": "jax.clear_caches() after each run",
     "clear_caches+trim": "jax.clear_caches() and malloc_trim(0) after each run",
-    "clear_every_8": "jax.clear_caches() after every 8th new architecture (a full chunk cache)",
 }
-CHUNKS_KEPT = 8  # engine.train keeps this many compiled chunks
 
 
 def rss_mb() -> float:
@@ -68,8 +67,7 @@ def after_each_run(remedy: str, runs_so_far: int) -> None:
     gc.collect()
     if remedy == "clear_chunks":
         clear_jitted()
-    if remedy.startswith("clear_caches") or (
-            remedy == "clear_every_8" and runs_so_far % CHUNKS_KEPT == 0):
+    if remedy.startswith("clear_caches"):
         jax.clear_caches()
     if remedy in ("malloc_trim", "clear_caches+trim"):
         malloc_trim()

@@ -108,7 +108,10 @@ def rule_loss(rule: StepRule, params: PyTree, x: jax.Array, y: jax.Array,
     return loss_function(rule.loss)(JAX_OPS, rule.logits(params, x, key, arch=rule.arch), y)
 
 
-@lru_cache(maxsize=8)
+CHUNKS_KEPT = 8
+
+
+@lru_cache(maxsize=CHUNKS_KEPT)
 def compiled_chunk(rule: StepRule) -> Callable[..., tuple[PyTree, PyTree, jax.Array]]:
     """`chunk(params, state, x_all, y_all, batches) -> (params, state, losses)`, jitted.
 
@@ -170,7 +173,25 @@ def jax_stepper(rule: StepRule, x_train: np.ndarray, y_train: np.ndarray, key: j
                 ) -> JaxStepper:
     """A stepper for `rule`; x_train: uint8 (n, 28, 28), y_train: int (n,), sent to the device
     once; key: the run's RNG key (used when rule.random)."""
+    keep_compiled_programs_bounded(rule)
     return JaxStepper(rule, jnp.asarray(x_train), jnp.asarray(np.asarray(y_train, np.int32)), key)
+
+
+def keep_compiled_programs_bounded(rule: StepRule) -> None:
+    """Before the first chunk of a rule not compiled yet: drop every compiled JAX program.
+
+    Each new architecture leaves ~3 MB of compiled programs behind for good, not only in its
+    chunk but in every function jitted with the architecture as a static argument (predictions,
+    the twin check), which JAX never evicts: a server grew by ~3 MB per model a visitor tried
+    (benchmarks/memory_probe.py: 3.2 MB per architecture; clearing at every new rule, 0.1 MB;
+    once per 8 new rules, 1.6 MB). A new rule compiles anyway; what is still in use elsewhere
+    recompiles on its next call (a fraction of a second). The same settings again compile
+    nothing: their chunk is kept.
+    """
+    misses = compiled_chunk.cache_info().misses
+    compiled_chunk(rule)
+    if compiled_chunk.cache_info().misses > misses:
+        jax.clear_caches()
 
 
 # ----------------------------------------------------------------------------- the numpy stepper

@@ -231,3 +231,20 @@ def test_twin_check_runs_at_each_evaluation(small_split):
     twin = events[-1].snapshot.twin
     assert [d.layer for d in twin] == ["layer 1", "layer 2"]
     assert all(d.max_rel < 1e-4 for d in twin)
+
+
+def test_a_new_model_drops_the_compiled_programs_the_same_model_again_keeps_them(small_split):
+    """Issue 18, memory over time: every function jitted per architecture keeps its programs
+    for good (~3 MB a model), so a new model's first stepper clears JAX's caches; a stepper of a
+    model compiled already (pressing Start again) keeps them."""
+    arch = ffnn.Architecture((11,))
+    config = ffnn.TrainingConfig(arch, epochs=1, batch_size=256)
+    *_, final = ffnn.training_run(config, small_split)
+    ffnn.logits(final.params, as_float(small_split.x_test[:2]), arch=arch)
+    assert ffnn.logits._cache_size() > 0
+    key = jax.random.key(0)
+    ffnn.make_stepper(config, small_split.x_train, small_split.y_train, key)  # the same again
+    assert ffnn.logits._cache_size() > 0
+    new = ffnn.TrainingConfig(ffnn.Architecture((13,)), epochs=1, batch_size=256)
+    ffnn.make_stepper(new, small_split.x_train, small_split.y_train, key)
+    assert ffnn.logits._cache_size() == 0
