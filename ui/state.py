@@ -55,8 +55,10 @@ def ensure_router() -> None:
     mode, which lasts until some session calls st.navigation: a fresh server's very first visit,
     if it is a deep link such as /sketch, runs pages/sketch.py without the router (no state, a
     sidebar of file names). Leaving that mode and rerunning gives the router the same page
-    (both modes name it by its URL path). Private API, pinned by the streamlit<2 requirement;
-    the browser test of a deep link guards it. AppTest starts every run in the legacy mode, but
+    (both modes name it by its URL path). Streamlit 1.67 has no setting to skip the legacy
+    mode while keeping the pages/ folder, so this is the one place that works around it, with
+    the private API pinned by the streamlit<2 requirement; tests/e2e/test_rooms_browser.py opens
+    a deep link to every room on a fresh server. AppTest starts every run in the legacy mode, but
     after its first run the router has seeded the session, so nothing (no click) is lost there.
     """
     if PagesManager.uses_pages_directory and not st.session_state.get(ROUTED):
