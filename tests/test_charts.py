@@ -28,7 +28,8 @@ def test_loss_curve_has_raw_and_smoothed_lines_in_epochs_and_thins_long_runs():
     raw, smooth = fig.data
     assert isinstance(fig, go.Figure) and len(raw.y) <= 2000 and len(smooth.y) == len(raw.y)
     assert raw.x[-1] == pytest.approx(100, abs=0.1)
-    assert list(fig.layout.xaxis.range) == [0, 100]
+    low, high = fig.layout.xaxis.range  # the whole run, with a small margin on both sides
+    assert -5 < low < 0 and 100 < high < 105
 
 
 def test_accuracy_curve_in_percent():
@@ -70,3 +71,22 @@ def test_gradient_differences_on_a_log_axis_with_zeros_at_the_floor():
     fig = charts.gradient_difference_figure(["layer 1", "layer 2"], [0.0, 1e-7], [0.0, 1e-6])
     assert fig.layout.yaxis.type == "log"
     np.testing.assert_allclose(fig.data[0].y, [1e-12, 1e-7])
+
+
+def test_a_one_epoch_runs_last_evaluation_is_inside_the_axis_not_on_its_edge():
+    """Issue 18, item 18: a 1-epoch accuracy chart was one dot cut at the right edge."""
+    fig = charts.accuracy_curve_figure([57], [0.9], [0.91], steps_per_epoch=57, epochs=1)
+    low, high = fig.layout.xaxis.range
+    assert low < 0 and high > 1  # the run, 0 to 1 epoch, with room on both sides
+    assert fig.data[0].mode == "lines+markers"
+
+
+def test_the_gradient_difference_chart_draws_the_tolerance():
+    fig = charts.gradient_difference_figure(["layer 1"], [1e-8], [2e-6], tolerance=1e-4)
+    (line,) = fig.layout.shapes
+    assert line.y0 == line.y1 == 1e-4
+
+
+def test_digits_take_the_article_of_their_spoken_name():
+    assert [charts.a_digit(d) for d in (0, 1, 7, 8)] == ["a 0", "a 1", "a 7", "an 8"]
+    assert charts.reads_title(8, 0.97) == "It reads an 8 (97%)"
