@@ -11,6 +11,7 @@ from engine.autodiff.expr import Formula, FormulaError, evaluate_with_gradients,
 from engine.autodiff.graph import export_graph, gradients_after
 from engine.data import as_float
 from ui import autodiff_views as views
+from ui import race_views
 from ui.charts import loss_curve_figure
 from ui.loaders import load_embedded_dataset
 from ui.state import ensure_router
@@ -24,7 +25,6 @@ EXAMPLES = {
     "bowl": "x**2 + 3*y**2",
     "valley": "(1 - x)**2 + 10*(y - x**2)**2",
 }
-TWO_VARIABLE_EXAMPLE = "bowl"
 START_VALUES = {"x": 1.5, "y": 1.0, "w": 0.8, "b": -0.3, "a": 0.5}
 # Step size and number of steps of the descent that suit each example (the valley's walls are
 # steep: a larger step flies off at once; its floor is flat: it needs more steps).
@@ -153,30 +153,22 @@ if evaluation is not None:
         "descent is, and it is how networks learn. The path starts at the values above; "
         "too large a step overshoots and can fly off."
     )
-    if len(formula.variables) != 2:
-        st.info(f"This needs a formula of exactly two variables; this one has "
-                f"{len(formula.variables)}.")
-        st.button(f"Use the example `{EXAMPLES[TWO_VARIABLE_EXAMPLE]}`", key="ad_use_bowl",
-                  on_click=use_example, args=(TWO_VARIABLE_EXAMPLE,))
-    else:
-        lr_column, steps_column = st.columns(2)
-        lr_column.number_input("Step size", min_value=0.0001, max_value=2.0, step=0.01,
-                               format="%.4f", key="ad_lr")
-        steps_column.slider("Steps", 1, explore.MAX_DESCENT_STEPS // 2, key="ad_descent_steps")
-        path = explore.descent_path(formula, values, st.session_state.ad_lr,
-                                    st.session_state.ad_descent_steps)
-        if path.stopped:
-            st.warning(path.stopped)
-        x_range, y_range = explore.framing(path.points)
-        surface = explore.surface_grid(formula, x_range, y_range)
-        contour_column, values_column = st.columns([3, 2])
-        contour_column.plotly_chart(
-            views.descent_figure(*surface, path, formula.variables), key="ad_descent_chart"
-        )
-        values_column.plotly_chart(views.descent_values_figure(path), key="ad_descent_values")
+    race_views.show_roll_downhill(formula, values)
 
-# --- 5. overfit one image -------------------------------------------------------------------
-st.header("5 · Memorise one digit")
+# --- 5. the optimiser race ------------------------------------------------------------------
+st.header("5 · The optimiser race")
+st.markdown(
+    "The networks in the other rooms learn with the same optimisers raced here "
+    "(`engine.optim`). Each starts from the same point; momentum builds up speed, RMSProp and "
+    "Adam rescale each direction's step. Change a step size until one flies off."
+)
+if evaluation is not None:
+    race_views.show_race(formula, values)
+else:
+    race_views.show_race(None, {})
+
+# --- 6. overfit one image -------------------------------------------------------------------
+st.header("6 · Memorise one digit")
 st.markdown(
     "A small network (784-32-10, ReLU) whose every gradient comes from our engine is trained on "
     "a single image until it knows it by heart. It is the classic sanity check: if the loss "

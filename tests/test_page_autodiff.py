@@ -92,15 +92,60 @@ def test_the_step_control_survives_a_shorter_formula(playground: AppTest) -> Non
     assert any(t.startswith("**Step 1 of 1:**") for t in markdown_texts(playground))
 
 
-def test_descent_panel(playground: AppTest) -> None:
-    assert any("exactly two variables" in i.value for i in playground.info)
-    playground.button(key="ad_use_bowl").click().run()
-    assert playground.text_input(key="ad_formula").value == "x**2 + 3*y**2"
-    assert not playground.warning
-    charts = playground.get("plotly_chart")
-    assert len(charts) == 2
+def test_descent_panel_plots_two_chosen_variables_of_three(playground: AppTest) -> None:
+    picker = playground.multiselect(key="ad_plotted")
+    assert picker.value == ["b", "w"]  # tanh(w*x + b): x stays at its value
+    picker.set_value(["w", "x"]).run()
+    assert not playground.exception and not playground.warning
+    contour = json.loads(playground.get("plotly_chart")[0].proto.spec)
+    assert contour["layout"]["xaxis"]["title"]["text"] == "w"
+    assert contour["layout"]["yaxis"]["title"]["text"] == "x"
+    enter(playground, "x**2 + 3*y**2")
     playground.number_input(key="ad_lr").set_value(1.5).run()  # too big: the path flies off
     assert any("ran off" in w.value for w in playground.warning)
+    enter(playground, "sin(x)")
+    assert any("two variables" in i.value for i in playground.info)
+
+
+def race_rows(at: AppTest) -> list[dict]:
+    return at.dataframe[-1].value.to_dict("records")
+
+
+@pytest.mark.parametrize("surface", ["round bowl", "long narrow valley", "Rosenbrock",
+                                     "saddle", "Himmelblau", "Beale"])
+def test_the_race_runs_on_every_preset(playground: AppTest, surface: str) -> None:
+    playground.pills(key="ad_race_surface").set_value(surface).run()
+    assert not playground.exception and not playground.warning
+    rows = race_rows(playground)
+    assert [r["optimiser"] for r in rows] == ["SGD", "Momentum", "Adam"]
+    assert all(r["outcome"] != "diverged" for r in rows)
+    race = json.loads(playground.get("plotly_chart")[-1].proto.spec)
+    assert len(race["frames"]) > 10  # it is animated
+
+
+def test_the_race_on_a_user_formula_with_four_optimisers(playground: AppTest) -> None:
+    enter(playground, "x**2 + 3*y**2 + z")
+    playground.pills(key="ad_race_surface").set_value("your formula").run()
+    playground.multiselect(key="ad_race_optimizers").set_value(
+        ["sgd", "nesterov", "rmsprop", "adam"]).run()
+    assert not playground.exception
+    rows = race_rows(playground)
+    assert [r["optimiser"] for r in rows] == ["SGD", "Nesterov", "RMSProp", "Adam"]
+    assert all(float(r["final f"]) < 1.5**2 + 3 + 0.5 for r in rows)  # went downhill
+
+
+def test_a_diverging_optimiser_is_reported(playground: AppTest) -> None:
+    playground.pills(key="ad_race_surface").set_value("round bowl").run()
+    playground.number_input(key="ad_race_lr_sgd").set_value(1.5).run()
+    assert not playground.exception
+    assert any("SGD diverged" in w.value for w in playground.warning)
+    outcomes = {r["optimiser"]: r["outcome"] for r in race_rows(playground)}
+    assert outcomes["SGD"] == "diverged" and outcomes["Adam"] != "diverged"
+
+
+def test_a_race_needs_two_optimisers(playground: AppTest) -> None:
+    playground.multiselect(key="ad_race_optimizers").set_value(["adam"]).run()
+    assert any("at least two optimisers" in i.value for i in playground.info)
 
 
 def test_overfit_one_digit(playground: AppTest) -> None:
