@@ -126,3 +126,10 @@ def test_a_short_run_shows_live_filters_then_its_history(at):
     slider.set_value(0).run()
     assert "First-layer filters at step 7" in chart_titles(at)
     assert "Its answer for test digit #492 (a 4) at step 7" in chart_titles(at)
+
+
+def test_the_cnn_room_offers_its_model_file_for_download_and_upload(at):
+    """Issue 18, item 18: the CNN room had no model download or upload."""
+    (download,) = [d for d in at.get("download_button") if "Download this model" in d.proto.label]
+    assert download.proto.label == "Download this model (.npz)"
+    assert any("Upload a model file" in u.proto.label for u in at.get("file_uploader"))
