@@ -197,3 +197,14 @@ def pca_path(snapshots: np.ndarray, final: np.ndarray) -> PCAPath:
         directions = np.vstack([directions, extra / np.linalg.norm(extra)])
         explained = np.append(explained, 0.0)
     return PCAPath(directions, explained, moves @ directions.T)
+
+
+def initial_params(kind: str, architecture: Any, seed: int) -> dict[str, np.ndarray]:
+    """The fresh weights a run of this seed starts from (as `training_run` draws them)."""
+    from engine import cnn, ffnn
+
+    family = {"ffnn": ffnn, "cnn": cnn}.get(kind)
+    if family is None:
+        raise LandscapeError(f"no landscape for a model of kind {kind!r}")
+    params = family.init_params(jax.random.key(seed), architecture)
+    return {name: np.asarray(value) for name, value in params.items()}
