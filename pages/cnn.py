@@ -13,8 +13,9 @@ from engine.settings import limits
 from ui.charts import a_digit
 from ui.cnn_views import draw_latest_filters, show_digit, show_history, show_inside
 from ui.evaluation import show_evaluation
+from ui.landscape_views import show_landscape
 from ui.loaders import load_embedded_dataset
-from ui.model_file import read_uploaded_model, show_model_file
+from ui.model_file import show_model_file
 from ui.rooms import (
     CNN,
     KERNEL_SIZES,
@@ -90,7 +91,6 @@ st.markdown(
 messages = st.container()
 with messages:
     room = open_room(CNN)
-    read_uploaded_model(CNN)
 split = load_embedded_dataset().split
 
 st.subheader("1 · A digit to follow")
@@ -164,8 +164,8 @@ show_room_run(CNN, draw_snapshot=draw_latest_filters,
 model, model_label = current_model(CNN)
 st.subheader("3 · Inside the net")
 st.markdown(f"Shown: {model_label}.")
-inside, history, evaluation, model_file = st.tabs(
-    ["Look inside", "Training history", "Evaluation", "Model file"])
+inside, history, evaluation, terrain, model_file = st.tabs(
+    ["Look inside", "Training history", "Evaluation", "Landscape", "Model file"])
 with inside:
     show_inside(model, follow, follow_label)
 with history:
@@ -173,5 +173,7 @@ with history:
                  room.followed or "the digit it followed")
 with evaluation:
     show_evaluation(split.x_test, split.y_test, evaluated_labels(model, split.x_test), key="cnn")
+with terrain:
+    show_landscape(CNN, model, split)
 with model_file:
     show_model_file(CNN, model)

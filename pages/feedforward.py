@@ -13,8 +13,9 @@ from engine.layers import ACTIVATIONS
 from engine.settings import limits
 from ui.evaluation import show_evaluation
 from ui.ffnn_views import draw_weights, show_sketch, show_twin_check
+from ui.landscape_views import show_landscape
 from ui.loaders import available_datasets
-from ui.model_file import read_uploaded_model, show_model_file
+from ui.model_file import show_model_file
 from ui.rooms import (
     FEEDFORWARD,
     LOSS_NAMES,
@@ -85,7 +86,6 @@ st.markdown(
 messages = st.container()
 with messages:
     room = open_room(FEEDFORWARD)
-    read_uploaded_model(FEEDFORWARD)
     datasets = available_datasets()
 if state["ff_dataset"] not in datasets:
     state["ff_dataset"] = "embedded"
@@ -134,8 +134,8 @@ model, label = current_model(FEEDFORWARD)
 st.subheader("The model")
 st.markdown(f"Below: {label}.")
 
-evaluation, twin, sketch, model_file = st.tabs(
-    ["Evaluation", "Twin-engine check", "Sketch a digit", "Model file"])
+evaluation, twin, sketch, terrain, model_file = st.tabs(
+    ["Evaluation", "Twin-engine check", "Sketch a digit", "Landscape", "Model file"])
 with evaluation:
     predicted = model.predict_proba(as_float(split.x_test)).argmax(axis=1)
     show_evaluation(split.x_test, split.y_test, predicted, key="ff")
@@ -143,5 +143,7 @@ with twin:
     show_twin_check(model, state["ff_loss"], split)
 with sketch:
     show_sketch(model, label)
+with terrain:
+    show_landscape(FEEDFORWARD, model, split)
 with model_file:
     show_model_file(FEEDFORWARD, model)
