@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -133,3 +134,39 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def room_run(at: AppTest, room_key: str):
+    """The run of a training room ("ff_room", "cnn_room") in the session, None before one."""
+    try:
+        return at.session_state[room_key].run
+    except KeyError:
+        return None
+
+
+def run_until_done(at: AppTest, room_key: str, bound: int = 300) -> list[str]:
+    """Drive a room's live fragment (one pass per .run()) until its run ends, then rerun once
+    (the page after the run); the progress texts seen on the way."""
+    texts: list[str] = []
+    pause = threading.Event()
+    for _ in range(bound):
+        at.run()
+        texts += [p.proto.text for p in at.get("progress")]
+        if not room_run(at, room_key).view().active:
+            at.run()
+            return texts + [p.proto.text for p in at.get("progress")]
+        pause.wait(0.1)
+    raise AssertionError(f"the run did not end within {bound} refreshes")
+
+
+def messages(elements) -> str:
+    """The texts of these elements (markdown, errors, ...), joined."""
+    return " ".join(str(e.value) for e in elements)
+
+
+def leave_no_run(at: AppTest, room_key: str) -> None:
+    """Stop the room's run, if any, and wait for its thread: no test leaves one behind."""
+    run = room_run(at, room_key)
+    if run is not None:
+        run.stop()
+        assert run.wait(30)

@@ -2,12 +2,12 @@
 and its history, and clear errors for networks that cannot be built."""
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import canvas_state, vertical_one
+from helpers import canvas_state, leave_no_run, messages, open_page, room_run, vertical_one
+from helpers import run_until_done as until_done
 from streamlit.testing.v1 import AppTest
 
 from engine import cnn
@@ -18,26 +18,13 @@ PAGE = "pages/cnn.py"
 
 @pytest.fixture
 def at() -> Iterator[AppTest]:
-    app = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
-    app.switch_page(PAGE).run()
-    assert not app.exception, [e.value for e in app.exception]
+    app = open_page(PAGE)
     yield app
-    run = run_of(app)
-    if run is not None:  # never leave a training thread behind
-        run.stop()
-        assert run.wait(30)
+    leave_no_run(app, "cnn_room")
 
 
 def run_of(at: AppTest):
-    """The room's run (None before the first)."""
-    try:
-        return at.session_state["cnn_room"].run
-    except KeyError:
-        return None
-
-
-def messages(elements) -> str:
-    return " ".join(str(e.value) for e in elements)
+    return room_run(at, "cnn_room")
 
 
 def chart_titles(at: AppTest) -> str:
@@ -46,14 +33,7 @@ def chart_titles(at: AppTest) -> str:
 
 
 def run_until_done(at: AppTest, bound: int = 300) -> None:
-    """Drive the live fragment (one pass per .run()) until the run ends, then once more."""
-    for _ in range(bound):
-        at.run()
-        if not run_of(at).view().active:
-            at.run()
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"the run did not end within {bound} refreshes")
+    until_done(at, "cnn_room", bound)
 
 
 def test_the_page_starts_from_the_engine_defaults(at):

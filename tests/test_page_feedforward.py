@@ -6,7 +6,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import canvas_state, mnist_digit, mnist_on_canvas
+from helpers import (
+    canvas_state,
+    leave_no_run,
+    messages,
+    mnist_digit,
+    mnist_on_canvas,
+    open_page,
+    room_run,
+)
+from helpers import run_until_done as until_done
 from streamlit.testing.v1 import AppTest
 
 from engine import ffnn
@@ -18,42 +27,20 @@ PAGE = "pages/feedforward.py"
 
 @pytest.fixture
 def at() -> Iterator[AppTest]:
-    app = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
-    app.switch_page(PAGE).run()
-    assert not app.exception, [e.value for e in app.exception]
+    app = open_page(PAGE)
     # Tiny settings: a few seconds of training at most.
     app.text_input(key="ff_hidden").set_value("16")
     app.number_input(key="ff_epochs").set_value(2)
     yield app
-    run = run_of(app)
-    if run is not None:  # never leave a training thread behind
-        run.stop()
-        assert run.wait(10)
+    leave_no_run(app, "ff_room")
 
 
 def run_of(at: AppTest):
-    """The room's run (None before the first)."""
-    try:
-        return at.session_state["ff_room"].run
-    except KeyError:
-        return None
+    return room_run(at, "ff_room")
 
 
 def run_until_done(at: AppTest, bound: int = 200) -> list[str]:
-    """Drive the live fragment (one pass per .run()) until the run ends; the progress texts."""
-    texts = []
-    for _ in range(bound):
-        at.run()
-        texts += [p.proto.text for p in at.get("progress")]
-        if not run_of(at).view().active:
-            at.run()  # the page after the run: evaluation of the new model
-            return texts + [p.proto.text for p in at.get("progress")]
-        time.sleep(0.1)
-    raise AssertionError(f"the run did not end within {bound} refreshes")
-
-
-def messages(elements) -> str:
-    return " ".join(e.value for e in elements)
+    return until_done(at, "ff_room", bound)
 
 
 def test_a_short_run_shows_progress_and_becomes_the_model(at):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import open_page
 from streamlit.testing.v1 import AppTest
 
 from engine import checkpoint, cnn, ffnn, runs
@@ -243,16 +244,11 @@ def test_a_save_that_fails_loses_only_the_save(tmp_path):
 
 def feedforward(run_id: str | None = None, page: str = "pages/feedforward.py") -> AppTest:
     """A fresh session (as after a reload) on a room's page, URL ?run=run_id."""
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
-    if run_id is not None:
-        at.query_params["run"] = run_id
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(page, **({} if run_id is None else {"run": run_id}))
 
 
 def room(at: AppTest, key: str = "ff_room"):
+    """The room's state, None before the session has one."""
     try:
         return at.session_state[key]
     except KeyError:

@@ -17,21 +17,6 @@ TINY = ffnn.TrainingConfig(ffnn.Architecture((8,)), epochs=1, batch_size=256, ba
 BOUND = 60  # s: generous bound for a thread to end (never a speed claim, only "it ends")
 
 
-class FakeClock:
-    """A monotonic clock that moves only when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 @pytest.fixture
 def service(tmp_path, clock) -> RunService:
     return RunService(slots=2, abandon_seconds=30, folder=tmp_path / "runs", clock=clock)

@@ -23,8 +23,9 @@ from engine import cnn, ffnn, runs
 from engine.checkpoint import CheckpointError
 from engine.cnn.model import PADDINGS
 from engine.layers import ACTIVATIONS
-from engine.model import Model
+from engine.model import Model, model_from_bytes
 from engine.service import Run
+from engine.settings import limits
 from ui.models import forget_trained_model, keep_trained_model, load_defaults
 from ui.training import live_panel, run_service
 
@@ -209,10 +210,38 @@ def show_room_run(room: Room, *, draw_snapshot: Callable, idle: str) -> None:
         live_panel(run, key=f"{room.prefix}live", draw_snapshot=draw_snapshot)
 
 
+def read_uploaded_model(room: Room) -> None:
+    """Make a newly uploaded model file the room's model, or keep why it cannot be (the
+    room's `upload_error`). Call before the room's model is drawn."""
+    upload = st.session_state.get(f"{room.prefix}model_file")
+    seen = f"{room.prefix}model_file_id"
+    if upload is None or st.session_state.get(seen) == upload.file_id:
+        return
+    st.session_state[seen] = upload.file_id
+    if upload.size > limits().max_upload_mb * 2**20:
+        update_room(room, upload_error=f"{upload.name} is {upload.size / 2**20:.0f} MB; this "
+                                       f"server takes model files up to "
+                                       f"{limits().max_upload_mb} MB.")
+        return
+    try:
+        model = model_from_bytes(upload.getvalue())
+    except CheckpointError as error:
+        update_room(room, upload_error=f"{upload.name}: {error}")
+        return
+    if model.kind != room.kind:
+        update_room(room, upload_error=f"{upload.name} holds a {model.kind} model; this room "
+                                       f"trains {room.kind} models.")
+        return
+    update_room(room, model=model.on_device(), upload_error="",
+                label=f"the uploaded model {upload.name} ({model.describe()})")
+
+
 def open_room(room: Room) -> RoomState:
-    """Call at the top of a room's page: a linked run comes back, an ended run is adopted."""
+    """Call at the top of a room's page: a linked run comes back, an ended run is adopted, a
+    newly uploaded model file is read."""
     restore_linked_run(room)
     adopt_ended_run(room)
+    read_uploaded_model(room)
     return room_state(room)
 
 
