@@ -149,8 +149,15 @@ def gaussian_kernel(sigma: float) -> np.ndarray:
 def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
     """image (h, w) blurred by a Gaussian of `sigma` pixels, zero outside (separable)."""
     kernel = gaussian_kernel(sigma)
-    rows = np.apply_along_axis(np.convolve, 1, np.asarray(image, np.float32), kernel, "same")
-    return np.apply_along_axis(np.convolve, 0, rows, kernel, "same").astype(np.float32)
+    radius = len(kernel) // 2
+
+    def same(line: np.ndarray) -> np.ndarray:
+        # The centred part of the full convolution: np.convolve's own "same" returns the longer
+        # of its inputs, so a kernel wider than the image would widen the image.
+        return np.convolve(line, kernel, "full")[radius:radius + len(line)]
+
+    rows = np.apply_along_axis(same, 1, np.asarray(image, np.float32))
+    return np.apply_along_axis(same, 0, rows).astype(np.float32)
 
 
 def baseline_image(image: np.ndarray, kind: str, *, seed: int = 0, blur_sigma: float = 4.0
