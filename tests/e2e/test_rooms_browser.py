@@ -1,4 +1,4 @@
-"""Every room in a real browser: deep links on a fresh server, and a training run that leaves the
+"""Every page in a real browser: deep links on a fresh server, and a training run that leaves the
 page's open tab where it was (issue 18, item 3).
 
 Screenshots land in test-artifacts/; with GLASSBOX_DOCS_SCREENSHOT=1 the run's also refreshes
@@ -19,8 +19,8 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_MS = 60_000
 # URL path -> the room's title, as its page writes it.
-ROOMS = {"sketch": "Sketch lab", "autodiff": "Autodiff playground",
-         "feedforward": "Feed-forward net", "cnn": "CNN"}
+ROOMS = {"lessons": "Lessons", "sketch": "Sketch lab", "autodiff": "Autodiff playground",
+         "feedforward": "Feed-forward net", "cnn": "CNN", "breakit": "Break-it lab"}
 
 
 def selected_tab(page) -> str:
