@@ -222,7 +222,8 @@ def test_a_finished_run_reaches_the_sketch_lab_wherever_the_learner_is(at):
     at.switch_page("pages/sketch.py").run()
     assert run.wait(60)
     at.switch_page("streamlit_app.py").run()  # the router: the home page, not the room
-    assert at.session_state["trained_models"]["ffnn-jax"] is run.view().model
+    assert at.session_state["trained_models"]["ffnn-jax"] is at.session_state["ff_room"].model
+    assert at.session_state["ff_room"].adopted == run.id
 
 
 def test_a_diverged_run_does_not_replace_the_default_in_the_sketch_lab(at):

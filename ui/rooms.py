@@ -124,11 +124,12 @@ def adopt_ended_run(room: Room) -> None:
     if view.model is None:
         update_room(room, adopted=state.run.id)
         return
-    update_room(room, adopted=state.run.id, model=view.model,
-                label=describe_trained(view.model, view.status))
-    slot = room.sketch_slot(view.model)
+    model = view.model.on_device()  # a prediction then copies only the image
+    update_room(room, adopted=state.run.id, model=model,
+                label=describe_trained(model, view.status))
+    slot = room.sketch_slot(model)
     if view.usable and slot is not None:
-        keep_trained_model(slot, view.model)
+        keep_trained_model(slot, model)
 
 
 def _seen() -> set[str]:
