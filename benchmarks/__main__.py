@@ -29,7 +29,13 @@ def figure_builders(quick: bool, measured: dict[str, float]
                     ) -> dict[str, Callable[[], list[Figure]]]:
     """Figure id -> a function measuring it. Imports are deferred so --only stays cheap.
     measured: id -> value of the figures measured so far in this run."""
-    from benchmarks import cnn_figures, explain_figures, mlp_figures, sketch_latency
+    from benchmarks import (
+        cnn_figures,
+        explain_figures,
+        landscape_figures,
+        mlp_figures,
+        sketch_latency,
+    )
 
     repeats = 2 if quick else 7
     n_train = 512 if quick else None  # --quick checks the harness, not the speed
@@ -42,6 +48,10 @@ def figure_builders(quick: bool, measured: dict[str, float]
         "T2": lambda: [cnn_figures.time_to_accuracy_figure(
             1 if quick else 3, target=0.5 if quick else 0.975)],
         "L1": lambda: [sketch_latency.sketch_latency_figure(10 if quick else 100)],
+        "L2": lambda: [landscape_figures.slice_figure("L2", "ffnn-jax", 2.0, 1 if quick else 3,
+                                                      *((5, 100) if quick else ()))],
+        "L3": lambda: [landscape_figures.slice_figure("L3", "cnn", 10.0, 1 if quick else 3,
+                                                      *((5, 100) if quick else ()))],
         "X1": lambda: [explain_figures.attribution_figure(3 if quick else 20)],
         "X2": lambda: [explain_figures.pgd_figure(3 if quick else 50)],
         "S1": lambda: [app_figures().startup_figure(repeats=1 if quick else 5)],

@@ -85,11 +85,12 @@ def random_directions(key: jax.Array, params: Params, count: int = 2
 
 # ----------------------------------------------------------------------------- evaluating planes
 
-def grid_evaluator(metrics: Metrics, params: Params, directions: Sequence[Params]
-                   ) -> Callable[[np.ndarray], np.ndarray]:
+def grid_evaluator(metrics: Metrics, params: Params, directions: Sequence[Params],
+                   batch_size: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
     """evaluate(points (m, k)) -> metrics (m, n_metrics) at params + sum_i points[:, i] d_i.
 
-    Compiled once (jax.vmap over the points); every call of the same m reuses it.
+    Compiled once (jax.vmap over the points, batch_size of them at a time: a CNN's activations
+    for 1,000 digits are ~0.5 GB a point); every call of the same m reuses it.
     """
     origin = jax.tree_util.tree_map(jnp.asarray, dict(params))
     stacked = {name: jnp.stack([jnp.asarray(d[name]) for d in directions]) for name in origin}
@@ -101,7 +102,9 @@ def grid_evaluator(metrics: Metrics, params: Params, directions: Sequence[Params
                      for name in origin}
             return metrics(moved)
 
-        return jax.vmap(at)(points)
+        if batch_size is None:
+            return jax.vmap(at)(points)
+        return jax.lax.map(at, points, batch_size=batch_size)  # vmapped batch by batch
 
     return lambda points: np.asarray(evaluate(jnp.asarray(points, jnp.float32)))
 
@@ -142,6 +145,12 @@ def network_metrics(kind: str, architecture: Any, x: np.ndarray, y: np.ndarray) 
         return jnp.stack([loss, (scores.argmax(axis=1) == y).mean()])
 
     return metrics
+
+
+def points_per_batch(kind: str, digits: int) -> int | None:
+    """How many grid points to evaluate at once: all of a row for a small dense net; for a CNN
+    as many as keep its activations near 0.5 GB (about 1,000 digit-points)."""
+    return None if kind == "ffnn" else max(1, 1000 // max(digits, 1))
 
 
 def evaluation_subset(x: np.ndarray, y: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -24,16 +24,17 @@ def compute(model: Model, run: Any, x: np.ndarray, y: np.ndarray, n: int,
             progress: Any) -> dict[str, Any]:
     """Every landscape of `model` on (x, y), n x n grids; progress(fraction, text) per row."""
     metrics = landscape.network_metrics(model.kind, model.architecture, x, y)
+    batch = landscape.points_per_batch(model.kind, len(x))
     result: dict[str, Any] = {"n": n}
     latest = run.view().latest if run is not None else None
     if run is not None and "seed" in run.settings:
         start = landscape.initial_params(model.kind, model.architecture, run.settings["seed"])
         line = {k: np.asarray(model.params[k]) - start[k] for k in start}
-        evaluate = landscape.grid_evaluator(metrics, start, [line])
+        evaluate = landscape.grid_evaluator(metrics, start, [line], batch)
         result["line"] = evaluate(LINE_ALPHAS[:, None])
     axis = np.linspace(-SPAN, SPAN, n)
     directions = landscape.random_directions(jax.random.key(0), model.params)
-    evaluate = landscape.grid_evaluator(metrics, model.params, directions)
+    evaluate = landscape.grid_evaluator(metrics, model.params, directions, batch)
     rows = []
     for i, points in enumerate(landscape.grid_points(axis, axis)):
         rows.append(evaluate(points))
@@ -47,7 +48,7 @@ def compute(model: Model, run: Any, x: np.ndarray, y: np.ndarray, n: int,
         pad = np.maximum((high - low) * 0.2, 1e-3)
         xs, ys = (np.linspace(low[i] - pad[i], high[i] + pad[i], n) for i in range(2))
         directions = [landscape.unflatten(d, model.params) for d in path.directions]
-        evaluate = landscape.grid_evaluator(metrics, model.params, directions)
+        evaluate = landscape.grid_evaluator(metrics, model.params, directions, batch)
         rows = []
         for i, beta in enumerate(ys):
             rows.append(evaluate(np.column_stack([xs, np.full(n, beta)])))
@@ -66,9 +67,10 @@ def show_landscape(room: Room, model: Model, split: Any) -> None:
         "weights (Li et al. 2018), and on the plane of the two directions the weights moved "
         "along most during the run (PCA of the recorded snapshots).")
     left, right, button = st.columns([2, 2, 1])
-    n = left.slider("Grid points a side", 5, 61, 21, step=2, key=f"{key}_grid")
-    digits = right.number_input("Digits it is measured on", 100, 10_000, 1000, step=100,
-                                key=f"{key}_digits")
+    small = model.kind == "cnn"  # a CNN costs ~50x more a point: a coarser default
+    n = left.slider("Grid points a side", 5, 61, 11 if small else 21, step=2, key=f"{key}_grid")
+    digits = right.number_input("Digits it is measured on", 100, 10_000, 200 if small else 1000,
+                                step=100, key=f"{key}_digits")
     problems = landscape.grid_problems(n, digits, limits())
     for problem in problems:
         st.warning(f"That landscape is too large: {problem} Choose fewer points or digits.")

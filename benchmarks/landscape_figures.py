@@ -1,0 +1,38 @@
+"""L2, L3: a 21x21 loss-landscape slice of a default model on 1,000 digits, compile included."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from benchmarks.harness import Figure, seconds
+from engine import landscape
+from engine.data import as_float, embedded_split
+from engine.predict import load_default_model
+
+
+def slice_seconds(name: str, n: int, digits: int) -> float:
+    """Wall seconds for one n x n filter-normalised slice of default model `name` on `digits`
+    test digits, after clearing JAX's caches (a first press of Compute pays the compile)."""
+    model = load_default_model(name)
+    split = embedded_split()
+    x, y = landscape.evaluation_subset(split.x_test, split.y_test, digits)
+    jax.clear_caches()
+
+    def one_slice() -> np.ndarray:
+        metrics = landscape.network_metrics(model.kind, model.architecture, as_float(x), y)
+        directions = landscape.random_directions(jax.random.key(0), model.params)
+        axis = np.linspace(-1, 1, n)
+        evaluate = landscape.grid_evaluator(metrics, model.params, directions,
+                                            landscape.points_per_batch(model.kind, len(x)))
+        return landscape.evaluate_grid(evaluate, axis, axis)
+
+    return seconds(one_slice)
+
+
+def slice_figure(figure_id: str, name: str, target: float, repeats: int, n: int = 21,
+                 digits: int = 1000) -> Figure:
+    """Median of `repeats` cold slices (each with its compile)."""
+    samples = sorted(slice_seconds(name, n, digits) for _ in range(repeats))
+    return Figure(figure_id, f"{n}x{n} loss-landscape slice, default {name}, {digits:,} digits",
+                  float(np.median(samples)), "s", target, (samples[0], samples[-1]))
