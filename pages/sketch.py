@@ -14,9 +14,10 @@ from ui.sketch import (
     sketch_input,
 )
 from ui.state import ensure_router
+from ui.teach_views import show_teach_view
 
 ensure_router()
-LAB_TABS = ["What they answer", "Where they look", "Fool them"]
+LAB_TABS = ["What they answer", "Where they look", "Fool them", "Teach it"]
 
 st.title(":material/draw: Sketch lab")
 st.caption("Draw a digit (or upload a photo of one) and every model answers at once. Below, see "
@@ -39,7 +40,7 @@ if preprocessed is not None:
     titles = {c.slot: c.title for c in choices}
     answers = probabilities_of(models, preprocessed.final)
     st.subheader("2 · What the models answer, and why")
-    answer_tab, look_tab, fool_tab = st.tabs(LAB_TABS, key="sk_tab", on_change="rerun")
+    answer_tab, look_tab, fool_tab, teach_tab = st.tabs(LAB_TABS, key="sk_tab", on_change="rerun")
 
     if answer_tab.open:
         with answer_tab:
@@ -76,3 +77,10 @@ if preprocessed is not None:
                         "pixel by at most *epsilon*, in the direction that hurts its answer "
                         "most. A change you can barely see can flip a confident answer.")
             show_adversarial_view(models, titles, preprocessed.final)
+
+    if teach_tab.open and models:
+        with teach_tab:
+            st.markdown("Training is many small steps, each nudging the weights so that one "
+                        "batch of digits is read better. Take a few of those steps on *your* "
+                        "drawing alone, with the label you choose, and see what else moves.")
+            show_teach_view(choices, preprocessed.final)

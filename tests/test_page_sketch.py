@@ -229,6 +229,46 @@ def test_an_uploaded_non_digit_gets_a_message_on_every_tab(lab) -> None:
     noise = np.random.default_rng(0).integers(0, 256, (280, 280, 4), dtype=np.uint8)
     noise[..., 3] = 255
     draw(lab, noise)
-    for label in ("Where they look", "Fool them"):
+    for label in ("Where they look", "Fool them", "Teach it"):
         open_tab(lab, label)
         assert lab.error or lab.warning or lab.info
+
+
+@pytest.mark.slow
+def test_teach_it_changes_the_cnn_and_undo_puts_the_default_back_exactly(lab) -> None:
+    draw(lab, mnist_on_canvas(mnist_digit(3)))
+    open_tab(lab, "Teach it")
+    assert lab.selectbox(key="sk_teach_label").value == 3  # starts at the CNN's guess
+    assert any("untouched" in i.value for i in lab.info)
+    lab.selectbox(key="sk_teach_label").set_value(8).run()
+    lab.slider(key="sk_teach_steps").set_value(3).run()
+    lab.button(key="sk_teach_go").click().run()
+    assert not lab.exception, [e.value for e in lab.exception]
+    taught = lab.session_state[TRAINED_MODELS_KEY]["cnn"]
+    assert taught.metadata["taught"] == {"label": 8, "steps": 3}
+    assert {"Helped (wrong → right)", "Hurt (right → wrong)"} <= {m.label for m in lab.metric}
+    assert "Taught so far: **8**" in " ".join(m.value for m in lab.markdown)
+    lab.button(key="sk_teach_undo").click().run()
+    assert not lab.exception
+    assert "cnn" not in lab.session_state[TRAINED_MODELS_KEY]
+    assert any("untouched" in i.value for i in lab.info)
+
+
+@pytest.mark.slow
+def test_undo_puts_back_the_model_trained_in_this_session_exactly(lab) -> None:
+    key = jax.random.key(0)
+    own = ffnn_model(ffnn.Architecture(hidden=(32,)), ffnn.init_params(key, ffnn.Architecture(
+        hidden=(32,))))
+    kept = {name: np.array(value) for name, value in own.params.items()}
+    lab.session_state[TRAINED_MODELS_KEY] = {"ffnn-jax": own}
+    draw(lab, mnist_on_canvas(mnist_digit(4)))
+    open_tab(lab, "Teach it")
+    lab.selectbox(key="sk_teach_model").set_value("ffnn-jax").run()
+    lab.button(key="sk_teach_go").click().run()
+    lab.button(key="sk_teach_go").click().run()  # a second press teaches the taught model on
+    assert "Taught so far: **" in " ".join(m.value for m in lab.markdown)
+    assert lab.session_state[TRAINED_MODELS_KEY]["ffnn-jax"] is not own
+    lab.button(key="sk_teach_undo").click().run()
+    back = lab.session_state[TRAINED_MODELS_KEY]["ffnn-jax"]
+    assert back is own
+    assert all(np.array_equal(np.asarray(back.params[n]), kept[n]) for n in kept)
