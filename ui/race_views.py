@@ -26,7 +26,7 @@ from ui.charts import styled
 OPTIMISER_NAMES = {"sgd": "SGD", "momentum": "Momentum", "nesterov": "Nesterov",
                    "rmsprop": "RMSProp", "adam": "Adam"}
 COLOURS = {"sgd": "#f97316", "momentum": "#ef4444", "nesterov": "#a855f7",
-           "rmsprop": "#22d3ee", "adam": "#ffffff"}
+           "rmsprop": "#22d3ee", "adam": "#facc15"}
 OWN_FORMULA = "your formula"
 MAX_FRAMES = 60  # an animation frame every few steps: smooth enough, light to send
 RACE_DEFAULTS = {"ad_race_surface": "long narrow valley",
