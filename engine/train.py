@@ -301,7 +301,7 @@ def epoch_chunks(n_train: int, schedule: Schedule, epoch: int) -> list[np.ndarra
 @dataclass(frozen=True)
 class History(Generic[S]):
     """Everything measured so far: the loss of every step, accuracies at each evaluation, and
-    the snapshots of the model (at most MAX_SNAPSHOTS, thinned out evenly past that), each taken
+    the snapshots of the model (at most `snapshot_cap`, thinned out evenly past that), each taken
     at the evaluation of the same index in snapshot_steps."""
 
     losses: tuple[float, ...] = ()
@@ -313,6 +313,17 @@ class History(Generic[S]):
 
 
 MAX_SNAPSHOTS = 64  # a 50-epoch run's every snapshot would hold hundreds of MB
+SNAPSHOT_BUDGET_BYTES = 16 * 2**20  # and all of a run's snapshots together at most about this
+MIN_SNAPSHOTS = 8  # however big each one is
+
+
+def snapshot_cap(snapshot: Any) -> int:
+    """How many snapshots like this one a run keeps: MAX_SNAPSHOTS, fewer when their arrays
+    would pass SNAPSHOT_BUDGET_BYTES (a big net's flattened weights), never under MIN_SNAPSHOTS.
+    """
+    fields = vars(snapshot).values() if hasattr(snapshot, "__dict__") else ()
+    size = sum(np.asarray(value).nbytes for value in fields if isinstance(value, np.ndarray))
+    return int(np.clip(SNAPSHOT_BUDGET_BYTES // max(1, size), MIN_SNAPSHOTS, MAX_SNAPSHOTS))
 
 
 def thinned(steps: tuple[int, ...], snapshots: tuple[S, ...], cap: int = MAX_SNAPSHOTS
@@ -456,7 +467,8 @@ def evaluated(history: History[S], params: PyTree, step: int, *, predict: Callab
     correct = np.asarray(predict(params, data.x)) == data.y
     steps, snapshots = history.snapshot_steps, history.snapshots
     if snapshot is not None:
-        steps, snapshots = thinned((*steps, step), (*snapshots, snapshot(params)))
+        taken = snapshot(params)
+        steps, snapshots = thinned((*steps, step), (*snapshots, taken), snapshot_cap(taken))
     return replace(history, eval_steps=(*history.eval_steps, step),
                    val_accuracy=(*history.val_accuracy, float(correct[:data.n_val].mean())),
                    test_accuracy=(*history.test_accuracy, float(correct[data.n_val:].mean())),

@@ -248,3 +248,17 @@ def test_a_new_model_drops_the_compiled_programs_the_same_model_again_keeps_them
     new = ffnn.TrainingConfig(ffnn.Architecture((13,)), epochs=1, batch_size=256)
     ffnn.make_stepper(new, small_split.x_train, small_split.y_train, key)
     assert ffnn.logits._cache_size() == 0
+
+
+def test_a_runs_snapshots_stay_within_their_byte_budget():
+    """Big snapshots (a wide net's flattened weights) are kept fewer, small ones up to the cap,
+    and never fewer than MIN_SNAPSHOTS: a long run's history stays bounded in memory."""
+    from engine.train import MAX_SNAPSHOTS, MIN_SNAPSHOTS, SNAPSHOT_BUDGET_BYTES, snapshot_cap
+
+    small = ffnn.Snapshot(np.zeros((4, 28, 28), np.float32))
+    big = ffnn.Snapshot(np.zeros((64, 28, 28), np.float32), flat=np.zeros(250_000, np.float32))
+    huge = ffnn.Snapshot(np.zeros((1, 28, 28), np.float32), flat=np.zeros(10**8 // 4, np.float32))
+    assert snapshot_cap(small) == MAX_SNAPSHOTS
+    assert snapshot_cap(big) * (big.weights.nbytes + big.flat.nbytes) <= SNAPSHOT_BUDGET_BYTES
+    assert snapshot_cap(big) < MAX_SNAPSHOTS
+    assert snapshot_cap(huge) == MIN_SNAPSHOTS
