@@ -63,4 +63,4 @@ def time_to_accuracy_figure(repeats: int, config: cnn.TrainingConfig | None = No
         samples.append(seconds_to_accuracy(config, target))
     samples.sort()
     return Figure("T2", f"CNN to {target:.1%} test accuracy", float(np.median(samples)), "s",
-                  20.0, (samples[0], samples[-1]))
+                  8.0, (samples[0], samples[-1]))

@@ -124,5 +124,5 @@ def time_to_accuracy_figures(repeats: int, config: ffnn.TrainingConfig | None = 
         samples = sorted(seconds_to_accuracy(backend, target, config) for _ in range(repeats))
         median = float(np.median(samples))
         figures.append(Figure(f"T1-{backend}", f"FFNN to {target:.0%} test accuracy, {backend}",
-                              median, "s", 5.0, (samples[0], samples[-1])))
+                              median, "s", 2.0, (samples[0], samples[-1])))
     return figures
