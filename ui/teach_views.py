@@ -122,15 +122,20 @@ def _show_teaching(teaching: Teaching, image: np.ndarray) -> None:
     st.markdown(f"Taught so far: **{taught}** ({len(teaching.labels)} press"
                 f"{'es' if len(teaching.labels) > 1 else ''}). The lab now uses the taught "
                 "model in every tab.")
-    left, right = st.columns(2)
-    for column, model, name in ((left, teaching.before.model, "Before"),
-                                (right, teaching.taught, "After")):
-        digit, confidence = top_guess(model.predict_proba(image[None])[0])
-        figure = probability_bars_figure(model.predict_proba(image[None])[0],
+    label = teaching.labels[-1]
+    shares = []
+    for column, model, name in zip(st.columns(2), (teaching.before.model, teaching.taught),
+                                   ("Before", "After"), strict=True):
+        probabilities = model.predict_proba(image[None])[0]
+        digit, confidence = top_guess(probabilities)
+        shares.append(probabilities[label])
+        figure = probability_bars_figure(probabilities,
                                          f"{name}: {a_digit(digit)} ({confidence:.0%})")
         figure.update_layout(height=BARS_HEIGHT + 40)
         column.plotly_chart(figure, key=f"sk_teach_bars_{name}",
                             config={"displayModeBar": False})
+    st.caption(f"On this drawing, the probability of {label} went from {shares[0]:.2g} to "
+               f"{shares[1]:.2g}. Not enough? Teach again, or take more steps.")
     _show_weight_change(teaching)
     _show_test_digits(teaching.changes)
 
@@ -144,8 +149,11 @@ def _show_weight_change(teaching: Teaching) -> None:
     st.caption(f"After − before for the {len(change.units)} {what} that moved furthest (units "
                f"{', '.join(str(u) for u in change.units)}): red weights grew, blue ones "
                f"shrank; each image on its own scale, the largest change "
-               f"{change.size.max():.4f}. Adam moves every weight with a gradient by about the "
-               "learning rate, so the change looks like your drawing's ink.")
+               f"{change.size.max():.4f}."
+               + (" Each weight that sees your ink gets a gradient, so the change looks like "
+                  "your drawing." if teaching.taught.kind == "ffnn" else
+                  " Every filter slides over the whole image, so its change sums the gradient "
+                  "over every position."))
 
 
 def _show_test_digits(changes: teach.AnswerChanges) -> None:
