@@ -4,7 +4,14 @@ import streamlit as st
 
 from engine.predict import probabilities_of
 from ui.explain_views import show_adversarial_view, show_attribution_view
-from ui.lab import is_unsure, show_answer, show_cnn_view, top_guess
+from ui.lab import (
+    is_unsure,
+    show_answer,
+    show_cnn_view,
+    show_unfamiliar_inputs,
+    temperature_slider,
+    top_guess,
+)
 from ui.models import current_models
 from ui.sketch import (
     preprocess_or_explain,
@@ -48,13 +55,16 @@ if preprocessed is not None:
                         "1; the tallest bar is its guess. The two feed-forward nets (FFNN) share "
                         "one architecture and differ only in who computed their gradients, so "
                         "they should nearly agree.")
+            temperature = temperature_slider("sk_temperature")
             for column, choice in zip(st.columns(len(choices)), choices, strict=True):
                 with column:
-                    show_answer(choice, answers.get(choice.slot))
+                    show_answer(choice, answers.get(choice.slot), temperature)
             if any(is_unsure(p) for p in answers.values()):
                 st.warning("Not sure? Draw the digit bigger and in the middle of the canvas, "
                            "with clear strokes: that is how the training digits looked.",
                            icon=":material/help:")
+            with st.expander("Inputs no model was trained for", icon=":material/help_center:"):
+                show_unfamiliar_inputs(choices)
             if "cnn" in models and models["cnn"].kind == "cnn":
                 digit, _ = top_guess(answers["cnn"])
                 st.subheader("What the CNN looks at")

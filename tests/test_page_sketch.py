@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jax
@@ -123,6 +124,36 @@ def test_top_guess_and_the_cnn_views_are_plain_images() -> None:
     assert mosaic.shape == (28 * 2 + 1, 28 * 2 + 1, 3)
     assert mosaic[5, 14, 0] == mosaic[5, 29 + 14, 0] == 255  # each map scaled to its own peak
     assert mosaic[29 + 5, 14, 0] == 0  # an all-zero map stays black
+
+
+def confidences(at: AppTest) -> list[int]:
+    """The top confidence shown under each model's answer, in percent."""
+    return [int(m.group(1)) for c in captions(at) if (m := re.search(r"(\d+)% confident$", c))]
+
+
+def test_a_high_temperature_flattens_the_bars_but_keeps_every_guess(lab) -> None:
+    draw(lab, mnist_on_canvas(mnist_digit(7)))
+    before, sure = confidences(lab), guesses(lab)
+    assert len(before) == len(DEFAULT_MODELS) and lab.select_slider(key="sk_temperature").value == 1
+    lab.select_slider(key="sk_temperature").set_value(4.0).run()
+    assert not lab.exception, [e.value for e in lab.exception]
+    after = confidences(lab)
+    assert all(a < b for a, b in zip(after, before, strict=True)), (before, after)
+    assert [g.rstrip("?") for g in guesses(lab)] == sure  # the guess never changes
+    labels = [json.loads(c.proto.spec)["data"][0]["text"] for c in lab.get("plotly_chart")]
+    tallest = [max(int(label.rstrip("%")) for label in bars) for bars in labels]
+    assert tallest == after  # the bars show the tempered probabilities too
+
+
+def test_inputs_no_model_was_trained_for_get_every_models_answer(lab) -> None:
+    draw(lab, mnist_on_canvas(mnist_digit(7)))
+    (panel,) = [e for e in lab.expander if e.label == "Inputs no model was trained for"]
+    shown = [c for image in panel.get("image") for c in image.captions]
+    assert shown == ["uniform noise", "the letter A", "a faint scribble"]
+    answers = [m.value for m in panel.markdown if " at " in m.value]
+    assert len(answers) == 3
+    assert all(text.count("%") == len(DEFAULT_MODELS) for text in answers)
+    assert "a confident answer is not a correct one" in panel.markdown[0].value.lower()
 
 
 def switches(at: AppTest) -> dict[str, bool]:

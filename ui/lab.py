@@ -6,7 +6,8 @@ import numpy as np
 import streamlit as st
 
 from engine import cnn
-from engine.predict import Model
+from engine.confidence import tempered, unfamiliar_inputs
+from engine.predict import Model, probabilities_of
 from engine.preprocess import FIELD
 from ui.charts import probability_bars_figure
 from ui.models import ModelChoice
@@ -15,6 +16,10 @@ NOT_SURE = 0.5  # a top probability below this is shown as "not sure"
 BARS_HEIGHT = 230  # px: three bar charts side by side stay compact
 VIEW_PIXEL = 7  # screen pixels per model-input pixel in the CNN's views (28 -> 196 px)
 HEAT = np.array([1.0, 0.15, 0.05], dtype=np.float32)  # the saliency overlay's red
+TEMPERATURES = [2 ** (k / 2) for k in range(-4, 5)]  # 0.25 to 4, each step x1.41
+TEMPERATURE_HELP = ("The probabilities are softmax(logits / T). T > 1 flattens them, T < 1 "
+                    "sharpens them; the order of the ten bars, and so the guess, never changes. "
+                    "T = 1 is the model as trained.")
 
 
 def top_guess(probabilities: np.ndarray) -> tuple[int, float]:
@@ -28,15 +33,25 @@ def is_unsure(probabilities: np.ndarray) -> bool:
     return top_guess(probabilities)[1] < NOT_SURE
 
 
-def show_answer(choice: ModelChoice, probabilities: np.ndarray | None) -> None:
+def temperature_slider(key: str) -> float:
+    """The softmax temperature T the bars are shown at (1: the model's own probabilities)."""
+    return st.select_slider("Softmax temperature", TEMPERATURES, value=1.0, key=key,
+                            format_func=lambda t: f"T = {t:.2g}", help=TEMPERATURE_HELP)
+
+
+def show_answer(choice: ModelChoice, probabilities: np.ndarray | None,
+                temperature: float = 1.0) -> None:
     """One model's column: its name and source, top guess, confidence and all ten bars.
 
-    probabilities: (10,), or None when the slot has no model (the reason is shown instead).
+    probabilities: (10,), or None when the slot has no model (the reason is shown instead);
+    shown re-tempered to `temperature` (engine.confidence.tempered).
     """
     if choice.model is None or probabilities is None:
         st.markdown(f"**{choice.title}**")
         st.info(choice.unavailable or "No model is available here yet.")
         return
+    if temperature != 1.0:
+        probabilities = tempered(probabilities, temperature)
     st.markdown(f"**{choice.title}**", help=choice.model.describe())
     st.caption(choice.source)
     digit, confidence = top_guess(probabilities)
@@ -90,3 +105,26 @@ def show_cnn_view(model: Model, image: np.ndarray, digit: int) -> None:
     right.image(enlarged(feature_map_mosaic(first_layer, columns=8), factor=3),
                 caption=f"First layer: what each of its {first_layer.shape[-1]} filters "
                         "responds to (bright = strong)")
+
+
+@st.cache_data(show_spinner=False)
+def _unfamiliar_inputs() -> dict[str, np.ndarray]:
+    """engine.confidence.unfamiliar_inputs, built once per server: {name: (28, 28)}."""
+    return unfamiliar_inputs()
+
+
+def show_unfamiliar_inputs(choices: list[ModelChoice]) -> None:
+    """Three inputs that are no digit (noise, a letter, a faint scribble), each with every
+    available model's top guess and confidence."""
+    from ui.cnn_views import show_digit  # it imports this module: import it when first used
+
+    models = {c.slot: c.model for c in choices if c.model}
+    titles = {c.slot: c.title for c in choices}
+    st.markdown("A confident answer is not a correct one: a softmax always spreads 100% over "
+                "the ten digits, even for an input that is none of them.")
+    for column, (name, image) in zip(st.columns(3), _unfamiliar_inputs().items(), strict=True):
+        with column:
+            show_digit(image, name)
+            guesses = {slot: top_guess(p) for slot, p in probabilities_of(models, image).items()}
+            st.markdown("  \n".join(f"{titles[slot]}: **{digit}** at {confidence:.0%}"
+                                     for slot, (digit, confidence) in guesses.items()))
