@@ -1,4 +1,4 @@
-"""Fixtures shared by every test file: a private runs folder, a fake clock."""
+"""Fixtures shared by every test file: a private runs folder, a fake clock, the default models."""
 
 from pathlib import Path
 
@@ -6,6 +6,7 @@ import pytest
 from helpers import FakeClock
 
 from engine import runs
+from engine.predict import DEFAULT_MODELS, load_default_models
 
 
 @pytest.fixture
@@ -21,3 +22,11 @@ def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def clock() -> FakeClock:
     """A clock that moves only when the test says so: time-outs without waiting."""
     return FakeClock()
+
+
+@pytest.fixture(scope="session")
+def defaults() -> dict:
+    """Every default model ({slot: Model}), loaded once for the whole test run."""
+    models, missing = load_default_models()
+    assert set(models) == set(DEFAULT_MODELS), missing
+    return models

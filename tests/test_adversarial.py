@@ -13,14 +13,6 @@ from hypothesis import strategies as st
 from engine import adversarial as adv
 from engine.attribution import model_logits
 from engine.data import as_float, embedded_split
-from engine.predict import load_default_models
-
-
-@pytest.fixture(scope="module")
-def defaults():
-    models, missing = load_default_models()
-    assert not missing, missing
-    return models
 
 
 @pytest.fixture(scope="module")

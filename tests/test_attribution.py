@@ -13,14 +13,7 @@ from hypothesis import strategies as st
 from engine import attribution as attr
 from engine import cnn, ffnn
 from engine.data import as_float, embedded_split
-from engine.predict import cnn_model, ffnn_model, load_default_models
-
-
-@pytest.fixture(scope="module")
-def defaults():
-    models, missing = load_default_models()
-    assert not missing, missing
-    return models
+from engine.predict import cnn_model, ffnn_model
 
 
 @pytest.fixture(scope="module")

@@ -22,20 +22,12 @@ from engine.predict import (
     classify,
     ffnn_model,
     load_default_model,
-    load_default_models,
     main,
     model_from_bytes,
 )
 from engine.pretrain import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def defaults():
-    models, missing = load_default_models()
-    assert set(models) == set(DEFAULT_MODELS), missing
-    return models
 
 
 def test_every_default_model_gives_ten_probabilities_per_image(defaults) -> None:
