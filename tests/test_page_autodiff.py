@@ -197,7 +197,7 @@ def test_memorise_picks_a_digit_and_an_example_of_it(playground: AppTest) -> Non
     assert not playground.exception
     index = playground.session_state["ad_overfit"]["index"]
     assert load_embedded_dataset().split.y_train[index] == 7
-    after = playground.get("plotly_chart")[2].proto.spec
+    (after,) = [c.proto.spec for c in playground.get("plotly_chart") if c.key == "ad_overfit_after"]
     assert "its label (7)" in after and "other digits" in after
 
 
