@@ -24,8 +24,8 @@ WARMUP = 6  # runs before the growth is measured: the first compiles load XLA it
 TRAIN_DIGITS = 512  # a short epoch: the growth comes from compiling, not from the data
 
 REMEDIES = {
-    "baseline": "nothing between runs (the engine clears JAX's caches at each new model: "
-                "engine.train.keep_compiled_programs_bounded)",
+    "baseline": "nothing between runs (the engine clears JAX's caches when a new model evicts "
+                "a kept chunk: engine.train.keep_compiled_programs_bounded)",
     "malloc_trim": "glibc malloc_trim(0) after each run",
     "arenas": "the server's mallopt tuning (2 arenas, fixed mmap threshold) before the first run",
     "clear_chunks": "cache_clear() of the kept chunks, clear_cache() of every jitted function",

@@ -178,19 +178,20 @@ def jax_stepper(rule: StepRule, x_train: np.ndarray, y_train: np.ndarray, key: j
 
 
 def keep_compiled_programs_bounded(rule: StepRule) -> None:
-    """Before the first chunk of a rule not compiled yet: drop every compiled JAX program.
+    """Before a rule that evicts one from the full chunk cache: drop every compiled JAX program.
 
     Each new architecture leaves ~3 MB of compiled programs behind for good, not only in its
     chunk but in every function jitted with the architecture as a static argument (predictions,
     the twin check), which JAX never evicts: a server grew by ~3 MB per model a visitor tried
-    (benchmarks/memory_probe.py: 3.2 MB per architecture; clearing at every new rule, 0.1 MB;
-    once per 8 new rules, 1.6 MB). A new rule compiles anyway; what is still in use elsewhere
-    recompiles on its next call (a fraction of a second). The same settings again compile
-    nothing: their chunk is kept.
+    (benchmarks/memory_probe.py: 3.2 MB per architecture; clearing at every new rule, 0.4 MB,
+    but then every new model's first run recompiles the evaluation too, about a second; once
+    per CHUNKS_KEPT new rules, 1.6 MB). What is still in use recompiles on its next call; the
+    same settings again compile nothing while their chunk is kept.
     """
-    misses = compiled_chunk.cache_info().misses
+    info = compiled_chunk.cache_info()
     compiled_chunk(rule)
-    if compiled_chunk.cache_info().misses > misses:
+    evicted = info.currsize >= CHUNKS_KEPT and compiled_chunk.cache_info().misses > info.misses
+    if evicted:
         jax.clear_caches()
 
 

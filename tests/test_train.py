@@ -233,20 +233,28 @@ def test_twin_check_runs_at_each_evaluation(small_split):
     assert all(d.max_rel < 1e-4 for d in twin)
 
 
-def test_a_new_model_drops_the_compiled_programs_the_same_model_again_keeps_them(small_split):
+def test_a_model_that_evicts_a_kept_chunk_drops_the_compiled_programs(small_split):
     """Issue 18, memory over time: every function jitted per architecture keeps its programs
-    for good (~3 MB a model), so a new model's first stepper clears JAX's caches; a stepper of a
-    model compiled already (pressing Start again) keeps them."""
+    for good (~3 MB a model), so once the chunk cache is full, a new model's stepper clears JAX's
+    caches; until then, and for a model compiled already, they are kept."""
+    from engine.train import CHUNKS_KEPT, compiled_chunk
+
+    compiled_chunk.cache_clear()
     arch = ffnn.Architecture((11,))
-    config = ffnn.TrainingConfig(arch, epochs=1, batch_size=256)
-    *_, final = ffnn.training_run(config, small_split)
-    ffnn.logits(final.params, as_float(small_split.x_test[:2]), arch=arch)
-    assert ffnn.logits._cache_size() > 0
+    images = as_float(small_split.x_test[:2])
+    params = ffnn.init_params(jax.random.key(0), arch)
+    ffnn.logits(params, images, arch=arch)
     key = jax.random.key(0)
-    ffnn.make_stepper(config, small_split.x_train, small_split.y_train, key)  # the same again
+
+    def stepper(rate: float) -> None:  # a rule of its own per learning rate (nothing compiles)
+        config = ffnn.TrainingConfig(arch, learning_rate=rate, epochs=1, batch_size=256)
+        ffnn.make_stepper(config, small_split.x_train, small_split.y_train, key)
+
+    for i in range(CHUNKS_KEPT):
+        stepper(0.1 + i)
+    stepper(0.1)  # compiled already: kept
     assert ffnn.logits._cache_size() > 0
-    new = ffnn.TrainingConfig(ffnn.Architecture((13,)), epochs=1, batch_size=256)
-    ffnn.make_stepper(new, small_split.x_train, small_split.y_train, key)
+    stepper(99.0)  # a ninth rule evicts the oldest
     assert ffnn.logits._cache_size() == 0
 
 
