@@ -63,6 +63,18 @@ class Stepper(Protocol):
 
 # ----------------------------------------------------------------------------- the JAX stepper
 
+def seed_key(seed: int) -> jax.Array:
+    """`jax.random.key(seed)` for 0 <= seed < 2**32, made without compiling anything.
+
+    jax.random.key compiles its seeding (about 0.08 s here) the first time in a process and
+    after every jax.clear_caches: a cost every first press of Start paid. ValueError outside
+    that range.
+    """
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be between 0 and 2**32 - 1, got {seed}")
+    return jax.random.wrap_key_data(np.array([0, seed], np.uint32))
+
+
 @dataclass(frozen=True)
 class StepRule:
     """What one JAX training step computes besides the data.
@@ -159,8 +171,9 @@ class JaxStepper:
 
     def init(self, params: PyTree) -> PyTree:
         optimizer = make_optimizer(self.rule.optimizer, self.rule.learning_rate)
+        # A numpy zero is sent, not computed: jnp.zeros would compile a program of its own.
         return {"optimizer": optimizer.init(params), "key": self.key,
-                "step": jnp.zeros((), jnp.int32)}
+                "step": np.zeros((), np.int32)}
 
     def run(self, params: PyTree, state: PyTree, batches: np.ndarray) -> tuple[PyTree, PyTree,
                                                                               np.ndarray]:

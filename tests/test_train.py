@@ -6,6 +6,8 @@ import threading
 import jax
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine import ffnn
 from engine.data import Split, as_float, embedded_split
@@ -16,6 +18,7 @@ from engine.train import (
     confusion_matrix,
     divergence,
     epoch_chunks,
+    seed_key,
     thinned,
 )
 
@@ -270,3 +273,16 @@ def test_a_runs_snapshots_stay_within_their_byte_budget():
     assert snapshot_cap(big) * (big.weights.nbytes + big.flat.nbytes) <= SNAPSHOT_BUDGET_BYTES
     assert snapshot_cap(big) < MAX_SNAPSHOTS
     assert snapshot_cap(huge) == MIN_SNAPSHOTS
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_seed_key_is_jax_random_key_without_a_compile(seed):
+    assert np.array_equal(jax.random.key_data(seed_key(seed)),
+                          jax.random.key_data(jax.random.key(seed)))
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_seed_key_refuses_seeds_outside_32_bits(seed):
+    with pytest.raises(ValueError, match="seed must be between"):
+        seed_key(seed)

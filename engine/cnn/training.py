@@ -164,7 +164,7 @@ def training_run(config: TrainingConfig, split: Any, *, dataset: str = "unnamed 
     name, for the model's metadata. The last event's model is a "cnn" Model.
     """
     check_config(config)
-    key = jax.random.key(config.seed)
+    key = training.seed_key(config.seed)
     if params is None:
         params = init_params(key, config.spec)
     steps_per_epoch = len(split.x_train) // config.batch_size

@@ -149,7 +149,7 @@ def training_run(config: TrainingConfig, split: Any, *, dataset: str = "unnamed 
     data set's name, for the model's metadata. The last event's model is an "ffnn" Model.
     """
     check_config(config)
-    key = jax.random.key(config.seed)
+    key = training.seed_key(config.seed)
     if params is None:
         params = init_params(key, config.arch)
     predict = autodiff_predict_labels if config.backend == "autodiff" else predict_labels
