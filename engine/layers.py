@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import jax
@@ -75,17 +76,56 @@ def dense(x: Array, w: Array, b: Array) -> Array:
     return x @ w + b
 
 
-ACTIVATIONS = ("relu", "tanh", "sigmoid")
+LEAKY_SLOPE = 0.01  # leaky ReLU's slope below zero
+GELU_CUBIC = 0.044715  # GELU's tanh approximation (Hendrycks and Gimpel), as jax.nn.gelu's
+
+
+def leaky_relu(ops: Ops, x: Array) -> Array:
+    """max(x, 0.01 x), built from relu: x above zero, a small slope below, so no unit dies."""
+    return ops.relu(x) - LEAKY_SLOPE * ops.relu(-x)
+
+
+def gelu(ops: Ops, x: Array) -> Array:
+    """x times (about) the normal CDF of x, by the tanh approximation jax.nn.gelu uses."""
+    return 0.5 * x * (1.0 + ops.tanh(np.sqrt(2.0 / np.pi) * (x + GELU_CUBIC * x**3)))
+
+
+ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu")
+COMPOSED_ACTIVATIONS = {"leaky_relu": leaky_relu, "gelu": gelu}
 
 
 def activation(ops: Ops, name: str) -> Callable[[Array], Array]:
     """The elementwise nonlinearity called `name` on this backend."""
     if name not in ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; choose one of {list(ACTIVATIONS)}")
+    if name in COMPOSED_ACTIVATIONS:
+        return partial(COMPOSED_ACTIVATIONS[name], ops)
     return getattr(ops, name)
 
 
-INITS = ("he", "xavier")
+# name -> the weights' standard deviation for a layer of n_in inputs and n_out outputs
+INIT_STDS: dict[str, Callable[[int, int], float]] = {
+    "he": lambda n_in, n_out: np.sqrt(2.0 / n_in),
+    "xavier": lambda n_in, n_out: np.sqrt(2.0 / (n_in + n_out)),
+    "lecun": lambda n_in, n_out: np.sqrt(1.0 / n_in),
+    "tiny": lambda n_in, n_out: 0.01 * np.sqrt(2.0 / n_in),
+    "large": lambda n_in, n_out: 10.0 * np.sqrt(2.0 / n_in),
+    "zeros": lambda n_in, n_out: 0.0,
+}
+INITS = tuple(INIT_STDS)
+
+
+def init_std(scheme: str, n_in: int, n_out: int) -> float:
+    """The standard deviation of `scheme`'s weights for a layer n_in -> n_out.
+
+    "he": sqrt(2 / n_in), keeps ReLU activations' scale layer after layer. "xavier" (Glorot):
+    sqrt(2 / (n_in + n_out)), keeps tanh/sigmoid out of saturation. "lecun": sqrt(1 / n_in).
+    "tiny" and "large": He times 0.01 and times 10, to watch signals vanish or explode.
+    "zeros": every weight 0, so every unit of a layer stays the same as its neighbours.
+    """
+    if scheme not in INIT_STDS:
+        raise ValueError(f"unknown initialisation {scheme!r}; choose one of {list(INITS)}")
+    return float(INIT_STDS[scheme](n_in, n_out))
 
 
 def init_dense(
@@ -93,16 +133,14 @@ def init_dense(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Weights (n_in, n_out) and zero biases (n_out,), float32.
 
-    "he": normal with std sqrt(2 / n_in), keeps ReLU activations' scale layer after layer.
-    "xavier": uniform in +-sqrt(6 / (n_in + n_out)), keeps tanh/sigmoid out of saturation.
+    "xavier" draws uniformly in +-sqrt(6 / (n_in + n_out)) (Glorot's own choice); the others
+    draw from a normal; each has the standard deviation `init_std` documents.
     """
-    if scheme == "he":
-        w = rng.normal(0.0, np.sqrt(2.0 / n_in), size=(n_in, n_out))
-    elif scheme == "xavier":
-        limit = np.sqrt(6.0 / (n_in + n_out))
-        w = rng.uniform(-limit, limit, size=(n_in, n_out))
+    std = init_std(scheme, n_in, n_out)
+    if scheme == "xavier":
+        w = rng.uniform(-np.sqrt(3.0) * std, np.sqrt(3.0) * std, size=(n_in, n_out))
     else:
-        raise ValueError(f"unknown initialisation {scheme!r}; choose one of {list(INITS)}")
+        w = rng.normal(0.0, std, size=(n_in, n_out))
     return w.astype(np.float32), np.zeros(n_out, np.float32)
 
 

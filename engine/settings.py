@@ -32,7 +32,7 @@ class Limits:
     """
 
     max_hidden_units: int = 1024
-    max_hidden_layers: int = 4
+    max_hidden_layers: int = 8
     max_filters: int = 64
     max_parameters: int = 1_000_000  # 4 MB of float32: its file fits the 5 MB upload cap
     max_epochs: int = 50

@@ -153,7 +153,7 @@ def test_limit_problems_name_each_excess():
 @pytest.mark.parametrize("change", [dict(optimizer="adagrad"), dict(loss="hinge"),
                                     dict(backend="torch"), dict(learning_rate=-1.0),
                                     dict(learning_rate=float("nan")),
-                                    dict(arch=ffnn.Architecture((8,), "gelu"))])
+                                    dict(arch=ffnn.Architecture((8,), "swish"))])
 def test_unknown_choices_are_refused(change):
     with pytest.raises(ValueError):
         ffnn.check_config(ffnn.TrainingConfig(**change))

@@ -111,7 +111,7 @@ def format_hidden(hidden: tuple[int, ...]) -> str:
 
 
 def init_params(key: jax.Array, arch: Architecture) -> Params:
-    """Fresh float32 parameters drawn from `key`: He or Xavier weights, zero biases."""
+    """Fresh float32 parameters drawn from `key`: weights as arch.init says, zero biases."""
     rng = numpy_rng(key)
     params: Params = {}
     sizes = arch.layer_sizes
@@ -120,16 +120,25 @@ def init_params(key: jax.Array, arch: Architecture) -> Params:
     return params
 
 
-def forward(params: dict[str, Array], x: Array, *, arch: Architecture, ops: Ops = JAX_OPS
-            ) -> Array:
-    """Logits (batch, 10) for images x (batch, 28, 28) in [0, 1], on the backend `ops`."""
+def layer_outputs(params: dict[str, Array], x: Array, *, arch: Architecture, ops: Ops = JAX_OPS
+                  ) -> list[Array]:
+    """Every layer's output for images x (batch, 28, 28) in [0, 1], on the backend `ops`: the
+    hidden layers' activations (batch, h_i), then the logits (batch, 10) last."""
     nonlinearity = activation(ops, arch.activation)
     h = x.reshape(x.shape[0], N_PIXELS)
+    outputs = []
     for i in range(arch.n_layers):
         h = dense(h, params[f"w{i}"], params[f"b{i}"])
         if i < arch.n_layers - 1:  # the last layer's outputs are the logits
             h = nonlinearity(h)
-    return h
+        outputs.append(h)
+    return outputs
+
+
+def forward(params: dict[str, Array], x: Array, *, arch: Architecture, ops: Ops = JAX_OPS
+            ) -> Array:
+    """Logits (batch, 10) for images x (batch, 28, 28) in [0, 1], on the backend `ops`."""
+    return layer_outputs(params, x, arch=arch, ops=ops)[-1]
 
 
 def loss(params: dict[str, Array], x: Array, y: Array, *, arch: Architecture, loss_name: str,
@@ -157,36 +166,62 @@ def uniform_guess_loss(loss_name: str) -> float:
 def autodiff_loss_and_grads(arch: Architecture, loss_name: str
                             ) -> Callable[[Params, np.ndarray, np.ndarray], tuple[float, Params]]:
     """`(params, x, y) -> (loss, grads)` computed by our engine; grads have params' shapes."""
-    from engine.autodiff import Tensor
-
-    ops = autodiff_ops()
 
     def loss_and_grads(params: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
-        tensors = {name: Tensor(value, requires_grad=True) for name, value in params.items()}
-        value = loss(tensors, x, y, arch=arch, loss_name=loss_name, ops=ops)
-        value.backward()
-        return value.item(), {name: tensor.grad for name, tensor in tensors.items()}
+        value, _, grads = autodiff_layer_pass(params, x, y, arch=arch, loss_name=loss_name)
+        return value, grads
 
     return loss_and_grads
 
 
+def autodiff_layer_pass(params: Params, x: np.ndarray, y: np.ndarray, *, arch: Architecture,
+                        loss_name: str) -> tuple[float, list[np.ndarray], Params]:
+    """(loss, every layer's output, grads) of one batch, read off our engine's tape.
+
+    x: (batch, 28, 28) float, y: (batch,) int. Outputs as `layer_outputs` (hidden activations
+    (batch, h_i), logits last); grads have params' shapes.
+    """
+    from engine.autodiff import Tensor
+
+    ops = autodiff_ops()
+    tensors = {name: Tensor(value, requires_grad=True) for name, value in params.items()}
+    outputs = layer_outputs(tensors, ops.constant(x), arch=arch, ops=ops)
+    value = loss_function(loss_name)(ops, outputs[-1], y)
+    value.backward()
+    return (value.item(), [output.data for output in outputs],
+            {name: tensor.grad for name, tensor in tensors.items()})
+
+
 @partial(jax.jit, static_argnames=("arch", "loss_name"))
-def _jax_loss_and_grads(params: Params, x: Array, y: Array, *, arch: Architecture,
-                        loss_name: str):
-    return jax.value_and_grad(partial(loss, arch=arch, loss_name=loss_name))(params, x, y)
+def _jax_layer_pass(params: Params, x: Array, y: Array, *, arch: Architecture, loss_name: str):
+    def loss_and_outputs(params):
+        outputs = layer_outputs(params, x, arch=arch)
+        return loss_function(loss_name)(JAX_OPS, outputs[-1], y), outputs
+
+    (value, outputs), grads = jax.value_and_grad(loss_and_outputs, has_aux=True)(params)
+    return value, outputs, grads
+
+
+def layer_pass(params: Params, x: np.ndarray, y: np.ndarray, *, arch: Architecture,
+               loss_name: str, backend: str) -> tuple[float, list[np.ndarray], Params]:
+    """(loss, every layer's output, grads), all numpy, of one batch on `backend`: one forward
+    and backward pass, the raw material of engine.health. Shapes as `autodiff_layer_pass`."""
+    if backend == "autodiff":
+        return autodiff_layer_pass(params, x, y, arch=arch, loss_name=loss_name)
+    if backend == "jax":
+        value, outputs, grads = _jax_layer_pass(params, x, np.asarray(y, np.int32), arch=arch,
+                                                loss_name=loss_name)
+        return (float(value), [np.asarray(output) for output in outputs],
+                {name: np.asarray(g) for name, g in grads.items()})
+    raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
 
 
 def gradients(params: Params, x: np.ndarray, y: np.ndarray, *, arch: Architecture,
               loss_name: str, backend: str) -> tuple[float, Params]:
     """(loss, grads as numpy arrays) of one batch x (batch, 28, 28) float, y (batch,) int on
     `backend` ("autodiff" or "jax")."""
-    if backend == "autodiff":
-        return autodiff_loss_and_grads(arch, loss_name)(params, x, y)
-    if backend == "jax":
-        value, grads = _jax_loss_and_grads(params, x, np.asarray(y, np.int32), arch=arch,
-                                           loss_name=loss_name)
-        return float(value), {name: np.asarray(g) for name, g in grads.items()}
-    raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
+    value, _, grads = layer_pass(params, x, y, arch=arch, loss_name=loss_name, backend=backend)
+    return value, grads
 
 
 @dataclass(frozen=True)
