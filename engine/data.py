@@ -2,20 +2,17 @@
 
 The embedded set (`assets/mnist_5k.npz`, 500 digits per class, see assets/MNIST-NOTICE.md) is the
 default and works offline. Full MNIST (70,000 digits) is read from a folder holding the four IDX
-`.gz` files or a Keras-style `mnist.npz`, or downloaded once into a cache with an MD5 check.
+`.gz` files or a Keras-style `mnist.npz` (`engine.datasets` downloads such folders).
 Images stay uint8 (n, 28, 28) everywhere they are stored; `as_float` gives a model's float32 view.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
-import tempfile
-import urllib.request
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
@@ -35,26 +32,20 @@ VAL_PER_CLASS = 30
 FULL_VAL_SIZE = 5_000
 
 MNIST_DIR_ENV = "GLASSBOX_MNIST_DIR"
-MIRROR_ENV = "GLASSBOX_MNIST_MIRROR"
-CACHE_ENV = "GLASSBOX_CACHE_DIR"
-DEFAULT_MIRROR = "https://storage.googleapis.com/cvdf-datasets/mnist/"
-DEFAULT_CACHE_DIR = Path.home() / ".cache" / "glassbox" / "mnist"
 
-# The four standard files and their published MD5s.
+# The four standard file names, the same for MNIST and Fashion-MNIST (their MD5s differ; see
+# engine.datasets).
 IDX_FILES = {
-    "train_images": ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-    "train_labels": ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
-    "test_images": ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
-    "test_labels": ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
 }
+DIGIT_NAMES = tuple(str(digit) for digit in range(10))
 KERAS_NPZ = "mnist.npz"
 
 IDX_UBYTE = 0x08
 MAX_IDX_ELEMENTS = 100_000_000  # a header claiming more is corrupt (MNIST train is 47 M)
-MAX_DOWNLOAD_BYTES = 20_000_000  # the largest MNIST file is 9.9 MB: anything bigger is wrong
-CHUNK = 1 << 16
-
-Opener = Callable[[str], BinaryIO]
 
 
 class DatasetError(ValueError):
@@ -88,10 +79,12 @@ class Split:
 
 @dataclass(frozen=True, eq=False)  # arrays inside: compare by identity
 class Dataset:
-    """A named split the UI can offer: "embedded" (5,000 digits) or "full MNIST" (70,000)."""
+    """A named split the UI can offer ("embedded", full MNIST, Fashion-MNIST) and the names of
+    its 10 classes (label i is class_names[i])."""
 
     name: str
     split: Split
+    class_names: tuple[str, ...] = DIGIT_NAMES
 
 
 def as_float(images: Any) -> Any:
@@ -255,9 +248,10 @@ def read_idx(path: Path | str) -> np.ndarray:
 
 
 def read_idx_folder(folder: Path | str) -> Mnist:
-    """Full MNIST from the four standard IDX `.gz` files in folder; DatasetError if one is bad."""
+    """Full MNIST (or Fashion-MNIST) from the four standard IDX `.gz` files in folder;
+    DatasetError if one is bad."""
     folder = Path(folder)
-    arrays = {key: read_idx(folder / name) for key, (name, _) in IDX_FILES.items()}
+    arrays = {key: read_idx(folder / name) for key, name in IDX_FILES.items()}
     mnist = Mnist(arrays["train_images"], arrays["train_labels"],
                   arrays["test_images"], arrays["test_labels"])
     _check_mnist(mnist, str(folder))
@@ -300,7 +294,7 @@ def find_full_mnist(folder: Path | str | None = None) -> Mnist | None:
         raise DatasetError(f"MNIST folder {folder} does not exist")
     if (folder / KERAS_NPZ).is_file():
         return read_mnist_npz(folder / KERAS_NPZ)
-    missing = [name for name, _ in IDX_FILES.values() if not (folder / name).is_file()]
+    missing = [name for name in IDX_FILES.values() if not (folder / name).is_file()]
     if missing:
         raise DatasetError(f"MNIST folder {folder} has no {KERAS_NPZ} and lacks "
                            + ", ".join(missing))
@@ -320,68 +314,3 @@ def full_mnist_split(mnist: Mnist) -> Split:
 def full_mnist_dataset(mnist: Mnist) -> Dataset:
     """Full MNIST under its split, named for the UI."""
     return Dataset("full MNIST (70,000 digits)", full_mnist_split(mnist))
-
-
-# --- full MNIST: download -------------------------------------------------------------------
-
-
-def _open_url(url: str) -> BinaryIO:
-    """The default opener: urllib with a timeout, so a dead mirror cannot hang the app."""
-    return urllib.request.urlopen(url, timeout=60)  # noqa: S310 (the mirror is configurable)
-
-
-def file_md5(path: Path) -> str:
-    """Hex MD5 of a file, read in chunks."""
-    digest = hashlib.md5()  # noqa: S324 (checks a published checksum, not security)
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def fetch_verified(url: str, dest: Path, md5: str, *, opener: Opener = _open_url) -> Path:
-    """Download url to dest only if its MD5 matches; dest is never left partial or wrong.
-
-    Streams into a temp file in dest's folder, checks the MD5, then renames it into place
-    (atomic on one file system). On any failure the temp file is deleted and DatasetError raised.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.md5()  # noqa: S324 (checks a published checksum, not security)
-        size = 0
-        with os.fdopen(fd, "wb") as out, opener(url) as response:
-            for chunk in iter(lambda: response.read(CHUNK), b""):
-                size += len(chunk)
-                if size > MAX_DOWNLOAD_BYTES:
-                    raise DatasetError(f"{url}: larger than any MNIST file, stopped")
-                digest.update(chunk)
-                out.write(chunk)
-        if digest.hexdigest() != md5:
-            raise DatasetError(f"{url}: MD5 {digest.hexdigest()} is not the published {md5}")
-        os.replace(tmp, dest)
-    except OSError as exc:  # urllib's URLError is an OSError
-        tmp.unlink(missing_ok=True)
-        raise DatasetError(f"{url}: download failed ({exc})") from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return dest
-
-
-def download_mnist(cache_dir: Path | str | None = None, *, mirror: str | None = None,
-                   opener: Opener = _open_url) -> Path:
-    """Ensure the four IDX files are in cache_dir, downloading the missing or wrong ones.
-
-    cache_dir: default env GLASSBOX_CACHE_DIR or ~/.cache/glassbox/mnist. mirror: a base URL
-    ending in "/", default env GLASSBOX_MNIST_MIRROR or DEFAULT_MIRROR. Returns cache_dir,
-    ready for `read_idx_folder`.
-    """
-    cache = Path(cache_dir or os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR)
-    base = mirror or os.environ.get(MIRROR_ENV) or DEFAULT_MIRROR
-    for name, md5 in IDX_FILES.values():
-        dest = cache / name
-        if not (dest.is_file() and file_md5(dest) == md5):
-            fetch_verified(base.rstrip("/") + "/" + name, dest, md5, opener=opener)
-    return cache

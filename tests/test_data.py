@@ -1,11 +1,10 @@
-"""engine.data: embedded set, fixed split, minibatches, IDX/npz readers, verified download."""
+"""engine.data: embedded set, fixed split, minibatches, IDX and npz readers."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
 import struct
-import urllib.request
 from pathlib import Path
 
 import jax
@@ -158,7 +157,7 @@ def write_idx_folder(folder: Path, mnist: data.Mnist) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     arrays = dict(zip(data.IDX_FILES, (mnist.x_train, mnist.y_train, mnist.x_test, mnist.y_test),
                       strict=True))
-    for key, (name, _) in data.IDX_FILES.items():
+    for key, name in data.IDX_FILES.items():
         (folder / name).write_bytes(gzip.compress(idx_bytes(arrays[key]), mtime=0))
     return folder
 
@@ -181,7 +180,21 @@ def test_read_idx_folder_round_trips(tmp_path) -> None:
     assert_same_mnist(data.read_idx_folder(write_idx_folder(tmp_path, mnist)), mnist)
 
 
+@settings(max_examples=25, deadline=None)
+@given(shape=st.lists(st.integers(0, 6), min_size=1, max_size=3), seed=st.integers(0, 2**32 - 1),
+       zipped=st.booleans())
+def test_read_idx_round_trips_any_shape(tmp_path_factory, shape, seed, zipped) -> None:
+    array = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+    content = idx_bytes(array)
+    path = tmp_path_factory.mktemp("idx") / "file"
+    path.write_bytes(gzip.compress(content) if zipped else content)
+    read = data.read_idx(path)
+    assert read.dtype == np.uint8 and read.shape == tuple(shape)
+    assert np.array_equal(read, array)
+
+
 GOOD = idx_bytes(np.arange(24, dtype=np.uint8).reshape(2, 3, 4))
+LABELS = idx_bytes(np.arange(10, dtype=np.uint8))
 
 
 @pytest.mark.parametrize(("content", "message"), [
@@ -193,6 +206,9 @@ GOOD = idx_bytes(np.arange(24, dtype=np.uint8).reshape(2, 3, 4))
     (GOOD + b"\x00", "more"),
     (b"", "magic"),
     (gzip.compress(GOOD)[:-12], "cannot read"),  # gzip stream cut short
+    (LABELS[:-3], "header says"),  # a labels file cut short
+    (LABELS[:6], "truncated header"),
+    (b"\x00\x00\x08\x01\xff\xff\xff\xff", "header claims"),  # 4 GB of labels announced
 ])
 def test_read_idx_rejects_bad_files(tmp_path, content, message) -> None:
     path = tmp_path / "bad-idx3-ubyte"
@@ -266,72 +282,6 @@ def test_full_mnist_split_keeps_the_last_5000_training_digits_for_validation() -
     assert np.array_equal(dataset.split.x_test, mnist.x_test)
     with pytest.raises(DatasetError, match="too few"):
         data.full_mnist_split(tiny_mnist())
-
-
-# --- verified download (file:// URLs: urllib's real opener, no network) ----------------------
-
-
-def md5(content: bytes) -> str:
-    return hashlib.md5(content).hexdigest()
-
-
-def test_fetch_with_good_md5_lands_the_file(tmp_path) -> None:
-    source = tmp_path / "mirror" / "file.gz"
-    source.parent.mkdir()
-    source.write_bytes(b"digits" * 50_000)
-    dest = tmp_path / "cache" / "file.gz"
-    data.fetch_verified(source.as_uri(), dest, md5(source.read_bytes()))
-    assert dest.read_bytes() == source.read_bytes()
-    assert sorted(p.name for p in dest.parent.iterdir()) == ["file.gz"]  # no temp left behind
-
-
-def test_fetch_with_wrong_md5_leaves_nothing_in_the_cache(tmp_path) -> None:
-    source = tmp_path / "file.gz"
-    source.write_bytes(b"corrupt")
-    cache = tmp_path / "cache"
-    with pytest.raises(DatasetError, match="MD5"):
-        data.fetch_verified(source.as_uri(), cache / "file.gz", md5(b"the real thing"))
-    assert list(cache.iterdir()) == []
-
-
-def test_fetch_failures_leave_nothing_in_the_cache(tmp_path, monkeypatch) -> None:
-    cache = tmp_path / "cache"
-    with pytest.raises(DatasetError, match="download failed"):
-        data.fetch_verified((tmp_path / "absent.gz").as_uri(), cache / "x.gz", md5(b""))
-    source = tmp_path / "huge.gz"
-    source.write_bytes(b"x" * 1000)
-    monkeypatch.setattr(data, "MAX_DOWNLOAD_BYTES", 999)
-    with pytest.raises(DatasetError, match="larger than any MNIST file"):
-        data.fetch_verified(source.as_uri(), cache / "x.gz", md5(source.read_bytes()))
-    assert list(cache.iterdir()) == []
-
-
-def test_download_mnist_rejects_files_that_differ_from_the_published_ones(tmp_path) -> None:
-    mirror = write_idx_folder(tmp_path / "mirror", tiny_mnist())
-    with pytest.raises(DatasetError, match="published"):
-        data.download_mnist(tmp_path / "cache", mirror=mirror.as_uri() + "/")
-    assert list((tmp_path / "cache").iterdir()) == []
-
-
-def test_download_mnist_fetches_once_then_reads(tmp_path, monkeypatch) -> None:
-    mnist = tiny_mnist()
-    mirror = write_idx_folder(tmp_path / "mirror", mnist)
-    # Our tiny files stand in for MNIST here, so the table of MD5s must be theirs.
-    monkeypatch.setattr(data, "IDX_FILES", {
-        key: (name, md5((mirror / name).read_bytes())) for key, (name, _) in data.IDX_FILES.items()
-    })
-    monkeypatch.setenv(data.MIRROR_ENV, mirror.as_uri())
-    fetched: list[str] = []
-
-    def recording_opener(url: str):
-        fetched.append(url)
-        return urllib.request.urlopen(url)
-
-    cache = data.download_mnist(tmp_path / "cache", opener=recording_opener)
-    assert len(fetched) == 4
-    assert_same_mnist(data.read_idx_folder(cache), mnist)
-    data.download_mnist(tmp_path / "cache", opener=recording_opener)
-    assert len(fetched) == 4  # verified cache hits are not fetched again
 
 
 # --- the UI's cached loaders ------------------------------------------------------------------
