@@ -4,7 +4,7 @@ settings, limits, the step, snapshots and the twin-engine batch."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
@@ -25,11 +25,13 @@ from engine.ffnn.model import (
     first_layer_images,
     gradient_differences,
     init_params,
+    layer_pass,
     predict_labels,
     train_logits,
     uniform_guess_loss,
 )
-from engine.landscape import flat_parameters
+from engine.health import LayerHealth, layer_health, update_ratios
+from engine.landscape import flat_parameters, unflatten
 from engine.losses import loss_function
 from engine.model import Model
 from engine.optim import OPTIMIZERS, make_optimizer
@@ -54,6 +56,15 @@ class TrainingConfig:
         meta = asdict(self)
         meta["arch"] = self.arch.to_metadata()
         return meta
+
+
+# One click each in the layer-health tab: a story of why a net learns or does not.
+HEALTH_PRESETS = {
+    "vanishing gradients": TrainingConfig(Architecture((64,) * 6, "sigmoid", "tiny"), epochs=3),
+    "dead ReLUs": TrainingConfig(Architecture((128, 128), "relu", "he"), learning_rate=0.05,
+                                 epochs=3),
+    "healthy": TrainingConfig(Architecture((64,) * 6, "relu", "he"), epochs=3),
+}
 
 
 def limit_problems(config: TrainingConfig, limits: Limits) -> list[str]:
@@ -112,21 +123,82 @@ class Snapshot:
     weights: the first layer's weights as images (units, 28, 28), what each hidden unit looks
     for (with no hidden layer, each class's template). twin: the twin-engine check on a fixed
     batch at these parameters, if one was asked for. flat: every parameter, flattened
-    (engine.landscape.flat_parameters), for the training path's PCA.
+    (engine.landscape.flat_parameters), for the training path's PCA and the update ratios.
+    health: the layers' statistics (engine.health) on a fixed batch, if one was asked for.
     """
 
     weights: np.ndarray
     twin: list[LayerDifference] | None = None
     flat: np.ndarray | None = None
+    health: LayerHealth | None = None
+
+
+def measure_health(params: Params, batch: tuple[np.ndarray, np.ndarray], *,
+                   config: TrainingConfig) -> LayerHealth:
+    """The layers' health at params (numpy) on batch (x (B, 28, 28) float, y (B,)): one forward
+    and backward pass on config.backend (our engine's tape, or one jitted jax.grad)."""
+    value, outputs, grads = layer_pass(params, *batch, arch=config.arch, loss_name=config.loss,
+                                       backend=config.backend)
+    layers = range(config.arch.n_layers)
+    return layer_health(outputs[:-1], [params[f"w{i}"] for i in layers],
+                        [grads[f"w{i}"] for i in layers], config.arch.activation, value)
 
 
 def take_snapshot(params: Params, *, config: TrainingConfig,
-                  twin_batch: tuple[np.ndarray, np.ndarray] | None) -> Snapshot:
-    """The Snapshot of params (any arrays), with the twin check on twin_batch if given."""
+                  twin_batch: tuple[np.ndarray, np.ndarray] | None,
+                  health_batch: tuple[np.ndarray, np.ndarray] | None = None) -> Snapshot:
+    """The Snapshot of params (any arrays), with the twin check on twin_batch and the layers'
+    health on health_batch, each if given."""
     params = {name: np.asarray(value) for name, value in params.items()}
     twin = (gradient_differences(params, *twin_batch, arch=config.arch, loss_name=config.loss)
             if twin_batch is not None else None)
-    return Snapshot(first_layer_images(params), twin, flat_parameters(params))
+    health = (measure_health(params, health_batch, config=config)
+              if health_batch is not None else None)
+    return Snapshot(first_layer_images(params), twin, flat_parameters(params), health)
+
+
+def snapshot_weights(snapshot: Snapshot, arch: Architecture) -> list[np.ndarray]:
+    """The weight matrices [w0 (784, h0), ..., wL (h_last, 10)] a snapshot's `flat` holds."""
+    shapes = {name: np.empty(shape, np.float32) for name, shape in arch.param_shapes().items()}
+    params = unflatten(snapshot.flat, shapes)
+    return [params[f"w{i}"] for i in range(arch.n_layers)]
+
+
+@dataclass(frozen=True)
+class HealthSeries:
+    """A run's layer health over its evaluations, E of them, as arrays to chart.
+
+    steps: (E,). histograms: (E, H, BINS) counts on the bins `edges` (BINS + 1,). dead,
+    saturated: (E, H). grad_norms: (E, L). update_ratios: (E, L), log10 of the average step
+    since the previous evaluation over the weights' size (NaN at the first).
+    """
+
+    steps: np.ndarray
+    histograms: np.ndarray
+    edges: np.ndarray
+    dead: np.ndarray
+    saturated: np.ndarray
+    grad_norms: np.ndarray
+    update_ratios: np.ndarray
+
+
+def health_series(steps: Sequence[int], snapshots: Sequence[Snapshot], arch: Architecture
+                  ) -> HealthSeries | None:
+    """The health recorded in a run's snapshots (taken at `steps`), None if none has any."""
+    pairs = [(step, snap) for step, snap in zip(steps, snapshots, strict=True)
+             if snap.health is not None and snap.flat is not None]
+    if not pairs:
+        return None
+    records = [snap.health for _, snap in pairs]
+    weights = [snapshot_weights(snap, arch) for _, snap in pairs]
+    ratios = [np.full(arch.n_layers, np.nan)] + [
+        update_ratios(weights[e - 1], weights[e], max(1, pairs[e][0] - pairs[e - 1][0]))
+        for e in range(1, len(pairs))]
+    return HealthSeries(np.array([step for step, _ in pairs]),
+                        np.stack([r.histograms for r in records]), records[0].edges,
+                        np.stack([r.dead for r in records]),
+                        np.stack([r.saturated for r in records]),
+                        np.stack([r.grad_norms for r in records]), np.stack(ratios))
 
 
 def twin_batch(split: Any, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -140,12 +212,14 @@ def twin_batch(split: Any, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
 
 def training_run(config: TrainingConfig, split: Any, *, dataset: str = "unnamed split",
                  params: Params | None = None, stop: Any = None, evals_per_epoch: int = 2,
-                 twin_batch: tuple[np.ndarray, np.ndarray] | None = None
+                 twin_batch: tuple[np.ndarray, np.ndarray] | None = None,
+                 health_batch: tuple[np.ndarray, np.ndarray] | None = None
                  ) -> Iterator[training.Progress[Snapshot]]:
     """Train a net per `config` on `split` (see engine.train.train), from `params` if given.
 
     Each evaluation records a `Snapshot` in the history; with twin_batch (x (batch, 28, 28)
-    float, y (batch,)) it includes the twin-engine gradient check on that batch. dataset: the
+    float, y (batch,)) it includes the twin-engine gradient check on that batch, with
+    health_batch (the same shapes) the layers' health (engine.health) on it. dataset: the
     data set's name, for the model's metadata. The last event's model is an "ffnn" Model.
     """
     check_config(config)
@@ -164,4 +238,5 @@ def training_run(config: TrainingConfig, split: Any, *, dataset: str = "unnamed 
     return training.train(make_stepper(config, split.x_train, split.y_train, key), params,
                           split, schedule, partial(predict, arch=config.arch), template=template,
                           stop=stop,
-                          snapshot=partial(take_snapshot, config=config, twin_batch=twin_batch))
+                          snapshot=partial(take_snapshot, config=config, twin_batch=twin_batch,
+                                           health_batch=health_batch))

@@ -1,0 +1,203 @@
+"""Layer health: per-layer statistics of a network at an evaluation, and what they say in words.
+
+From one forward and backward pass on a fixed batch (the family computes it on its own backend:
+the tape of our engine or one jitted `jax.grad`), `layer_health` measures, per layer, the
+distribution of the activations (a histogram on fixed bins, so evaluations line up as a
+heatmap), the units that never fire (ReLU family) or the activations stuck in a flat tail
+(tanh, sigmoid), and the gradient and weight norms. `update_ratios` adds log10(||dW|| / ||W||),
+the size of a step against the weights it changes; `diagnose` turns the latest numbers into one
+sentence per problem with what usually helps (Karpathy's "makemore" lectures' checks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+BINS = 40
+# Where each activation's values live; values outside land in the first or last bin.
+VALUE_RANGES = {"relu": (0.0, 4.0), "leaky_relu": (-0.5, 4.0), "gelu": (-0.5, 4.0),
+                "tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
+SATURATING = ("tanh", "sigmoid")
+TANH_SATURATED = 0.97  # |tanh| above this: its slope is below 0.06
+SIGMOID_TAIL = 0.03  # sigmoid below this or above 1 - this: its slope is below 0.03
+MOSTLY = 0.5  # a layer with more than this fraction dead or saturated gets a sentence
+VANISHING = 1e-2  # first layer's gradient norm / last layer's, below this: vanishing
+EXPLODING = 1e2
+UPDATE_RANGE = (-4.0, -2.0)  # log10 update ratio outside this: steps too small or too large
+
+
+@dataclass(frozen=True)
+class LayerHealth:
+    """One evaluation's statistics of a net with L weight layers, the first H = L - 1 hidden.
+
+    histograms: (H, BINS) int, each hidden layer's activations counted in the bins `edges`
+    (BINS + 1,). dead: (H,) fraction of units that never fire on the batch (NaN where the
+    activation cannot die). saturated: (H,) fraction of activations in a flat tail (NaN where
+    it has none). grad_norms, weight_norms: (L,) Frobenius norms of each layer's weight
+    gradient and weights. loss: the batch's loss.
+    """
+
+    histograms: np.ndarray
+    edges: np.ndarray
+    dead: np.ndarray
+    saturated: np.ndarray
+    grad_norms: np.ndarray
+    weight_norms: np.ndarray
+    loss: float
+
+
+def bin_edges(activation: str) -> np.ndarray:
+    """The fixed histogram edges (BINS + 1,) for this activation's values."""
+    low, high = VALUE_RANGES[activation]
+    return np.linspace(low, high, BINS + 1)
+
+
+def histogram(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts (len(edges) - 1,) of values (any shape); those outside the edges are counted in
+    the first or last bin, so the counts add up to values.size."""
+    inside = np.clip(np.ravel(values), edges[0], edges[-1])
+    return np.histogram(inside, edges)[0]
+
+
+def dead_fraction(values: np.ndarray) -> float:
+    """Fraction of units (columns of values (batch, units)) never positive on the batch: a
+    ReLU unit like that passes no gradient back and so never learns again."""
+    return float(np.mean(np.all(values <= 0, axis=0)))
+
+
+def saturated_fraction(values: np.ndarray, activation: str) -> float:
+    """Fraction of the activations (batch, units) in a flat tail of tanh or sigmoid."""
+    if activation == "tanh":
+        return float(np.mean(np.abs(values) > TANH_SATURATED))
+    if activation == "sigmoid":
+        return float(np.mean((values < SIGMOID_TAIL) | (values > 1 - SIGMOID_TAIL)))
+    raise ValueError(f"{activation!r} does not saturate; only {list(SATURATING)} do")
+
+
+def layer_health(hidden: Sequence[np.ndarray], weights: Sequence[np.ndarray],
+                 weight_grads: Sequence[np.ndarray], activation: str, loss: float
+                 ) -> LayerHealth:
+    """The LayerHealth of one pass: hidden, the H hidden layers' activations (batch, h_i);
+    weights and weight_grads, the L = H + 1 weight matrices and their gradients."""
+    if activation not in VALUE_RANGES:
+        raise ValueError(f"unknown activation {activation!r}; choose one of "
+                         f"{list(VALUE_RANGES)}")
+    if len(weights) != len(weight_grads) or len(weights) != len(hidden) + 1:
+        raise ValueError(f"{len(hidden)} hidden layers need {len(hidden) + 1} weight matrices "
+                         f"and as many gradients, got {len(weights)} and {len(weight_grads)}")
+    edges = bin_edges(activation)
+    saturates = activation in SATURATING
+    return LayerHealth(
+        histograms=np.array([histogram(h, edges) for h in hidden], np.int64).reshape(-1, BINS),
+        edges=edges,
+        dead=np.array([np.nan if saturates else dead_fraction(h) for h in hidden]),
+        saturated=np.array([saturated_fraction(h, activation) if saturates else np.nan
+                            for h in hidden]),
+        grad_norms=np.array([np.linalg.norm(g) for g in weight_grads]),
+        weight_norms=np.array([np.linalg.norm(w) for w in weights]),
+        loss=float(loss))
+
+
+def update_ratios(before: Sequence[np.ndarray], after: Sequence[np.ndarray], steps: int
+                  ) -> np.ndarray:
+    """log10(||dW|| / ||W||) per layer (L,): dW, the average step from the weights `before` to
+    `after` (each a list of L matrices) over `steps` steps; W, the weights after.
+
+    Steps that partly cancel (noisy gradients) make the average smaller than one step. -inf
+    for a layer that did not move; NaN for one whose weights are all zero.
+    """
+    if steps < 1:
+        raise ValueError(f"an update needs at least one step, got {steps}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.array([np.log10(np.linalg.norm(a - b) / steps / np.linalg.norm(a))
+                         for b, a in zip(before, after, strict=True)])
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One sentence of the diagnosis: what is happening, what usually helps, and the chart
+    ("activations", "gradients", "updates" or "loss") that shows it."""
+
+    problem: str
+    advice: str
+    chart: str
+
+
+def layer_findings(health: LayerHealth) -> list[Finding]:
+    """Sentences for the hidden layers that are mostly dead or mostly saturated."""
+    findings = []
+    for i, (dead, saturated) in enumerate(zip(health.dead, health.saturated, strict=True)):
+        if dead > MOSTLY:
+            findings.append(Finding(
+                f"Layer {i + 1}: {dead:.0%} of its units never fire on the evaluation batch "
+                "(dead ReLUs); they pass no gradient back, so they never learn again.",
+                "A smaller learning rate, He initialisation or leaky ReLU usually helps.",
+                "activations"))
+        if saturated > MOSTLY:
+            findings.append(Finding(
+                f"Layer {i + 1}: {saturated:.0%} of its activations sit in a flat tail "
+                "(saturated), where the slope and so the gradient is almost zero.",
+                "Xavier initialisation, smaller weights or ReLU usually helps.", "activations"))
+    return findings
+
+
+def gradient_findings(grad_norms: np.ndarray) -> list[Finding]:
+    """A sentence when the gradient norm (L,) shrinks or grows by orders of magnitude from
+    the last layer back to the first."""
+    if len(grad_norms) < 2 or not np.all(np.isfinite(grad_norms)) or grad_norms[-1] <= 0:
+        return []
+    ratio = grad_norms[0] / grad_norms[-1]
+    if ratio < VANISHING:
+        return [Finding(
+            f"Vanishing gradients: the first layer's gradient is {1 / max(ratio, 1e-30):.0e} "
+            "times smaller than the last layer's, so the layers near the input barely learn.",
+            "ReLU with He initialisation, fewer layers or batch normalisation usually helps.",
+            "gradients")]
+    if ratio > EXPLODING:
+        return [Finding(
+            f"Exploding gradients: the first layer's gradient is {ratio:.0e} times larger "
+            "than the last layer's.",
+            "A smaller initialisation (He or Xavier) or a smaller learning rate usually helps.",
+            "gradients")]
+    return []
+
+
+def update_findings(ratios: np.ndarray) -> list[Finding]:
+    """A sentence when a layer's log10 update ratio (L,) leaves UPDATE_RANGE."""
+    finite = np.where(np.isfinite(ratios), ratios, np.nan)
+    low, high = UPDATE_RANGE
+    findings = []
+    if np.nanmax(finite, initial=-np.inf) > high:
+        layer = int(np.nanargmax(finite))
+        findings.append(Finding(
+            f"Layer {layer + 1}'s steps change its weights by 10^{finite[layer]:.1f} of their "
+            "size each step, above 1e-2: the learning rate is probably too large.",
+            "Try a learning rate 3 to 10 times smaller.", "updates"))
+    if np.nanmin(finite, initial=np.inf) < low:
+        layer = int(np.nanargmin(finite))
+        findings.append(Finding(
+            f"Layer {layer + 1}'s steps change its weights by only 10^{finite[layer]:.1f} of "
+            "their size each step, below 1e-4: it learns very slowly.",
+            "A larger learning rate usually helps (or a better initialisation, if its gradient "
+            "vanished).", "updates"))
+    return findings
+
+
+def diagnose(health: LayerHealth, ratios: np.ndarray | None, diverged: bool) -> list[Finding]:
+    """Every problem the latest evaluation shows, one Finding each (empty: nothing to say).
+
+    ratios: the latest log10 update ratios (L,), None before there are two evaluations.
+    diverged: the run stopped because its loss blew up.
+    """
+    findings = []
+    if diverged:
+        findings.append(Finding(
+            "The loss diverged: the steps overshoot and the weights blow up.",
+            "Lower the learning rate tenfold.", "loss"))
+    findings += layer_findings(health) + gradient_findings(health.grad_norms)
+    if ratios is not None and len(ratios):
+        findings += update_findings(ratios)
+    return findings
