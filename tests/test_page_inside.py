@@ -1,0 +1,60 @@
+"""AppTest of the views inside the rooms: one step phase by phase, the projector, what a unit
+wants; bad selections get messages. Each view runs in a tiny host page (the room's model and
+test digits), and once inside its room's page."""
+
+from __future__ import annotations
+
+from helpers import APP_TIMEOUT, assert_calm, open_page, said
+from streamlit.testing.v1 import AppTest
+
+
+def one_step_app():
+    """Host: the default feed-forward model, the embedded test digits, the "One step" view."""
+    from engine.data import embedded_split
+    from engine.predict import load_default_model
+    from ui.step_views import show_one_step
+
+    split = embedded_split()
+    show_one_step(load_default_model("ffnn-jax"), split.x_test, split.y_test,
+                  loss_name="cross_entropy", optimizer="sgd", learning_rate=0.1)
+
+
+def host(app) -> AppTest:
+    at = AppTest.from_function(app, default_timeout=APP_TIMEOUT).run()
+    assert_calm(at)
+    return at
+
+
+def test_one_step_shows_every_phase_and_explains_a_cell():
+    at = host(one_step_app)
+    at.button(key="ff_step_all").click().run()
+    assert_calm(at)
+    code = " ".join(c.value for c in at.code)
+    assert "x (4,784) @ W1 (784,256) + b1 (256,) -> z1 (4,256) -> relu -> a1 (4,256)" in code
+    assert "dL/dlogits = (softmax - onehot) / B" in code
+    assert "delta1 = (delta2 @ W2^T) * relu'(z1)" in code
+    captions = " ".join(c.value for c in at.caption)
+    assert "max |by hand - jax.grad| over dW1 and db1" in captions
+    assert any(m.label == "Loss (by hand)" for m in at.metric)
+    at.number_input(key="ff_step_cell_row").set_value(3).run()
+    assert "the sum of 784 products" in " ".join(m.value for m in at.markdown)
+    at.button(key="ff_step_update").click().run()
+    assert "W2 after = W2 + step (256,10)" in " ".join(c.value for c in at.code)
+
+
+def test_one_step_refuses_a_cell_outside_and_an_empty_batch():
+    at = host(one_step_app)
+    at.number_input(key="ff_step_cell_row").set_value(4).run()
+    assert_calm(at)
+    assert "outside this 4x256 matrix: row 0 to 3" in said(at)
+    at.number_input(key="ff_step_cell_layer").set_value(9).run()
+    assert "Layer 9 does not exist here: choose 1 to 2" in said(at)
+    at.multiselect(key="ff_step_batch").set_value([]).run()
+    assert_calm(at)
+    assert "The batch is empty" in said(at)
+
+
+def test_the_feedforward_room_has_the_one_step_tab():
+    at = open_page("pages/feedforward.py")
+    assert "One step" in [tab.label for tab in at.tabs]
+    assert at.button(key="ff_step_all")
