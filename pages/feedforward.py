@@ -11,11 +11,10 @@ from engine import ffnn
 from engine.data import as_float
 from engine.layers import ACTIVATIONS
 from engine.settings import limits
-from ui.dataset_views import DOWNLOAD_FIRST, chosen_dataset, dataset_picker
 from ui.evaluation import show_evaluation
 from ui.ffnn_views import draw_weights, show_sketch, show_twin_check
 from ui.landscape_views import show_landscape
-from ui.loaders import load_embedded_dataset
+from ui.loaders import available_datasets
 from ui.model_file import show_model_file
 from ui.rooms import (
     FEEDFORWARD,
@@ -88,7 +87,9 @@ st.markdown(
 messages = st.container()
 with messages:
     room = open_room(FEEDFORWARD)
-    dataset = chosen_dataset("ff")  # None until the picked set is downloaded
+    datasets = available_datasets()
+if state["ff_dataset"] not in datasets:
+    state["ff_dataset"] = "embedded"
 
 with st.container(border=True):
     continuing = state["ff_continue"]
@@ -110,18 +111,18 @@ with st.container(border=True):
     row[2].number_input("Batch size", min_value=1, max_value=60_000, step=16, key="ff_batch_size")
     row[3].number_input("Epochs", min_value=1, max_value=10_000, key="ff_epochs")
     row = st.columns([2, 2, 1, 1, 1])
-    dataset_picker("ff", row[0])
+    row[0].selectbox("Data set", list(datasets), key="ff_dataset",
+                     format_func=lambda name: datasets[name].name)
     row[1].checkbox("Continue from the current model", key="ff_continue",
                     help="Start from the weights of the model below (trained, uploaded or "
                          "default) instead of fresh ones; its architecture is kept.")
     start = room_buttons(row[2:], FEEDFORWARD, start_label="Start",
                         reset_help="Stop, forget the trained model, restore the defaults")
 
-split = (dataset or load_embedded_dataset()).split
+dataset = datasets[state["ff_dataset"]]
+split = dataset.split
 with messages:
-    if start and dataset is None:
-        st.warning(DOWNLOAD_FIRST)
-    elif start:
+    if start:
         start_training(room, split, dataset.name)
         room = room_state(FEEDFORWARD)
 
