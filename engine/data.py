@@ -20,6 +20,7 @@ from typing import Any, BinaryIO, NamedTuple
 import numpy as np
 
 EMBEDDED_PATH = Path(__file__).resolve().parents[1] / "assets" / "mnist_5k.npz"
+EMBEDDED_TITLE = "embedded MNIST (5,000 digits)"
 N_CLASSES = 10
 
 # The one fixed split of the embedded set (see `embedded_split`). Changing any of these changes
@@ -172,7 +173,7 @@ def embedded_split() -> Split:
 
 def embedded_dataset() -> Dataset:
     """The embedded set under its fixed split, named for the UI."""
-    return Dataset("embedded MNIST (5,000 digits)", embedded_split())
+    return Dataset(EMBEDDED_TITLE, embedded_split())
 
 
 # --- minibatches ----------------------------------------------------------------------------
@@ -309,8 +310,3 @@ def full_mnist_split(mnist: Mnist) -> Split:
     cut = len(mnist.x_train) - FULL_VAL_SIZE
     return Split(*_read_only(mnist.x_train[:cut], mnist.y_train[:cut], mnist.x_train[cut:],
                              mnist.y_train[cut:], mnist.x_test, mnist.y_test))
-
-
-def full_mnist_dataset(mnist: Mnist) -> Dataset:
-    """Full MNIST under its split, named for the UI."""
-    return Dataset("full MNIST (70,000 digits)", full_mnist_split(mnist))

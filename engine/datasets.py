@@ -92,7 +92,7 @@ SOURCES = {
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
          "Bag", "Ankle boot")),
 }
-TITLES = {EMBEDDED: "embedded MNIST (5,000 digits)",
+TITLES = {EMBEDDED: data.EMBEDDED_TITLE,
           **{key: source.title for key, source in SOURCES.items()}}
 
 
@@ -126,11 +126,14 @@ def is_downloaded(folder: Path) -> bool:
     return all((folder / name).is_file() for name in data.IDX_FILES.values())
 
 
-def read_downloaded(source: Source, folder: Path) -> data.Dataset:
-    """source's data set from its four files in folder, under full MNIST's split (55,000 /
-    5,000 / 10,000). Raises DatasetError if a file is unreadable."""
-    arrays = data.read_idx_folder(folder)
+def as_dataset(source: Source, arrays: data.Mnist) -> data.Dataset:
+    """source's arrays under full MNIST's split (55,000 / 5,000 / 10,000), named for the UI."""
     return data.Dataset(source.title, data.full_mnist_split(arrays), source.class_names)
+
+
+def read_downloaded(source: Source, folder: Path) -> data.Dataset:
+    """source's data set from its four files in folder. Raises DatasetError if one is bad."""
+    return as_dataset(source, data.read_idx_folder(folder))
 
 
 # --- download ---------------------------------------------------------------------------------

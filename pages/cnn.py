@@ -12,6 +12,7 @@ from engine.model import Model
 from engine.settings import limits
 from ui.charts import a_digit
 from ui.cnn_views import draw_latest_filters, show_digit, show_history, show_inside
+from ui.dataset_views import DOWNLOAD_FIRST, chosen_dataset, dataset_picker
 from ui.evaluation import show_evaluation
 from ui.landscape_views import show_landscape
 from ui.loaders import load_embedded_dataset
@@ -51,7 +52,7 @@ def config_from_controls() -> cnn.TrainingConfig:
     return config
 
 
-def start_training(room: RoomState, split, follow: np.ndarray | None, followed: str) -> None:
+def start_training(room: RoomState, dataset, follow: np.ndarray | None, followed: str) -> None:
     """Start a run of the controls' settings (or say why not); it becomes the room's run."""
     problems: list[str] = []
     try:
@@ -62,8 +63,8 @@ def start_training(room: RoomState, split, follow: np.ndarray | None, followed: 
     if refused(room.run, problems):
         return
     run = run_service().start(
-        lambda stop: cnn.training_run(config, split, stop=stop, follow=follow,
-                                      dataset=load_embedded_dataset().name),
+        lambda stop: cnn.training_run(config, dataset.split, stop=stop, follow=follow,
+                                      dataset=dataset.name),
         kind=CNN.kind, settings=config.to_metadata())
     state[CNN.key] = RoomState(run=run, model=room.model, label=room.label, followed=followed)
 
@@ -71,10 +72,10 @@ def start_training(room: RoomState, split, follow: np.ndarray | None, followed: 
 def evaluated_labels(model: Model, images: np.ndarray) -> np.ndarray:
     """The model's labels for the test digits, computed once per model and session."""
     cached = state.get("cnn_eval")
-    if cached is None or cached[0] is not model:
-        cached = (model, model.predict_proba(as_float(images)).argmax(axis=1))
+    if cached is None or cached[0] is not model or cached[1] is not images:
+        cached = (model, images, model.predict_proba(as_float(images)).argmax(axis=1))
         state["cnn_eval"] = cached
-    return cached[1]
+    return cached[2]
 
 
 # --- page ----------------------------------------------------------------------------------
@@ -91,7 +92,8 @@ st.markdown(
 messages = st.container()
 with messages:
     room = open_room(CNN)
-split = load_embedded_dataset().split
+    dataset = chosen_dataset("cnn")  # None until the picked set is downloaded
+split = (dataset or load_embedded_dataset()).split
 
 st.subheader("1 · A digit to follow")
 source_column, digit_column = st.columns([3, 1])
@@ -146,15 +148,18 @@ with st.container(border=True):
         st.checkbox("Cosine decay", key="cnn_decay",
                     help="The step size glides from the learning rate down to 0 over the run: "
                          "big steps first, fine ones at the end.")
-    row = st.columns([4, 1, 1, 1])
-    row[0].caption(f"{len(split.x_train):,} training digits; validation and test accuracy are "
+    row = st.columns([2, 2, 1, 1, 1])
+    dataset_picker("cnn", row[0])
+    row[1].caption(f"{len(split.x_train):,} training images; validation and test accuracy are "
                    "measured twice per epoch. The defaults reach about 98% in a few seconds.")
-    start = room_buttons(row[1:], CNN, start_label="Train",
+    start = room_buttons(row[2:], CNN, start_label="Train",
                         reset_help="Stop, forget the trained CNN, restore the defaults")
 
 with messages:
-    if start:
-        start_training(room, split, follow, follow_label)
+    if start and dataset is None:
+        st.warning(DOWNLOAD_FIRST)
+    elif start:
+        start_training(room, dataset, follow, follow_label)
         room = room_state(CNN)
 
 show_room_run(CNN, draw_snapshot=draw_latest_filters,

@@ -11,10 +11,11 @@ from engine import ffnn
 from engine.data import as_float
 from engine.layers import ACTIVATIONS
 from engine.settings import limits
+from ui.dataset_views import DOWNLOAD_FIRST, chosen_dataset, dataset_picker
 from ui.evaluation import show_evaluation
 from ui.ffnn_views import draw_weights, show_sketch, show_twin_check
 from ui.landscape_views import show_landscape
-from ui.loaders import available_datasets
+from ui.loaders import load_embedded_dataset
 from ui.model_file import show_model_file
 from ui.rooms import (
     FEEDFORWARD,
@@ -28,7 +29,6 @@ from ui.rooms import (
     show_room_run,
 )
 from ui.state import ensure_router
-from ui.step_views import show_one_step
 from ui.training import refused, run_service
 
 ensure_router()
@@ -87,9 +87,7 @@ st.markdown(
 messages = st.container()
 with messages:
     room = open_room(FEEDFORWARD)
-    datasets = available_datasets()
-if state["ff_dataset"] not in datasets:
-    state["ff_dataset"] = "embedded"
+    dataset = chosen_dataset("ff")  # None until the picked set is downloaded
 
 with st.container(border=True):
     continuing = state["ff_continue"]
@@ -111,18 +109,18 @@ with st.container(border=True):
     row[2].number_input("Batch size", min_value=1, max_value=60_000, step=16, key="ff_batch_size")
     row[3].number_input("Epochs", min_value=1, max_value=10_000, key="ff_epochs")
     row = st.columns([2, 2, 1, 1, 1])
-    row[0].selectbox("Data set", list(datasets), key="ff_dataset",
-                     format_func=lambda name: datasets[name].name)
+    dataset_picker("ff", row[0])
     row[1].checkbox("Continue from the current model", key="ff_continue",
                     help="Start from the weights of the model below (trained, uploaded or "
                          "default) instead of fresh ones; its architecture is kept.")
     start = room_buttons(row[2:], FEEDFORWARD, start_label="Start",
                         reset_help="Stop, forget the trained model, restore the defaults")
 
-dataset = datasets[state["ff_dataset"]]
-split = dataset.split
+split = (dataset or load_embedded_dataset()).split
 with messages:
-    if start:
+    if start and dataset is None:
+        st.warning(DOWNLOAD_FIRST)
+    elif start:
         start_training(room, split, dataset.name)
         room = room_state(FEEDFORWARD)
 
@@ -135,8 +133,8 @@ model, label = current_model(FEEDFORWARD)
 st.subheader("The model")
 st.markdown(f"Below: {label}.")
 
-evaluation, twin, sketch, terrain, one_step, model_file = st.tabs(
-    ["Evaluation", "Twin-engine check", "Sketch a digit", "Landscape", "One step", "Model file"])
+evaluation, twin, sketch, terrain, model_file = st.tabs(
+    ["Evaluation", "Twin-engine check", "Sketch a digit", "Landscape", "Model file"])
 with evaluation:
     predicted = model.predict_proba(as_float(split.x_test)).argmax(axis=1)
     show_evaluation(split.x_test, split.y_test, predicted, key="ff")
@@ -146,8 +144,5 @@ with sketch:
     show_sketch(model, label)
 with terrain:
     show_landscape(FEEDFORWARD, model, split)
-with one_step:
-    show_one_step(model, split.x_test, split.y_test, loss_name=state["ff_loss"],
-                  optimizer=state["ff_optimizer"], learning_rate=float(state["ff_learning_rate"]))
 with model_file:
     show_model_file(FEEDFORWARD, model)

@@ -276,10 +276,10 @@ def test_full_mnist_split_keeps_the_last_5000_training_digits_for_validation() -
     n = data.FULL_VAL_SIZE + 7
     mnist = data.Mnist(np.zeros((n, 28, 28), np.uint8), (np.arange(n) % 10).astype(np.uint8),
                        np.ones((3, 28, 28), np.uint8), np.zeros(3, np.uint8))
-    dataset = data.full_mnist_dataset(mnist)
-    assert len(dataset.split.x_train) == 7 and len(dataset.split.x_val) == data.FULL_VAL_SIZE
-    assert np.array_equal(dataset.split.y_val, mnist.y_train[7:])
-    assert np.array_equal(dataset.split.x_test, mnist.x_test)
+    split = data.full_mnist_split(mnist)
+    assert len(split.x_train) == 7 and len(split.x_val) == data.FULL_VAL_SIZE
+    assert np.array_equal(split.y_val, mnist.y_train[7:])
+    assert np.array_equal(split.x_test, mnist.x_test)
     with pytest.raises(DatasetError, match="too few"):
         data.full_mnist_split(tiny_mnist())
 

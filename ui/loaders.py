@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import streamlit as st
 
-from engine import data
+from engine import data, datasets
 
 
 @st.cache_resource(show_spinner=False)
@@ -18,7 +19,7 @@ def load_embedded_dataset() -> data.Dataset:
 @st.cache_resource(show_spinner="Reading full MNIST…")
 def _full_mnist_dataset(folder: str | None) -> data.Dataset | None:
     mnist = data.find_full_mnist(folder)
-    return None if mnist is None else data.full_mnist_dataset(mnist)
+    return None if mnist is None else datasets.as_dataset(datasets.SOURCES["mnist"], mnist)
 
 
 def load_full_mnist_dataset(folder: str | None = None) -> data.Dataset | None:
@@ -29,15 +30,28 @@ def load_full_mnist_dataset(folder: str | None = None) -> data.Dataset | None:
     return _full_mnist_dataset(folder or os.environ.get(data.MNIST_DIR_ENV) or None)
 
 
-def available_datasets() -> dict[str, data.Dataset]:
-    """{"embedded": ..., and "full" when full MNIST is configured and readable}; an st.warning
-    says why a configured full MNIST cannot be used."""
-    datasets = {"embedded": load_embedded_dataset()}
-    try:
-        full = load_full_mnist_dataset()
-    except data.DatasetError as error:
-        st.warning(f"Full MNIST is configured but unusable: {error}")
-        full = None
-    if full is not None:
-        datasets["full"] = full
-    return datasets
+@st.cache_resource(show_spinner="Reading the data set…")
+def _downloaded_dataset(key: str, folder: str) -> data.Dataset:
+    return datasets.read_downloaded(datasets.SOURCES[key], Path(folder))
+
+
+def is_present(key: str) -> bool:
+    """Whether data set `key` (a datasets.TITLES key) can be read without a download."""
+    if key == datasets.EMBEDDED or (key == "mnist" and os.environ.get(data.MNIST_DIR_ENV)):
+        return True
+    return datasets.is_downloaded(datasets.cache_folder(datasets.SOURCES[key]))
+
+
+def load_dataset(key: str) -> data.Dataset | None:
+    """Data set `key` (a datasets.TITLES key), read once per server; None while it is not
+    downloaded. Full MNIST comes from env GLASSBOX_MNIST_DIR when set, else from the cache.
+
+    Raises engine.data.DatasetError when its files are there but unusable (not cached).
+    """
+    if key == datasets.EMBEDDED:
+        return load_embedded_dataset()
+    if key == "mnist" and os.environ.get(data.MNIST_DIR_ENV):
+        return load_full_mnist_dataset()
+    if not is_present(key):
+        return None
+    return _downloaded_dataset(key, str(datasets.cache_folder(datasets.SOURCES[key])))

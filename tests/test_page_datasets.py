@@ -1,0 +1,98 @@
+"""The rooms' data-set picker in AppTest: a missing set offers its download (served here by a
+real local HTTP server, files built from the embedded digits), offline says so, a present set
+trains."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+from helpers import leave_no_run, messages, open_page, room_run, run_until_done, said
+from test_datasets import Server, closed_port_url, served_files, source_for
+
+from engine import datasets
+from ui.dataset_views import DOWNLOAD_FIRST
+
+FF = "pages/feedforward.py"
+CNN = "pages/cnn.py"
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch, runs_dir):
+    """An empty data-set cache of this test's own."""
+    monkeypatch.setenv(datasets.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv("GLASSBOX_MNIST_DIR", raising=False)
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def mirror(monkeypatch) -> Iterator[Server]:
+    """A local server of the stand-in files, made Fashion-MNIST's only mirror, with the
+    registry entry carrying those files' MD5s."""
+    server = Server(served_files())
+    thread = threading.Thread(target=server.httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    fashion = replace(source_for(server.files), key="fashion",
+                      title=datasets.SOURCES["fashion"].title,
+                      class_names=datasets.SOURCES["fashion"].class_names)
+    monkeypatch.setitem(datasets.SOURCES, "fashion", fashion)
+    monkeypatch.setenv(fashion.mirror_env, server.url + "/good/")
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()
+
+
+@pytest.mark.parametrize(("page", "prefix"), [(FF, "ff"), (CNN, "cnn")])
+def test_picking_a_missing_set_offers_its_download_and_refuses_to_train(cache, page,
+                                                                        prefix) -> None:
+    at = open_page(page)
+    assert at.selectbox(key=f"{prefix}_dataset").value == "embedded"
+    assert not _has_button(at, prefix)
+    at.selectbox(key=f"{prefix}_dataset").set_value("mnist").run()
+    assert not at.exception
+    assert "full MNIST (70,000 digits)** is not on this machine yet" in said(at)
+    assert str(cache / "mnist") in said(at)
+    assert _has_button(at, prefix)
+    at.button(key=f"{prefix}_start").click().run()
+    assert DOWNLOAD_FIRST in messages(at.warning)
+    assert room_run(at, f"{prefix}_room") is None
+
+
+def _has_button(at, prefix: str) -> bool:
+    return any(button.key == f"{prefix}_get_dataset" for button in at.button)
+
+
+def test_download_from_the_page_then_train_on_it(cache, mirror) -> None:
+    at = open_page(FF)
+    at.selectbox(key="ff_dataset").set_value("fashion").run()
+    at.button(key="ff_get_dataset").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert datasets.is_downloaded(cache / "fashion")
+    assert not _has_button(at, "ff")  # the page reran with the set in place
+    assert "0 T-shirt/top" in messages(at.caption) and "9 Ankle boot" in messages(at.caption)
+    at.text_input(key="ff_hidden").set_value("8")
+    at.number_input(key="ff_batch_size").set_value(20)
+    at.number_input(key="ff_epochs").set_value(1)
+    at.button(key="ff_start").click().run()
+    try:
+        run_until_done(at, "ff_room")
+        assert not at.exception, [e.value for e in at.exception]
+        view = room_run(at, "ff_room").view()
+        assert view.status == "finished" and view.model is not None
+        assert view.model.metadata["dataset"] == datasets.SOURCES["fashion"].title
+    finally:
+        leave_no_run(at, "ff_room")
+
+
+def test_offline_download_says_so_and_the_room_stays_usable(cache, mirror, monkeypatch) -> None:
+    monkeypatch.setenv(datasets.SOURCES["fashion"].mirror_env,
+                       f"{closed_port_url()},{closed_port_url()}")
+    at = open_page(CNN)
+    at.selectbox(key="cnn_dataset").set_value("fashion").run()
+    at.button(key="cnn_get_dataset").click().run()
+    assert not at.exception
+    assert "offline" in messages(at.error)
+    assert not datasets.is_downloaded(cache / "fashion")
+    assert _has_button(at, "cnn")  # the offer stays, for when the network is back

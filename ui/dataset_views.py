@@ -1,0 +1,100 @@
+"""The rooms' data-set picker: embedded digits, full MNIST or Fashion-MNIST, and the one-time
+download of a set that is not on this machine yet."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlparse
+
+import streamlit as st
+
+from engine import data, datasets
+from ui.loaders import is_present, load_dataset
+
+DOWNLOAD_FIRST = ("The chosen data set is not on this machine yet: press its **Download** button "
+                  "below the data-set picker first, or pick the embedded digits.")
+
+
+def chosen_dataset(prefix: str) -> data.Dataset | None:
+    """The data set picked in the room (state key f"{prefix}_dataset"), or None while it is
+    not downloaded or unusable (an st.warning says why). A full-MNIST folder set by the host
+    (env GLASSBOX_MNIST_DIR) is checked even when another set is picked."""
+    choice = st.session_state.setdefault(f"{prefix}_dataset", datasets.EMBEDDED)
+    hosted = ["mnist"] if os.environ.get(data.MNIST_DIR_ENV) else []
+    found = {key: _load_or_warn(key) for key in dict.fromkeys([*hosted, choice])}
+    return found[choice]
+
+
+def _load_or_warn(key: str) -> data.Dataset | None:
+    """load_dataset(key), or None with an st.warning saying what is wrong with its files."""
+    try:
+        return load_dataset(key)
+    except data.DatasetError as error:
+        if key == "mnist" and os.environ.get(data.MNIST_DIR_ENV):
+            st.warning(f"Full MNIST is configured but unusable: {error}")
+        else:
+            folder = datasets.cache_folder(datasets.SOURCES[key])
+            st.warning(f"The {datasets.TITLES[key]} files in `{folder}` are unusable: {error}. "
+                       "Delete that folder and download them again.")
+        return None
+
+
+def dataset_picker(prefix: str, where) -> None:
+    """The "Data set" selectbox in `where` (a column); below it, in the current container, the
+    download offer for a set that is missing, or the class names of one that is not digits."""
+    where.selectbox("Data set", list(datasets.TITLES), key=f"{prefix}_dataset",
+                    format_func=_label,
+                    help="The embedded digits ship with the app. Full MNIST and Fashion-MNIST "
+                         "are downloaded once (at most a few tens of MB) into a cache folder.")
+    key = st.session_state[f"{prefix}_dataset"]
+    if not is_present(key):
+        offer_download(prefix, datasets.SOURCES[key])
+    elif key in datasets.SOURCES and datasets.SOURCES[key].class_names != data.DIGIT_NAMES:
+        st.caption("Classes: " + " · ".join(
+            f"{label} {name}" for label, name in enumerate(datasets.SOURCES[key].class_names)))
+
+
+def _label(key: str) -> str:
+    return datasets.TITLES[key] + ("" if is_present(key) else " · not downloaded yet")
+
+
+def offer_download(prefix: str, source: datasets.Source) -> None:
+    """Say that source is missing and offer its download, with a progress bar; on success the
+    page reruns with the set in place, on failure an st.error says why."""
+    folder = datasets.cache_folder(source)
+    hosts = ", ".join(urlparse(url).netloc or url for url in datasets.mirrors(source))
+    st.info(f"**{source.title}** is not on this machine yet. Download its four files once "
+            f"(from {hosts}, each checked against its published MD5) into `{folder}`. "
+            "Until then the room shows the embedded digits.")
+    if not st.button(f"Download {source.title}", key=f"{prefix}_get_dataset", type="primary"):
+        return
+    bar = st.progress(0.0, text="Connecting…")
+    try:
+        datasets.download(source, folder, on_progress=_progress_bar(bar))
+    except data.DatasetError as error:
+        bar.empty()
+        st.error(f"The download did not complete. {error}")
+        return
+    except OSError as error:
+        bar.empty()
+        st.error(f"Cannot write to `{folder}` ({error}). Set {datasets.CACHE_ENV} to a "
+                 "writable folder and restart the app.")
+        return
+    st.toast(f"{source.title} is ready.")
+    st.rerun()
+
+
+def _progress_bar(bar):
+    """An on_progress callback that moves bar, redrawn only when the whole percent changes."""
+    shown = [-1]
+
+    def update(progress: datasets.Progress) -> None:
+        percent = int(progress.fraction * 100)
+        if percent != shown[0]:
+            shown[0] = percent
+            size = f" of {progress.total / 1e6:.1f} MB" if progress.total else ""
+            bar.progress(progress.fraction, text=f"{progress.file} ({progress.index + 1} of "
+                                                 f"{progress.count}): "
+                                                 f"{progress.done / 1e6:.1f}{size}")
+
+    return update
