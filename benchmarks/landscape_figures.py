@@ -20,12 +20,12 @@ def slice_seconds(name: str, n: int, digits: int) -> float:
     jax.clear_caches()
 
     def one_slice() -> np.ndarray:
-        metrics = landscape.network_metrics(model.kind, model.architecture, as_float(x), y)
-        directions = landscape.random_directions(jax.random.key(0), model.params)
+        net = landscape.plane_net(model.kind, model.architecture)
+        directions = landscape.random_directions(0, model.params)
         axis = np.linspace(-1, 1, n)
-        evaluate = landscape.grid_evaluator(metrics, model.params, directions,
-                                            landscape.points_per_batch(model.kind, len(x)))
-        return landscape.evaluate_grid(evaluate, axis, axis)
+        return np.concatenate(list(landscape.plane_values(
+            net, model.params, directions, landscape.grid(axis, axis), as_float(x), y,
+            landscape.points_per_chunk(model.kind, len(x)))))
 
     return seconds(one_slice)
 

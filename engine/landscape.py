@@ -4,21 +4,24 @@ After Goodfellow et al. 2015 (the loss along the straight line from the initial 
 weights) and Li et al. 2018 (random directions normalised filter by filter to the weights'
 norms; the training path projected on the top two PCA directions of the weight history).
 
-A *metrics* function maps parameters to a small vector, here (loss, accuracy) on a fixed
-evaluation subset. `grid_evaluator` compiles it once over a chunk of points of a plane
-(`jax.vmap` over the points) so a caller can compute a grid row by row, with a progress bar
-and a way to stop between rows.
+A network is seen as a `PlaneNet`: its first layer's product, linear in that layer's weight,
+and the rest. A plane's points are evaluated `jax.vmap`ped, a fixed-size chunk per call (one
+compile per architecture), on a fixed evaluation subset; `landscape_events` runs a whole job
+(the line, the random slice, the path's plane) chunk by chunk, an event after each, and stops
+between two chunks when asked, so the run service can run it in the background.
 
-    metrics = network_metrics(model.kind, model.architecture, x, y)
-    d1, d2 = random_directions(jax.random.key(0), model.params)
-    evaluate = grid_evaluator(metrics, model.params, [d1, d2])
-    rows = [evaluate(points) for points in grid_points(alphas, betas)]   # (n_alpha, 2) each
+    job = LandscapeJob("ffnn", model.architecture, model.params, initial, snapshots, steps,
+                       x, y, resolution=21)
+    for event in landscape_events(job, stop=threading.Event()):
+        print(event.text)                # ... the last event carries event.landscape
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import jax
@@ -76,81 +79,153 @@ def filter_normalized(direction: Params, params: Params) -> dict[str, np.ndarray
     return out
 
 
-def random_directions(key: jax.Array, params: Params, count: int = 2
-                      ) -> list[dict[str, np.ndarray]]:
-    """`count` Gaussian directions shaped as `params`, each filter-normalised to it."""
-    noise = np.asarray(jax.random.normal(key, (count, len(flat_parameters(params)))))
+def random_directions(seed: int, params: Params, count: int = 2) -> list[dict[str, np.ndarray]]:
+    """`count` Gaussian directions shaped as `params`, each filter-normalised to it (numpy's
+    generator: nothing to compile)."""
+    noise = np.random.default_rng(seed).standard_normal(
+        (count, len(flat_parameters(params))), dtype=np.float32)
     return [filter_normalized(unflatten(row, params), params) for row in noise]
-
-
-# ----------------------------------------------------------------------------- evaluating planes
-
-def grid_evaluator(metrics: Metrics, params: Params, directions: Sequence[Params],
-                   batch_size: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
-    """evaluate(points (m, k)) -> metrics (m, n_metrics) at params + sum_i points[:, i] d_i.
-
-    Compiled once (jax.vmap over the points, batch_size of them at a time: a CNN's activations
-    for 1,000 digits are ~0.5 GB a point); every call of the same m reuses it.
-    """
-    origin = jax.tree_util.tree_map(jnp.asarray, dict(params))
-    stacked = {name: jnp.stack([jnp.asarray(d[name]) for d in directions]) for name in origin}
-
-    @jax.jit
-    def evaluate(points: jax.Array) -> jax.Array:
-        def at(point):
-            moved = {name: origin[name] + jnp.tensordot(point, stacked[name], axes=1)
-                     for name in origin}
-            return metrics(moved)
-
-        if batch_size is None:
-            return jax.vmap(at)(points)
-        return jax.lax.map(at, points, batch_size=batch_size)  # vmapped batch by batch
-
-    return lambda points: np.asarray(evaluate(jnp.asarray(points, jnp.float32)))
-
-
-def grid_points(alphas: np.ndarray, betas: np.ndarray) -> Iterator[np.ndarray]:
-    """The plane's points row by row: for each beta, (len(alphas), 2) of (alpha, beta)."""
-    for beta in betas:
-        yield np.column_stack([alphas, np.full(len(alphas), beta)])
-
-
-def evaluate_grid(evaluate: Callable[[np.ndarray], np.ndarray], alphas: np.ndarray,
-                  betas: np.ndarray) -> np.ndarray:
-    """Metrics over the whole grid: (len(betas), len(alphas), n_metrics), indexed [beta, alpha]."""
-    return np.stack([evaluate(points) for points in grid_points(alphas, betas)])
 
 
 # ----------------------------------------------------------------------------- networks
 
-def network_metrics(kind: str, architecture: Any, x: np.ndarray, y: np.ndarray) -> Metrics:
-    """params -> [softmax cross-entropy, accuracy] of a "ffnn" or "cnn" model on x (n, 28, 28)
-    float in [0, 1], y (n,) int."""
-    from engine import cnn, ffnn  # the families import this module for their snapshots
+class PlaneNet:
+    """A network seen as its first layer's product, linear in that layer's weight, and the rest.
 
-    x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y)
-    if kind == "ffnn":
-        def logits(params):
-            return ffnn.logits(params, x, arch=architecture)
-    elif kind == "cnn":
-        def logits(params):
-            return cnn.logits(params, x, spec=architecture)
-    else:
-        raise LandscapeError(f"no landscape for a model of kind {kind!r}")
+    Moving the weights along a plane moves the product along the same plane, exactly:
+    x (W + a D1 + b D2) = xW + a xD1 + b xD2. So the first layer (a dense net's costliest) is
+    computed three times per plane instead of once per point. Subclasses are frozen dataclasses
+    (hashable: `jax.jit` compiles once per architecture) with `first` (the weight's name),
+    `product(x, w)` and `logits(params, z)` (z: the product at those params).
+    """
 
-    def metrics(params: Params) -> jax.Array:
-        scores = logits(params)
+    first: str
+
+    def product(self, x: jax.Array, w: jax.Array) -> jax.Array:
+        raise NotImplementedError
+
+    def logits(self, params: Params, z: jax.Array) -> jax.Array:
+        raise NotImplementedError
+
+    def metrics(self, params: Params, z: jax.Array, y: jax.Array) -> jax.Array:
+        """[softmax cross-entropy, accuracy] (2,) of labels y (n,) int."""
+        scores = self.logits(params, z)
         log_p = jax.nn.log_softmax(scores)
         loss = -jnp.take_along_axis(log_p, y[:, None], axis=1).mean()
         return jnp.stack([loss, (scores.argmax(axis=1) == y).mean()])
 
-    return metrics
+
+@dataclass(frozen=True)
+class DensePlaneNet(PlaneNet):
+    """engine.ffnn's network: x (n, 28, 28) -> z = x·w0 (n, h0) -> logits (n, 10)."""
+
+    architecture: Any
+    first: str = "w0"
+
+    def product(self, x: jax.Array, w: jax.Array) -> jax.Array:
+        return x.reshape(x.shape[0], -1) @ w
+
+    def logits(self, params: Params, z: jax.Array) -> jax.Array:
+        from engine.layers import JAX_OPS, activation, dense
+
+        nonlinearity = activation(JAX_OPS, self.architecture.activation)
+        h = z + params["b0"]
+        for i in range(1, self.architecture.n_layers):
+            h = dense(nonlinearity(h), params[f"w{i}"], params[f"b{i}"])
+        return h
 
 
-def points_per_batch(kind: str, digits: int) -> int | None:
-    """How many grid points to evaluate at once: all of a row for a small dense net; for a CNN
-    as many as keep its activations near 0.5 GB (about 1,000 digit-points)."""
-    return None if kind == "ffnn" else max(1, 1000 // max(digits, 1))
+@dataclass(frozen=True)
+class ConvPlaneNet(PlaneNet):
+    """engine.cnn's network: x (n, 28, 28) -> z = conv(x, conv0_w) (n, H, W, F0) -> logits.
+
+    Its convolutions are XLA's (`lax_conv2d`, tested equal to ours): on 1,000 digits a point
+    they are faster than the im2col one, which is built for training batches of 64."""
+
+    architecture: Any
+    first: str = "conv0_w"
+
+    def product(self, x: jax.Array, w: jax.Array) -> jax.Array:
+        from engine import cnn
+
+        return cnn.lax_conv2d(cnn.as_nhwc(x), w, padding=self.architecture.padding)
+
+    def logits(self, params: Params, z: jax.Array) -> jax.Array:
+        from engine import cnn
+
+        spec = self.architecture
+        _, h = cnn.conv_block(params, 0, z, spec=spec,  # its convolution is z, done already
+                              conv=lambda done, kernel, padding: done)
+        for i in range(1, spec.blocks):
+            _, h = cnn.conv_block(params, i, h, spec=spec, conv=cnn.lax_conv2d)
+        return h.reshape(h.shape[0], -1) @ params["dense_w"] + params["dense_b"]
+
+
+def plane_net(kind: str, architecture: Any) -> PlaneNet:
+    """The PlaneNet of a model of kind "ffnn" or "cnn"."""
+    nets = {"ffnn": DensePlaneNet, "cnn": ConvPlaneNet}
+    if kind not in nets:
+        raise LandscapeError(f"no landscape for a model of kind {kind!r}")
+    return nets[kind](architecture)
+
+
+def points_per_chunk(kind: str, digits: int) -> int:
+    """Grid points evaluated per call: for a dense net about 8,000 digit-points (its activations,
+    ~8 MB, stay in cache: measured faster than 2 or 4 times as many), for a CNN (~100x more
+    a point) one point at a time."""
+    return max(1, 8_000 // max(digits, 1)) if kind == "ffnn" else 1
+
+
+# ----------------------------------------------------------------------------- evaluating planes
+
+@partial(jax.jit, static_argnames="net")
+def first_products(net: PlaneNet, origin: Params, directions: Params, x: jax.Array
+                   ) -> tuple[jax.Array, jax.Array]:
+    """(x·W, x·D_i): the first layer's product at the origin (n, ...) and along each of the k
+    directions (k, n, ...). directions: {name: (k, *shape)}."""
+    along = jax.vmap(lambda d: net.product(x, d))(directions[net.first])
+    return net.product(x, origin[net.first]), along
+
+
+@partial(jax.jit, static_argnames="net")
+def chunk_metrics(net: PlaneNet, origin: Params, directions: Params,
+                  products: tuple[jax.Array, jax.Array], points: jax.Array, y: jax.Array
+                  ) -> jax.Array:
+    """Metrics (m, n_metrics) at origin + sum_i points[:, i] d_i, for points (m, k): one
+    compile per net and chunk shape, whatever the weights, directions and data."""
+    base, along = products
+
+    def at(point: jax.Array) -> jax.Array:
+        moved = {name: origin[name] + jnp.tensordot(point, directions[name], axes=1)
+                 for name in origin}  # the first weight's own move is unused (z has it)
+        return net.metrics(moved, base + jnp.tensordot(point, along, axes=1), y)
+
+    return jax.vmap(at)(points)
+
+
+def plane_values(net: PlaneNet, origin: Params, directions: Sequence[Params],
+                 points: np.ndarray, x: np.ndarray, y: np.ndarray, chunk: int
+                 ) -> Iterator[np.ndarray]:
+    """The metrics at origin + sum_i points[:, i] directions[i] for points (m, k), `chunk`
+    points per call: yields (<= chunk, n_metrics) arrays in order. The last chunk is padded
+    with zeros, so every call reuses one compile."""
+    origin = {name: jnp.asarray(value, jnp.float32) for name, value in origin.items()}
+    stacked = {name: jnp.stack([jnp.asarray(d[name], jnp.float32) for d in directions])
+               for name in origin}
+    x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y)
+    products = first_products(net, origin, stacked, x)
+    for start in range(0, len(points), chunk):
+        part = np.asarray(points[start:start + chunk], np.float32)
+        padded = np.zeros((chunk, len(directions)), np.float32)
+        padded[:len(part)] = part
+        yield np.asarray(chunk_metrics(net, origin, stacked, products, padded, y))[:len(part)]
+
+
+def grid(alphas: np.ndarray, betas: np.ndarray) -> np.ndarray:
+    """The plane's points (len(betas) * len(alphas), 2) of (alpha, beta), alpha fastest: row
+    by row, so values reshape to (len(betas), len(alphas), ...) indexed [beta, alpha]."""
+    a, b = np.meshgrid(alphas, betas)
+    return np.column_stack([a.ravel(), b.ravel()])
 
 
 def evaluation_subset(x: np.ndarray, y: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -217,3 +292,141 @@ def initial_params(kind: str, architecture: Any, seed: int) -> dict[str, np.ndar
         raise LandscapeError(f"no landscape for a model of kind {kind!r}")
     params = family.init_params(jax.random.key(seed), architecture)
     return {name: np.asarray(value) for name, value in params.items()}
+
+
+# ----------------------------------------------------------------------------- a landscape job
+
+LINE_ALPHAS = np.linspace(-0.5, 1.5, 41)  # Goodfellow et al.'s interpolation, and beyond
+SLICE_SPAN = 1.0  # the random slice covers [-SLICE_SPAN, SLICE_SPAN] along each direction
+PATH_MARGIN = 0.2  # the PCA plane reaches this share of the path's extent beyond it
+
+
+@dataclass(frozen=True)
+class LandscapeJob:
+    """What one landscape computes. final: the model's weights; initial: the run's first
+    weights (None: no 1-D line); snapshots (T, P): flat weights recorded along the run at
+    `steps` (T,) (T < 2: no path); x (n, 28, 28) floats in [0, 1], y (n,): the evaluation
+    subset; resolution: grid points a side."""
+
+    kind: str
+    architecture: Any
+    final: Params
+    initial: Params | None
+    snapshots: np.ndarray | None
+    steps: tuple[int, ...]
+    x: np.ndarray
+    y: np.ndarray
+    resolution: int
+
+
+@dataclass(frozen=True)
+class Landscape:
+    """A computed landscape; every grid is (n, n, 2) of (loss, accuracy), indexed [beta, alpha].
+
+    line (41, 2): along LINE_ALPHAS from the initial (0) to the final (1) weights, or None.
+    axis (n,), slice: over two filter-normalised random directions around the final weights.
+    path: the PCA of the run's weights, or None; path_axes (xs (n,), ys (n,)) and path_grid:
+    the loss over its plane; steps (T,): the training step of each point of the path.
+    """
+
+    line: np.ndarray | None
+    axis: np.ndarray
+    slice: np.ndarray
+    path: PCAPath | None = None
+    path_axes: tuple[np.ndarray, np.ndarray] | None = None
+    path_grid: np.ndarray | None = None
+    steps: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class LandscapeEvent:
+    """One event of a landscape job: `step` of `total_steps` points done, described by `text`;
+    the last one has status "finished" (with the landscape) or "stopped". Its fields are the
+    ones `engine.service` reads of a training event, so the run service runs a landscape job
+    as it runs training (a thread, a slot, a stop, abandonment); it makes no model to save."""
+
+    step: int
+    total_steps: int
+    text: str
+    status: str = "running"
+    message: str = ""
+    landscape: Landscape | None = None
+    model: None = None
+
+
+@dataclass(frozen=True)
+class Plane:
+    """One plane of a job: its name, origin, directions and points (m, k)."""
+
+    name: str
+    origin: Params
+    directions: list[dict[str, np.ndarray]]
+    points: np.ndarray
+
+
+def job_planes(job: LandscapeJob) -> tuple[list[Plane], PCAPath | None]:
+    """The planes a job evaluates, in order (line, slice, path), and its PCA path if any."""
+    n, final = job.resolution, job.final
+    planes = []
+    if job.initial is not None:
+        line = {name: np.asarray(final[name]) - job.initial[name] for name in job.initial}
+        zero = {name: np.zeros_like(value) for name, value in line.items()}  # two directions:
+        planes.append(Plane("line", job.initial, [line, zero],  # one compile for every plane
+                            np.column_stack([LINE_ALPHAS, np.zeros_like(LINE_ALPHAS)])))
+    axis = np.linspace(-SLICE_SPAN, SLICE_SPAN, n)
+    planes.append(Plane("slice", final, random_directions(0, final), grid(axis, axis)))
+    path = None
+    if job.snapshots is not None and len(job.snapshots) >= 2:
+        path = pca_path(job.snapshots, flat_parameters(final))
+        xs, ys = path_axes(path, n)
+        planes.append(Plane("path", final, [unflatten(d, final) for d in path.directions],
+                            grid(xs, ys)))
+    return planes, path
+
+
+def path_axes(path: PCAPath, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """n coordinates (n,) along each PCA direction covering the path and a margin around it."""
+    low, high = path.coordinates.min(axis=0), path.coordinates.max(axis=0)
+    pad = np.maximum((high - low) * PATH_MARGIN, 1e-3)
+    return np.linspace(low[0] - pad[0], high[0] + pad[0], n), \
+        np.linspace(low[1] - pad[1], high[1] + pad[1], n)
+
+
+PLANE_TITLES = {"line": "the line from the initial weights", "slice": "the random slice",
+                "path": "the plane of the training path"}
+
+
+def landscape_events(job: LandscapeJob, stop: threading.Event) -> Iterator[LandscapeEvent]:
+    """Compute the job chunk by chunk, an event after each; between two chunks, a set `stop`
+    ends it (a last event with status "stopped")."""
+    net = plane_net(job.kind, job.architecture)
+    planes, path = job_planes(job)
+    chunk = points_per_chunk(job.kind, len(job.x))
+    total, done, values = sum(len(p.points) for p in planes), 0, {}
+    for plane in planes:
+        parts = []
+        for part in plane_values(net, plane.origin, plane.directions, plane.points, job.x,
+                                 job.y, chunk):
+            parts.append(part)
+            done += len(part)
+            yield LandscapeEvent(done, total, f"{PLANE_TITLES[plane.name]}: point {done:,} "
+                                              f"of {total:,}")
+            if stop.is_set():
+                yield LandscapeEvent(done, total, "stopped", "stopped",
+                                     f"Stopped after {done:,} of {total:,} points.")
+                return
+        values[plane.name] = np.concatenate(parts)
+    yield LandscapeEvent(done, total, "done", "finished", f"{total:,} points computed.",
+                         assemble(job, values, path))
+
+
+def assemble(job: LandscapeJob, values: Mapping[str, np.ndarray], path: PCAPath | None
+             ) -> Landscape:
+    """The Landscape from each plane's values (m, 2), in its points' order."""
+    n = job.resolution
+    landscape = Landscape(values.get("line"), np.linspace(-SLICE_SPAN, SLICE_SPAN, n),
+                          values["slice"].reshape(n, n, -1))
+    if path is None:
+        return landscape
+    return replace(landscape, path=path, path_axes=path_axes(path, n),
+                   path_grid=values["path"].reshape(n, n, -1), steps=tuple(job.steps))

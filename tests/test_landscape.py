@@ -1,4 +1,8 @@
-"""Loss landscapes: filter normalisation, a quadratic's slice, PCA of a straight path, networks."""
+"""Loss landscapes: filter normalisation, a quadratic's slice, PCA of a straight path, networks,
+a whole job and its cancellation."""
+
+import threading
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -7,16 +11,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import ffnn
+from engine import cnn, ffnn
 from engine.landscape import (
+    LINE_ALPHAS,
     LandscapeError,
-    evaluate_grid,
+    LandscapeJob,
+    PlaneNet,
     filter_normalized,
     flat_parameters,
-    grid_evaluator,
+    grid,
     grid_problems,
-    network_metrics,
+    initial_params,
+    landscape_events,
     pca_path,
+    plane_net,
+    plane_values,
     random_directions,
     unflatten,
 )
@@ -52,24 +61,40 @@ def test_flatten_round_trips_and_random_directions_are_normalised():
         np.testing.assert_array_equal(back[name], params[name])
     with pytest.raises(LandscapeError):
         unflatten(vector[:-1], params)
-    d1, d2 = random_directions(jax.random.key(0), params)
+    d1, d2 = random_directions(0, params)
     assert not np.allclose(d1["w0"], d2["w0"])
     np.testing.assert_allclose(np.linalg.norm(d1["w0"], axis=0),
                                np.linalg.norm(params["w0"], axis=0), rtol=1e-5)
 
 
+@dataclass(frozen=True)
+class Quadratic(PlaneNet):
+    """A convex quadratic "network": loss(w) = sum (w - w*)^2 / 2, w* (2, 2) given as a tuple.
+    Its first layer's product is w itself (linear in w), so the plane's products carry it."""
+
+    minimum: tuple
+    first: str = "w"
+
+    def product(self, x, w):
+        return w
+
+    def metrics(self, params, z, y):
+        return jnp.stack([((z - jnp.asarray(self.minimum)) ** 2).sum() / 2])
+
+
+def evaluate(net, origin, directions, points, x, y, chunk=4):
+    return np.concatenate(list(plane_values(net, origin, directions, points, x, y, chunk)))
+
+
 def test_a_convex_quadratic_networks_slice_is_a_paraboloid_centred_on_its_minimum():
-    # "Network": loss(w) = sum (w - w*)^2 / 2 with w* the final weights; the slice along two
-    # orthonormal directions is (a^2 + b^2) / 2 exactly.
+    # w* the final weights; along two orthonormal directions the slice is (a^2 + b^2) / 2.
     final = {"w": np.array([[1.0, -2.0], [0.5, 3.0]], np.float32)}
-
-    def metrics(params):
-        return jnp.stack([((params["w"] - final["w"]) ** 2).sum() / 2])
-
+    net = Quadratic(tuple(map(tuple, final["w"].tolist())))
     d1 = {"w": np.array([[1.0, 0], [0, 0]], np.float32)}
     d2 = {"w": np.array([[0, 0.6], [0.8, 0]], np.float32)}
     alphas = betas = np.linspace(-1, 1, 9)
-    surface = evaluate_grid(grid_evaluator(metrics, final, [d1, d2]), alphas, betas)[..., 0]
+    surface = evaluate(net, final, [d1, d2], grid(alphas, betas), np.zeros(1), np.zeros(1)
+                       ).reshape(9, 9)
     a, b = np.meshgrid(alphas, betas)
     np.testing.assert_allclose(surface, (a**2 + b**2) / 2, atol=1e-6)
     assert np.unravel_index(surface.argmin(), surface.shape) == (4, 4)  # the centre
@@ -101,20 +126,105 @@ def test_pca_of_a_curved_path_splits_its_variance_and_needs_two_snapshots():
         pca_path(snapshots[:1], snapshots[-1])
 
 
-def test_network_slice_matches_the_model_evaluated_directly(digits):
+def reference_metrics(scores, y):
+    """[cross-entropy, accuracy] of float64 logits (n, 10), computed in numpy."""
+    scores = np.asarray(scores, np.float64)
+    top = scores.max(1, keepdims=True)
+    log_p = scores - top - np.log(np.exp(scores - top).sum(1, keepdims=True))
+    return -log_p[np.arange(len(y)), y].mean(), (scores.argmax(1) == y).mean()
+
+
+TINY_CNN = cnn.CNNSpec(filters=(3, 4), kernel_size=3, pool="max", padding="same")
+
+
+@pytest.mark.parametrize("kind, architecture, logits", [
+    ("ffnn", ffnn.Architecture(hidden=(16, 8)), lambda p, x, a: ffnn.logits(p, x, arch=a)),
+    ("cnn", TINY_CNN, lambda p, x, a: cnn.logits(p, x, spec=a)),
+])
+def test_a_planes_values_are_the_model_evaluated_directly(digits, kind, architecture, logits):
+    # The first layer's product is moved along the plane, not recomputed: still the same
+    # network, as the family's own forward pass (our im2col convolution for the CNN) says.
     x, y = digits
-    arch = ffnn.Architecture(hidden=(16,))
-    params = ffnn.init_params(jax.random.key(2), arch)
-    metrics = network_metrics("ffnn", arch, x, y)
-    d1, d2 = random_directions(jax.random.key(5), params)
-    values = grid_evaluator(metrics, params, [d1, d2])(np.array([[0.0, 0.0], [0.5, -0.25]]))
-    moved = {n: params[n] + 0.5 * d1[n] - 0.25 * d2[n] for n in params}
-    for row, p in zip(values, [params, moved], strict=True):
-        scores = np.asarray(ffnn.logits(p, x, arch=arch), np.float64)
-        log_p = scores - np.log(np.exp(scores - scores.max(1, keepdims=True)).sum(1,
-                                keepdims=True)) - scores.max(1, keepdims=True)
-        assert row[0] == pytest.approx(-log_p[np.arange(len(y)), y].mean(), rel=1e-4)
-        assert row[1] == pytest.approx((scores.argmax(1) == y).mean())
+    params = initial_params(kind, architecture, seed=2)
+    d1, d2 = random_directions(5, params)
+    values = evaluate(plane_net(kind, architecture), params, [d1, d2],
+                      np.array([[0.0, 0.0], [0.5, -0.25], [-1.0, 0.75]]), x, y, chunk=2)
+    for row, (a, b) in zip(values, [(0, 0), (0.5, -0.25), (-1.0, 0.75)], strict=True):
+        moved = {n: params[n] + a * d1[n] + b * d2[n] for n in params}
+        loss, accuracy = reference_metrics(logits(moved, x, architecture), y)
+        assert row[0] == pytest.approx(loss, rel=1e-4)
+        assert row[1] == pytest.approx(accuracy)
+
+
+@settings(max_examples=8, deadline=None)
+@given(chunk=st.integers(1, 9), count=st.integers(1, 9))
+def test_chunking_and_padding_do_not_change_the_values(digits, chunk, count):
+    x, y = digits[0][:20], digits[1][:20]
+    arch = ffnn.Architecture(hidden=(4,))
+    params = {k: np.asarray(v) for k, v in ffnn.init_params(jax.random.key(0), arch).items()}
+    directions = random_directions(1, params)
+    points = np.random.default_rng(count).uniform(-1, 1, (count, 2))
+    net = plane_net("ffnn", arch)
+    np.testing.assert_allclose(evaluate(net, params, directions, points, x, y, chunk),
+                               evaluate(net, params, directions, points, x, y, count),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_a_model_of_another_kind_has_no_landscape():
+    with pytest.raises(LandscapeError, match="no landscape"):
+        plane_net("rnn", None)
+
+
+def small_job(digits, snapshots=3):
+    """A 3x3 landscape of a tiny FFNN on 30 digits, with a line and a path of `snapshots`."""
+    arch = ffnn.Architecture(hidden=(4,))
+    initial = {k: np.asarray(v) for k, v in ffnn.init_params(jax.random.key(0), arch).items()}
+    final = {k: v + 0.1 for k, v in initial.items()}
+    t = np.linspace(0, 1, snapshots)[:, None]
+    start, end = flat_parameters(initial), flat_parameters(final)
+    path = start + t * (end - start) + np.sin(6 * t) * 0.01  # a slightly curved path
+    return LandscapeJob("ffnn", arch, final, initial, path, tuple(range(0, 10 * snapshots, 10)),
+                        digits[0][:30], digits[1][:30], resolution=3)
+
+
+def test_a_job_computes_the_line_the_slice_and_the_path_with_progress(digits):
+    job = small_job(digits)
+    events = list(landscape_events(job, threading.Event()))
+    total = len(LINE_ALPHAS) + 9 + 9
+    assert [e.step for e in events[:-1]] == sorted({e.step for e in events[:-1]})  # it advances
+    last = events[-1]
+    assert (last.status, last.step, last.total_steps, last.model) == ("finished", total, total,
+                                                                      None)
+    result = last.landscape
+    assert result.line.shape == (41, 2) and result.slice.shape == (3, 3, 2)
+    assert result.path_grid.shape == (3, 3, 2) and result.steps == (0, 10, 20)
+    net = plane_net("ffnn", job.architecture)
+    zero = {k: np.zeros_like(v) for k, v in job.final.items()}
+    at_ends = evaluate(net, job.final, [zero, zero], np.zeros((1, 2)), job.x, job.y)
+    at_start = evaluate(net, job.initial, [zero, zero], np.zeros((1, 2)), job.x, job.y)
+    np.testing.assert_allclose(result.line[list(LINE_ALPHAS).index(1.0)], at_ends[0], rtol=1e-5)
+    np.testing.assert_allclose(result.line[list(LINE_ALPHAS).index(0.0)], at_start[0], rtol=1e-5)
+    np.testing.assert_allclose(result.slice[1, 1], at_ends[0], rtol=1e-5)  # the centre: final
+
+
+def test_a_job_stops_between_two_chunks_when_asked(digits):
+    stop = threading.Event()
+    events = landscape_events(small_job(digits), stop)
+    first = next(events)
+    assert first.status == "running" and first.step > 0
+    stop.set()
+    rest = list(events)
+    assert [e.status for e in rest] == ["stopped"]
+    assert rest[0].landscape is None and rest[0].step == first.step
+    assert f"after {first.step:,} of" in rest[0].message
+
+
+def test_a_job_without_a_run_has_no_line_and_no_path(digits):
+    job = small_job(digits, snapshots=1)
+    job = LandscapeJob(job.kind, job.architecture, job.final, None, job.snapshots, job.steps,
+                       job.x, job.y, job.resolution)
+    result = list(landscape_events(job, threading.Event()))[-1].landscape
+    assert result.line is None and result.path is None and result.slice.shape == (3, 3, 2)
 
 
 def test_over_limit_grids_are_refused_with_a_reason():

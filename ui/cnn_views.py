@@ -116,6 +116,20 @@ def show_inside(model: Model, follow: np.ndarray | None, follow_label: str) -> N
     show_feature_maps(model, follow)
 
 
+def history_key(view: RunView) -> str:
+    """The widget key of the history scrubber of this run (its value: a snapshot's index)."""
+    return f"cnn_history_{view.id}"
+
+
+def scrubbed_step(view: RunView | None) -> int | None:
+    """The training step the history scrubber is at (None: no scrubber of this run yet)."""
+    at = None if view is None else st.session_state.get(history_key(view))
+    if at is None or view.latest is None:
+        return None
+    steps = view.latest.history.snapshot_steps
+    return steps[at] if 0 <= at < len(steps) else None
+
+
 def show_history(view: RunView | None, followed: str) -> None:
     """Scrub back through an ended run: its filters and its answer for the followed digit at
     each evaluation."""
@@ -131,7 +145,7 @@ def show_history(view: RunView | None, followed: str) -> None:
     steps = event.history.snapshot_steps
     steps_per_epoch = max(1, event.total_steps // event.epochs)
     at = st.select_slider("What the net looked like at step", options=list(range(len(steps))),
-                          value=len(steps) - 1, key=f"cnn_history_{view.id}",
+                          value=len(steps) - 1, key=history_key(view),
                           format_func=lambda i: f"{steps[i]} (epoch "
                                                 f"{steps[i] / steps_per_epoch:.1f})")
     left, right = st.columns([3, 2])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -12,53 +11,21 @@ import streamlit as st
 from engine import landscape
 from engine.data import as_float
 from engine.model import Model
+from engine.service import Run
 from engine.settings import limits
 from ui.charts import styled
 from ui.rooms import Room, room_state
+from ui.training import REFRESH_SECONDS, run_service
 
-LINE_ALPHAS = np.linspace(-0.5, 1.5, 41)  # Goodfellow et al.'s interpolation, and beyond
-SPAN = 1.0  # the 2-D slice covers [-SPAN, SPAN] along each filter-normalised direction
-
-
-def compute(model: Model, run: Any, x: np.ndarray, y: np.ndarray, n: int,
-            progress: Any) -> dict[str, Any]:
-    """Every landscape of `model` on (x, y), n x n grids; progress(fraction, text) per row."""
-    metrics = landscape.network_metrics(model.kind, model.architecture, x, y)
-    batch = landscape.points_per_batch(model.kind, len(x))
-    result: dict[str, Any] = {"n": n}
-    latest = run.view().latest if run is not None else None
-    if run is not None and "seed" in run.settings:
-        start = landscape.initial_params(model.kind, model.architecture, run.settings["seed"])
-        line = {k: np.asarray(model.params[k]) - start[k] for k in start}
-        evaluate = landscape.grid_evaluator(metrics, start, [line], batch)
-        result["line"] = evaluate(LINE_ALPHAS[:, None])
-    axis = np.linspace(-SPAN, SPAN, n)
-    directions = landscape.random_directions(jax.random.key(0), model.params)
-    evaluate = landscape.grid_evaluator(metrics, model.params, directions, batch)
-    rows = []
-    for i, points in enumerate(landscape.grid_points(axis, axis)):
-        rows.append(evaluate(points))
-        progress((i + 1) / (2 * n), f"random slice: row {i + 1} of {n}")
-    result["slice"] = (axis, np.stack(rows))
-    flats = [s.flat for s in latest.history.snapshots if getattr(s, "flat", None) is not None] \
-        if latest is not None else []
-    if len(flats) >= 2:
-        path = landscape.pca_path(np.stack(flats), landscape.flat_parameters(model.params))
-        low, high = path.coordinates.min(axis=0), path.coordinates.max(axis=0)
-        pad = np.maximum((high - low) * 0.2, 1e-3)
-        xs, ys = (np.linspace(low[i] - pad[i], high[i] + pad[i], n) for i in range(2))
-        directions = [landscape.unflatten(d, model.params) for d in path.directions]
-        evaluate = landscape.grid_evaluator(metrics, model.params, directions, batch)
-        rows = []
-        for i, beta in enumerate(ys):
-            rows.append(evaluate(np.column_stack([xs, np.full(n, beta)])))
-            progress(0.5 + (i + 1) / (2 * n), f"PCA plane: row {i + 1} of {n}")
-        result["pca"] = (path, xs, ys, np.stack(rows), latest.history.snapshot_steps)
-    return result
+PREFERRED_GRID = {"ffnn": 21, "cnn": 11}  # a CNN costs ~100x more a point: a coarser default
+PREFERRED_DIGITS = {"ffnn": 1000, "cnn": 200}
 
 
-def show_landscape(room: Room, model: Model, split: Any) -> None:
-    """The tab: settings, a Compute button with a progress bar, and the three views."""
+def show_landscape(room: Room, model: Model, split: Any, marked_step: int | None = None
+                   ) -> None:
+    """The tab: settings, Compute (a background job with a progress bar and Cancel), and the
+    three views of the last landscape computed for this model; `marked_step` (the history
+    scrubber's step) is marked on the training path."""
     key = f"{room.prefix}landscape"
     st.markdown(
         "Where did training walk? The loss of this model over **planes of weight space**: "
@@ -67,38 +34,88 @@ def show_landscape(room: Room, model: Model, split: Any) -> None:
         "weights (Li et al. 2018), and on the plane of the two directions the weights moved "
         "along most during the run (PCA of the recorded snapshots).")
     left, right, button = st.columns([2, 2, 1])
-    small = model.kind == "cnn"  # a CNN costs ~50x more a point: a coarser default
-    n = left.slider("Grid points a side", 5, 61, 11 if small else 21, step=2, key=f"{key}_grid")
-    digits = right.number_input("Digits it is measured on", 100, 10_000, 200 if small else 1000,
-                                step=100, key=f"{key}_digits")
+    n = left.slider("Grid points a side", 5, 61, PREFERRED_GRID[model.kind], step=2,
+                    key=f"{key}_grid")
+    digits = right.number_input("Digits it is measured on", 100, 10_000,
+                                PREFERRED_DIGITS[model.kind], step=100, key=f"{key}_digits")
     problems = landscape.grid_problems(n, digits, limits())
     for problem in problems:
         st.warning(f"That landscape is too large: {problem} Choose fewer points or digits.")
-    if button.button("Compute", key=f"{key}_go", type="primary", disabled=bool(problems)):
-        x, y = landscape.evaluation_subset(split.x_test, split.y_test, digits)
-        bar = st.progress(0.0, text="compiling…")
-        result = compute(model, room_state(room).run, as_float(x), y, n,
-                         lambda f, text: bar.progress(min(f, 1.0), text=text))
-        bar.empty()
-        st.session_state[key] = {"model": id(model), **result}
+    model_id, job = st.session_state.get(f"{key}_job", (None, None))
+    busy = job is not None and job.view().active
+    if button.button("Compute", key=f"{key}_go", type="primary", disabled=bool(problems) or busy):
+        model_id, job = id(model), start_job(room, model, split, n, digits)
+        st.session_state[f"{key}_job"] = (model_id, job)
+    if job is not None and model_id == id(model):
+        job_panel(job, model_id, key)
     result = st.session_state.get(key)
-    if not result or result["model"] != id(model):
+    if result is None or result[0] != id(model):
         st.info("Press **Compute** (a few seconds). It uses the model shown above; after a "
                 "training run it also draws the run's path.")
         return
-    draw(result, key)
+    draw(result[1], key, marked_step)
 
 
-def draw(result: dict[str, Any], key: str) -> None:
+def start_job(room: Room, model: Model, split: Any, n: int, digits: int) -> Run:
+    """Start computing the landscape of `model` on `digits` test digits, n x n grids, in the
+    run service; with the room's run (if any) its initial weights and its path."""
+    x, y = landscape.evaluation_subset(split.x_test, split.y_test, digits)
+    run = room_state(room).run
+    latest = run.view().latest if run is not None else None
+    initial = (landscape.initial_params(model.kind, model.architecture, run.settings["seed"])
+               if run is not None and "seed" in run.settings else None)
+    snapshots = [(step, s.flat) for step, s in zip(
+        latest.history.snapshot_steps, latest.history.snapshots, strict=True)
+        if getattr(s, "flat", None) is not None] if latest is not None else []
+    job = landscape.LandscapeJob(
+        model.kind, model.architecture, dict(model.params), initial,
+        np.stack([flat for _, flat in snapshots]) if snapshots else None,
+        tuple(step for step, _ in snapshots), as_float(x), y, n)
+    return run_service().start(lambda stop: landscape.landscape_events(job, stop),
+                               kind="landscape")
+
+
+def job_panel(job: Run, model_id: int, key: str) -> None:
+    """The job's progress bar and Cancel button, redrawn every REFRESH_SECONDS while it runs;
+    when it ends, its landscape is kept (session state, with the id of the model it is of) and
+    the page reruns to draw it."""
+    first = job.view()
+
+    @st.fragment(run_every=REFRESH_SECONDS if first.active else None)
+    def panel() -> None:
+        job.touch()
+        view = job.view()
+        event = view.latest
+        if view.status == "queued":
+            st.info("Waiting for a free slot: the server computes a few things at a time.")
+        elif view.active:
+            bar, cancel = st.columns([5, 1])
+            bar.progress(0.0 if event is None else event.step / event.total_steps,
+                         text="Compiling…" if event is None else event.text)
+            if cancel.button("Cancel", key=f"{key}_cancel"):
+                job.stop()
+        elif view.status == "finished":  # kept whenever the page sees it ended
+            st.session_state[key] = (model_id, event.landscape)
+        elif view.status in ("stopped", "abandoned"):
+            st.info(f"Cancelled: {view.message}", icon=":material/stop_circle:")
+        elif view.status == "failed":
+            st.error(view.message)
+        if first.active and not view.active:
+            st.rerun()
+
+    panel()
+
+
+def draw(result: landscape.Landscape, key: str, marked_step: int | None) -> None:
     """The three views of a computed landscape."""
-    if "line" in result:
-        st.plotly_chart(line_figure(result["line"]), key=f"{key}_line")
-    axis, grid = result["slice"]
+    if result.line is not None:
+        st.plotly_chart(line_figure(result.line), key=f"{key}_line")
     contour, surface = st.columns(2)
-    contour.plotly_chart(slice_figure(axis, grid[..., 0]), key=f"{key}_slice")
-    surface.plotly_chart(surface_figure(axis, grid[..., 0]), key=f"{key}_surface")
-    if "pca" in result:
-        st.plotly_chart(pca_figure(*result["pca"]), key=f"{key}_pca")
+    contour.plotly_chart(slice_figure(result.axis, result.slice[..., 0]), key=f"{key}_slice")
+    surface.plotly_chart(surface_figure(result.axis, result.slice[..., 0]),
+                         key=f"{key}_surface")
+    if result.path is not None:
+        st.plotly_chart(pca_figure(result, marked_step), key=f"{key}_pca")
     else:
         st.caption("The training path appears after a run in this session (it needs the "
                    "weights recorded along the run).")
@@ -107,8 +124,9 @@ def draw(result: dict[str, Any], key: str) -> None:
 def line_figure(values: np.ndarray) -> go.Figure:
     """Loss and accuracy (41, 2) along alpha: 0 the initial weights, 1 the final ones."""
     fig = go.Figure([
-        go.Scatter(x=LINE_ALPHAS, y=values[:, 0], name="loss", line=dict(color="#d62728")),
-        go.Scatter(x=LINE_ALPHAS, y=values[:, 1], name="accuracy", yaxis="y2",
+        go.Scatter(x=landscape.LINE_ALPHAS, y=values[:, 0], name="loss",
+                   line=dict(color="#d62728")),
+        go.Scatter(x=landscape.LINE_ALPHAS, y=values[:, 1], name="accuracy", yaxis="y2",
                    line=dict(color="#1f77b4", dash="dot")),
     ])
     for alpha, text in ((0, "initial"), (1, "final")):
@@ -139,20 +157,26 @@ def surface_figure(axis: np.ndarray, loss: np.ndarray) -> go.Figure:
     return styled(fig, "The same slice in 3-D (drag to turn)", height=440)
 
 
-def pca_figure(path: landscape.PCAPath, xs: np.ndarray, ys: np.ndarray, grid: np.ndarray,
-               steps: tuple[int, ...]) -> go.Figure:
-    """The loss over the PCA plane with the run's path (its snapshots) drawn on it."""
-    c = path.coordinates
+def pca_figure(result: landscape.Landscape, marked_step: int | None) -> go.Figure:
+    """The loss over the PCA plane with the run's path (its snapshots) drawn on it, and the
+    snapshot of `marked_step` (if it is one of the path's) ringed."""
+    path, (xs, ys), c = result.path, result.path_axes, result.path.coordinates
     fig = go.Figure([
-        go.Contour(x=xs, y=ys, z=grid[..., 0], colorscale="Viridis", ncontours=25,
+        go.Contour(x=xs, y=ys, z=result.path_grid[..., 0], colorscale="Viridis", ncontours=25,
                    colorbar=dict(title="loss", thickness=12)),
         go.Scatter(x=c[:, 0], y=c[:, 1], mode="lines+markers", name="training path",
                    line=dict(color="white", width=2), marker=dict(size=6, color="#f97316"),
-                   customdata=np.asarray(steps[-len(c):]),
+                   customdata=np.asarray(result.steps),
                    hovertemplate="step %{customdata}<extra></extra>"),
         go.Scatter(x=c[-1:, 0], y=c[-1:, 1], mode="markers", name="final weights",
                    marker=dict(size=12, color="white", line=dict(color="black", width=2))),
     ])
+    if marked_step in result.steps:
+        at = result.steps.index(marked_step)
+        fig.add_trace(go.Scatter(x=c[at:at + 1, 0], y=c[at:at + 1, 1], mode="markers",
+                                 name=f"step {marked_step} (history tab)",
+                                 marker=dict(size=18, color="rgba(0,0,0,0)", symbol="circle",
+                                             line=dict(color="#ef4444", width=3))))
     share = path.explained * 100
     fig.update_xaxes(title=f"PCA direction 1 ({share[0]:.1f}% of the path's variance)")
     fig.update_yaxes(title=f"PCA direction 2 ({share[1]:.1f}%)")
