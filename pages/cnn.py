@@ -11,7 +11,13 @@ from engine.data import as_float
 from engine.model import Model
 from engine.settings import limits
 from ui.charts import a_digit
-from ui.cnn_views import draw_latest_filters, show_digit, show_history, show_inside
+from ui.cnn_views import (
+    draw_latest_filters,
+    scrubbed_step,
+    show_digit,
+    show_history,
+    show_inside,
+)
 from ui.dataset_views import DOWNLOAD_FIRST, chosen_dataset, dataset_picker
 from ui.evaluation import show_evaluation
 from ui.landscape_views import show_landscape
@@ -179,6 +185,7 @@ with history:
 with evaluation:
     show_evaluation(split.x_test, split.y_test, evaluated_labels(model, split.x_test), key="cnn")
 with terrain:
-    show_landscape(CNN, model, split)
+    show_landscape(CNN, model, split,
+                   scrubbed_step(None if room.run is None else room.run.view()))
 with model_file:
     show_model_file(CNN, model)
