@@ -32,6 +32,7 @@ def figure_builders(quick: bool, measured: dict[str, float]
     from benchmarks import (
         cnn_figures,
         explain_figures,
+        health_figures,
         landscape_figures,
         mlp_figures,
         sketch_latency,
@@ -52,6 +53,7 @@ def figure_builders(quick: bool, measured: dict[str, float]
                                                       *((5, 100) if quick else ()))],
         "L3": lambda: [landscape_figures.slice_figure("L3", "cnn", 10.0, 1 if quick else 3,
                                                       *((5, 100) if quick else ()))],
+        "D1": lambda: health_figures.health_overhead_figures(repeats),
         "X1": lambda: [explain_figures.attribution_figure(3 if quick else 20)],
         "X2": lambda: [explain_figures.pgd_figure(3 if quick else 50)],
         "S1": lambda: [app_figures().startup_figure(repeats=1 if quick else 5)],

@@ -14,7 +14,13 @@ from engine import ffnn, health
 from engine.autodiff import Tensor
 from engine.data import Split, as_float, embedded_split
 from engine.ffnn.model import layer_pass
-from engine.ffnn.training import HEALTH_PRESETS, health_series, measure_health, snapshot_weights
+from engine.ffnn.training import (
+    HEALTH_PRESETS,
+    health_series,
+    measure_health,
+    snapshot_weights,
+    take_snapshot,
+)
 from engine.layers import INITS, JAX_OPS, activation, autodiff_ops, init_dense, init_std
 
 
@@ -169,6 +175,17 @@ def test_a_run_records_health_at_each_evaluation(small_split):
                 for b, a in zip(before, after, strict=True)]
     np.testing.assert_allclose(series.update_ratios[-1], expected, rtol=1e-5)
     assert health_series((), (), config.arch) is None
+
+
+def test_health_read_off_the_twin_check_is_the_health_of_its_own_pass(small_split):
+    config = ffnn.TrainingConfig(ffnn.Architecture((16,), "sigmoid"), backend="autodiff")
+    params = ffnn.init_params(jax.random.key(2), config.arch)
+    batch = ffnn.twin_batch(small_split, 16)
+    shared = take_snapshot(params, config=config, twin_batch=batch, health_batch=batch)
+    alone = take_snapshot(params, config=config, twin_batch=None, health_batch=batch)
+    assert shared.twin is not None and alone.twin is None
+    for name in ("histograms", "saturated", "grad_norms", "weight_norms"):
+        np.testing.assert_array_equal(getattr(shared.health, name), getattr(alone.health, name))
 
 
 # --- what the presets promise, on real training steps ------------------------------------------

@@ -233,14 +233,10 @@ class LayerDifference:
     max_rel: float
 
 
-def gradient_differences(params: Params, x: np.ndarray, y: np.ndarray, *, arch: Architecture,
-                         loss_name: str) -> list[LayerDifference]:
-    """Per layer, max |g_autodiff - g_jax| and that divided by max |g_jax| (the twin check).
-
-    x: (batch, 28, 28) float, y: (batch,) int.
-    """
-    _, ours = gradients(params, x, y, arch=arch, loss_name=loss_name, backend="autodiff")
-    _, theirs = gradients(params, x, y, arch=arch, loss_name=loss_name, backend="jax")
+def layer_differences(ours: Params, theirs: Params, arch: Architecture
+                      ) -> list[LayerDifference]:
+    """Per layer, max |ours - theirs| over its weights and bias, and that divided by
+    max |theirs|: two sets of gradients of the same parameters compared (the twin check)."""
     differences = []
     for i in range(arch.n_layers):
         names = (f"w{i}", f"b{i}")
@@ -249,6 +245,17 @@ def gradient_differences(params: Params, x: np.ndarray, y: np.ndarray, *, arch: 
         differences.append(LayerDifference(f"layer {i + 1}", max_abs,
                                            max_abs / scale if scale > 0 else 0.0))
     return differences
+
+
+def gradient_differences(params: Params, x: np.ndarray, y: np.ndarray, *, arch: Architecture,
+                         loss_name: str) -> list[LayerDifference]:
+    """Per layer, how far our engine's gradients are from jax.grad's (`layer_differences`).
+
+    x: (batch, 28, 28) float, y: (batch,) int.
+    """
+    _, ours = gradients(params, x, y, arch=arch, loss_name=loss_name, backend="autodiff")
+    _, theirs = gradients(params, x, y, arch=arch, loss_name=loss_name, backend="jax")
+    return layer_differences(ours, theirs, arch)
 
 
 # --- prediction ------------------------------------------------------------------------------

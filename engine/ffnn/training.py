@@ -23,8 +23,8 @@ from engine.ffnn.model import (
     autodiff_loss_and_grads,
     autodiff_predict_labels,
     first_layer_images,
-    gradient_differences,
     init_params,
+    layer_differences,
     layer_pass,
     predict_labels,
     train_logits,
@@ -133,27 +133,41 @@ class Snapshot:
     health: LayerHealth | None = None
 
 
+def health_of_pass(params: Params, layer_pass_result: tuple[float, list, Params], *,
+                   arch: Architecture) -> LayerHealth:
+    """The layers' health at params (numpy) from a `layer_pass` result (loss, outputs, grads)."""
+    value, outputs, grads = layer_pass_result
+    layers = range(arch.n_layers)
+    return layer_health(outputs[:-1], [params[f"w{i}"] for i in layers],
+                        [grads[f"w{i}"] for i in layers], arch.activation, value)
+
+
 def measure_health(params: Params, batch: tuple[np.ndarray, np.ndarray], *,
                    config: TrainingConfig) -> LayerHealth:
     """The layers' health at params (numpy) on batch (x (B, 28, 28) float, y (B,)): one forward
     and backward pass on config.backend (our engine's tape, or one jitted jax.grad)."""
-    value, outputs, grads = layer_pass(params, *batch, arch=config.arch, loss_name=config.loss,
-                                       backend=config.backend)
-    layers = range(config.arch.n_layers)
-    return layer_health(outputs[:-1], [params[f"w{i}"] for i in layers],
-                        [grads[f"w{i}"] for i in layers], config.arch.activation, value)
+    result = layer_pass(params, *batch, arch=config.arch, loss_name=config.loss,
+                        backend=config.backend)
+    return health_of_pass(params, result, arch=config.arch)
 
 
 def take_snapshot(params: Params, *, config: TrainingConfig,
                   twin_batch: tuple[np.ndarray, np.ndarray] | None,
                   health_batch: tuple[np.ndarray, np.ndarray] | None = None) -> Snapshot:
     """The Snapshot of params (any arrays), with the twin check on twin_batch and the layers'
-    health on health_batch, each if given."""
+    health on health_batch, each if given. When both are the same batch, the health is read
+    off the twin check's pass on config.backend: it costs no pass of its own."""
     params = {name: np.asarray(value) for name, value in params.items()}
-    twin = (gradient_differences(params, *twin_batch, arch=config.arch, loss_name=config.loss)
-            if twin_batch is not None else None)
-    health = (measure_health(params, health_batch, config=config)
-              if health_batch is not None else None)
+    twin, health, passes = None, None, {}
+    if twin_batch is not None:
+        passes = {backend: layer_pass(params, *twin_batch, arch=config.arch,
+                                      loss_name=config.loss, backend=backend)
+                  for backend in BACKENDS}
+        twin = layer_differences(passes["autodiff"][2], passes["jax"][2], config.arch)
+    if health_batch is not None and health_batch is twin_batch:
+        health = health_of_pass(params, passes[config.backend], arch=config.arch)
+    elif health_batch is not None:
+        health = measure_health(params, health_batch, config=config)
     return Snapshot(first_layer_images(params), twin, flat_parameters(params), health)
 
 
