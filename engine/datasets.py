@@ -189,6 +189,8 @@ def fetch_verified(urls: list[str], dest: Path, md5: str,
                 break  # the server answered: asking it again will not help
             except (OSError, http.client.HTTPException, DownloadError) as error:
                 failures.append(f"{url}: {describe_failure(error)}")
+                if failures[-1].startswith(f"{url}: unreachable"):
+                    break  # nothing arrived: try the next mirror
                 continue  # the next attempt resumes from what arrived
             if file_md5(part) == md5:
                 os.replace(part, dest)  # atomic on one file system

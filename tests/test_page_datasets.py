@@ -51,6 +51,7 @@ def test_picking_a_missing_set_offers_its_download_and_refuses_to_train(cache, p
     assert at.selectbox(key=f"{prefix}_dataset").value == "embedded"
     assert not _has_button(at, prefix)
     at.selectbox(key=f"{prefix}_dataset").set_value("mnist").run()
+    assert "Full MNIST (download)" in at.selectbox(key=f"{prefix}_dataset").options
     assert not at.exception
     assert "full MNIST (70,000 digits)** is not on this machine yet" in said(at)
     assert str(cache / "mnist") in said(at)
