@@ -129,21 +129,18 @@ def check_batch(images: np.ndarray, labels: np.ndarray) -> None:
 
 
 def forward_layers(params: ffnn.Params, x: np.ndarray, arch: ffnn.Architecture
-                   ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """Per layer (a_in, z, a_out, act'(z)) for x (B, 784); the last a_out is z (the logits)."""
+                   ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per layer (a_in, z, a_out) for x (B, 784); the last a_out is z itself (the logits)."""
     out, a = [], x
     for i in range(arch.n_layers):
         z = a @ params[f"w{i}"] + params[f"b{i}"]
-        if i < arch.n_layers - 1:
-            a_out, slope = activation_and_slope(arch.activation, z)
-        else:
-            a_out, slope = z, np.ones_like(z)
-        out.append((a, z, a_out, slope))
+        a_out = activation_and_slope(arch.activation, z)[0] if i < arch.n_layers - 1 else z
+        out.append((a, z, a_out))
         a = a_out
     return out
 
 
-def backward_layers(params: ffnn.Params, forward: list, dlogits: np.ndarray
+def backward_layers(params: ffnn.Params, forward: list, dlogits: np.ndarray, activation_name: str
                     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per layer (delta (B, n_out), dW (n_in, n_out), db (n_out,)), first layer first."""
     out, delta = [], dlogits
@@ -151,7 +148,8 @@ def backward_layers(params: ffnn.Params, forward: list, dlogits: np.ndarray
         a_in = forward[i][0]
         out.append((delta, a_in.T @ delta, delta.sum(axis=0)))
         if i > 0:
-            delta = (delta @ params[f"w{i}"].T) * forward[i - 1][3]
+            slope = activation_and_slope(activation_name, forward[i - 1][1])[1]
+            delta = (delta @ params[f"w{i}"].T) * slope
     return out[::-1]
 
 
@@ -170,10 +168,10 @@ def step_phases(params: ffnn.Params, images: np.ndarray, labels: np.ndarray, *,
     check_batch(images, labels)
     params = {name: np.asarray(value, np.float32) for name, value in params.items()}
     forward = forward_layers(params, images.reshape(len(images), -1), arch)
-    probabilities = softmax(forward[-1][1])
+    probabilities = softmax(forward[-1][2])
     one_hot = numpy_one_hot(labels, N_CLASSES)
     loss, dlogits = loss_and_logit_gradient(probabilities, one_hot, loss_name)
-    backward = backward_layers(params, forward, dlogits)
+    backward = backward_layers(params, forward, dlogits, arch.activation)
     loss_jax, grads_jax = ffnn.gradients(params, images, labels, arch=arch, loss_name=loss_name,
                                          backend="jax")
     grads = {}
@@ -183,7 +181,7 @@ def step_phases(params: ffnn.Params, images: np.ndarray, labels: np.ndarray, *,
     after, _ = opt.update(params, grads, opt.init(params))
     layers = []
     for i in range(arch.n_layers):
-        a_in, z, a_out, _ = forward[i]
+        a_in, z, a_out = forward[i]
         w, b = f"w{i}", f"b{i}"
         layers.append(LayerStep(a_in, params[w], params[b], z, a_out, *backward[i],
                                 grads_jax[w], grads_jax[b], np.asarray(after[w]),
