@@ -34,14 +34,15 @@ class Model:
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities (n, 10) for float images (n, 28, 28) in [0, 1].
 
-        Jitted per architecture: the first call of a shape compiles, later ones reuse it.
+        Jitted per architecture: the first call of a shape compiles, later ones reuse it. The
+        CNN takes many images in bounded batches (engine.cnn.batched_proba).
         """
         from engine import cnn, ffnn  # the families build Models, so they import this module
 
         images = np.asarray(images, dtype=np.float32)
         if self.kind == "ffnn":
             return ffnn.predict_proba(self.params, images, arch=self.architecture)
-        return np.asarray(cnn.predict_proba(self.params, images, spec=self.architecture))
+        return cnn.batched_proba(self.params, images, spec=self.architecture)
 
     def describe(self) -> str:
         """The architecture in one line, e.g. "784-256-10, relu"."""

@@ -411,3 +411,18 @@ def test_the_default_model_scores_at_least_97_5_percent_on_the_test_digits():
     assert accuracy >= 0.975
     assert accuracy == pytest.approx(metadata["metrics"]["test_accuracy"], abs=1e-9)
     assert metadata["trained_on"] == "embedded train split"
+
+
+def test_many_images_go_in_bounded_batches_with_the_same_answers():
+    """Past EVAL_BATCH images, batched_proba pads the last batch; the answers are those of one
+    call over all of them (a Model's predict_proba goes through it)."""
+    from engine.cnn.model import EVAL_BATCH
+
+    spec = CNNSpec((2,))
+    params = cnn.init_params(jax.random.key(2), spec)
+    images = as_float(embedded_split().x_test[: EVAL_BATCH + 7])
+    batched = cnn.batched_proba(params, images, spec=spec)
+    assert batched.shape == (EVAL_BATCH + 7, 10)
+    np.testing.assert_allclose(batched, cnn.predict_proba(params, images, spec=spec), atol=1e-6)
+    np.testing.assert_array_equal(cnn.predict_labels(params, images, spec=spec),
+                                  batched.argmax(axis=1))

@@ -21,6 +21,7 @@ from engine.cnn.model import (
     CNNSpec,
     Params,
     as_nhwc,
+    batched_proba,
     conv_block,
     feature_maps,
     first_layer_filters,
@@ -52,7 +53,8 @@ from engine.layers import random_shift
 
 __all__ = [
     "ArchitectureError", "CNNSpec", "IMAGE_SIZE", "MODEL_KIND", "N_CLASSES", "POOL_SIZE",
-    "PRETRAIN_CONFIG", "Params", "Snapshot", "TrainingConfig", "as_nhwc", "check_config",
+    "PRETRAIN_CONFIG", "Params", "Snapshot", "TrainingConfig", "as_nhwc", "batched_proba",
+    "check_config",
     "checkpoint_bytes", "conv2d", "conv_block", "conv_output_size", "default_model_bytes",
     "dropout", "feature_maps", "first_layer_filters", "format_filters", "im2col", "init_params",
     "lax_conv2d", "limit_problems", "logits", "padding_amounts", "parse_filters", "pool2d",
