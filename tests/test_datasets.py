@@ -219,6 +219,16 @@ def test_the_first_mirror_failing_falls_over_to_the_next(server, tmp_path) -> No
     assert datasets.is_downloaded(folder)
 
 
+def test_a_folder_can_be_a_mirror(tmp_path) -> None:
+    files = served_files()
+    mirror = tmp_path / "usb-stick"
+    mirror.mkdir()
+    for name, content in files.items():
+        (mirror / name).write_bytes(content)
+    folder = datasets.download(source_for(files), tmp_path / "m", urls=(mirror.as_uri(),))
+    assert final_files(folder) == sorted(files)
+
+
 def test_mirrors_from_the_environment_are_used(server, tmp_path, monkeypatch) -> None:
     source = source_for(server.files)
     monkeypatch.setenv(source.mirror_env, f"{server.url}/missing/,{server.url}/good/")
