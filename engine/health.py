@@ -201,3 +201,24 @@ def diagnose(health: LayerHealth, ratios: np.ndarray | None, diverged: bool) -> 
     if ratios is not None and len(ratios):
         findings += update_findings(ratios)
     return findings
+
+
+def layer_status(health: LayerHealth, ratios: np.ndarray | None) -> list[str]:
+    """Per weight layer (L,), "bad", "watch" or "ok" at the latest evaluation: bad when mostly
+    dead or saturated, its gradient VANISHING x the last layer's or smaller (or EXPLODING x
+    larger), or its update ratio outside UPDATE_RANGE; watch at a fifth of a layer dead or
+    saturated, or a gradient a tenth of the last's (or ten times)."""
+    unhealthy = np.append(np.fmax(health.dead, health.saturated), np.nan)  # the output: neither
+    relative = health.grad_norms / max(float(health.grad_norms[-1]), 1e-30)
+    low, high = UPDATE_RANGE
+    steps = np.full(len(relative), np.nan) if ratios is None else np.asarray(ratios)
+    statuses = []
+    for fraction, gradient, step in zip(unhealthy, relative, steps, strict=True):
+        if (fraction > MOSTLY or not VANISHING <= gradient <= EXPLODING
+                or (np.isfinite(step) and not low <= step <= high)):
+            statuses.append("bad")
+        elif fraction > 0.2 or not 0.1 <= gradient <= 10:
+            statuses.append("watch")
+        else:
+            statuses.append("ok")
+    return statuses

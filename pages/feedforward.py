@@ -14,11 +14,13 @@ from engine.settings import limits
 from ui.dataset_views import DOWNLOAD_FIRST, chosen_dataset, dataset_picker
 from ui.evaluation import show_evaluation
 from ui.ffnn_views import draw_weights, show_sketch, show_twin_check
+from ui.health_views import preset_requested, show_layer_health
 from ui.landscape_views import show_landscape
 from ui.loaders import load_embedded_dataset
 from ui.model_file import show_model_file
 from ui.rooms import (
     FEEDFORWARD,
+    INIT_NAMES,
     LOSS_NAMES,
     OPTIMIZER_NAMES,
     RoomState,
@@ -46,7 +48,8 @@ def config_from_controls() -> tuple[ffnn.TrainingConfig, dict | None, list[str]]
         params = {name: np.asarray(value) for name, value in model.params.items()}
     else:
         try:
-            arch = ffnn.Architecture(ffnn.parse_hidden(state["ff_hidden"]), state["ff_activation"])
+            arch = ffnn.Architecture(ffnn.parse_hidden(state["ff_hidden"]), state["ff_activation"],
+                                     state["ff_init"])
         except ValueError as error:
             problems.append(f"{str(error)[0].upper()}{str(error)[1:]}.")
             arch = ffnn.Architecture()
@@ -67,7 +70,7 @@ def start_training(room: RoomState, split, dataset_name: str) -> None:
     batch = ffnn.twin_batch(split)
     run = run_service().start(
         lambda stop: ffnn.training_run(config, split, params=params, stop=stop, twin_batch=batch,
-                                       dataset=dataset_name),
+                                       health_batch=batch, dataset=dataset_name),
         kind=FEEDFORWARD.kind, settings=config.to_metadata())
     st.session_state[FEEDFORWARD.key] = RoomState(run=run, model=room.model, label=room.label)
     if state["ff_continue"]:
@@ -91,7 +94,7 @@ with messages:
 
 with st.container(border=True):
     continuing = state["ff_continue"]
-    row = st.columns(4)
+    row = st.columns(5)
     row[0].radio("Differentiated by", list(ffnn.BACKENDS), key="ff_backend",
                  format_func=ffnn.BACKENDS.get, horizontal=True)
     row[1].text_input("Hidden layers (units, comma-separated)", key="ff_hidden",
@@ -100,7 +103,9 @@ with st.container(border=True):
                            "continuing, the current model's layers are kept.")
     row[2].selectbox("Activation", list(ACTIVATIONS), key="ff_activation",
                      disabled=continuing)
-    row[3].selectbox("Loss", list(LOSS_NAMES), key="ff_loss", format_func=LOSS_NAMES.get)
+    row[3].selectbox("Initialisation", list(INIT_NAMES), key="ff_init", format_func=INIT_NAMES.get,
+                     disabled=continuing, help="How the weights are drawn before training.")
+    row[4].selectbox("Loss", list(LOSS_NAMES), key="ff_loss", format_func=LOSS_NAMES.get)
     row = st.columns(4)
     row[0].selectbox("Optimizer", list(OPTIMIZER_NAMES), key="ff_optimizer",
                      format_func=OPTIMIZER_NAMES.get)
@@ -115,6 +120,7 @@ with st.container(border=True):
                          "default) instead of fresh ones; its architecture is kept.")
     start = room_buttons(row[2:], FEEDFORWARD, start_label="Start",
                         reset_help="Stop, forget the trained model, restore the defaults")
+    start = start or preset_requested()
 
 split = (dataset or load_embedded_dataset()).split
 with messages:
@@ -133,11 +139,14 @@ model, label = current_model(FEEDFORWARD)
 st.subheader("The model")
 st.markdown(f"Below: {label}.")
 
-evaluation, twin, sketch, terrain, model_file = st.tabs(
-    ["Evaluation", "Twin-engine check", "Sketch a digit", "Landscape", "Model file"])
+evaluation, layer_health, twin, sketch, terrain, model_file = st.tabs(
+    ["Evaluation", "Layer health", "Twin-engine check", "Sketch a digit", "Landscape",
+     "Model file"])
 with evaluation:
     predicted = model.predict_proba(as_float(split.x_test)).argmax(axis=1)
     show_evaluation(split.x_test, split.y_test, predicted, key="ff")
+with layer_health:
+    show_layer_health(room.run)
 with twin:
     show_twin_check(model, state["ff_loss"], split)
 with sketch:

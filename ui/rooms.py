@@ -22,7 +22,7 @@ import streamlit as st
 from engine import cnn, ffnn, runs
 from engine.checkpoint import CheckpointError
 from engine.cnn.model import PADDINGS
-from engine.layers import ACTIVATIONS
+from engine.layers import ACTIVATIONS, INITS
 from engine.model import Model, model_from_bytes
 from engine.service import Run
 from engine.settings import limits
@@ -38,6 +38,8 @@ LOSS_NAMES = {"cross_entropy": "softmax cross-entropy", "mse": "squared error on
 OPTIMIZER_NAMES = {"adam": "Adam", "momentum": "SGD + momentum (0.9)", "sgd": "plain SGD"}
 POOL_NAMES = {"max": "max-pool 2×2", "avg": "average-pool 2×2", "none": "no pooling"}
 KERNEL_SIZES = (3, 5, 7)
+INIT_NAMES = {"he": "He", "xavier": "Glorot/Xavier", "lecun": "LeCun", "tiny": "tiny (He ×0.01)",
+              "large": "large (He ×10)", "zeros": "zeros"}
 
 
 @dataclass(frozen=True)
@@ -319,6 +321,7 @@ def feedforward_controls(meta: Mapping[str, Any]) -> dict[str, Any]:
         "hidden": None if hidden is None else ", ".join(str(int(h)) for h in hidden
                                                          if isinstance(h, int)),
         "activation": _pick(arch, "activation", str, ACTIVATIONS),
+        "init": _pick(arch, "init", str, INITS),
         "loss": _pick(meta, "loss", str, LOSS_NAMES),
         "optimizer": _pick(meta, "optimizer", str, OPTIMIZER_NAMES),
         "learning_rate": _pick(meta, "learning_rate", (int, float)),

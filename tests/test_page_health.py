@@ -1,0 +1,94 @@
+"""The feed-forward room's "Layer health" tab in AppTest: presets train and explain themselves,
+the initialisation control reaches the run, bad values get a message."""
+
+import time
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from helpers import leave_no_run, messages, open_page, room_run, run_until_done, said
+from streamlit.testing.v1 import AppTest
+
+from engine import checkpoint, ffnn
+from engine.ffnn.training import HEALTH_PRESETS
+from engine.train import seed_key
+from ui.health_views import CHART_NAMES
+
+PAGE = "pages/feedforward.py"
+HEALTH_CHARTS = ("ff_health_overview", "ff_health_activations", "ff_health_gradients",
+                 "ff_health_updates")
+
+
+@pytest.fixture
+def at() -> Iterator[AppTest]:
+    app = open_page(PAGE)
+    yield app
+    leave_no_run(app, "ff_room")
+
+
+def train_until_two_evaluations(at: AppTest) -> None:
+    """Drive the run until it has recorded health twice (update ratios need two), then stop."""
+    run = room_run(at, "ff_room")
+    for _ in range(600):
+        latest = run.view().latest
+        if latest is not None and len(latest.history.snapshots) >= 2 or not run.view().active:
+            break
+        time.sleep(0.05)
+    at.button(key="ff_stop").click().run()
+    run_until_done(at, "ff_room", bound=50)
+
+
+def test_the_tab_waits_for_a_run(at):
+    assert "recorded while a net trains" in said(at)
+
+
+@pytest.mark.parametrize("preset", list(HEALTH_PRESETS))
+def test_each_preset_trains_and_shows_the_panel_and_its_diagnosis(at, preset):
+    at.button(key=f"ff_preset_{preset.replace(' ', '_')}").click().run()
+    config = HEALTH_PRESETS[preset]
+    assert at.text_input(key="ff_hidden").value == ffnn.format_hidden(config.arch.hidden)
+    assert at.selectbox(key="ff_init").value == config.arch.init
+    assert room_run(at, "ff_room") is not None, said(at)
+    train_until_two_evaluations(at)
+    assert not at.exception, [e.value for e in at.exception]
+    shown = {getattr(chart, "key", None) for chart in at.get("plotly_chart")}
+    assert set(HEALTH_CHARTS) <= shown, shown
+    diagnosis = messages(at.warning) + messages(at.success)
+    assert "See " in diagnosis or "No layer shows a problem" in diagnosis
+    if preset == "vanishing gradients":
+        assert "Vanishing gradients" in messages(at.warning)
+        assert CHART_NAMES["gradients"] in messages(at.warning)
+    if preset == "healthy":
+        assert "Vanishing" not in messages(at.warning)
+
+
+def test_the_initialisation_control_reaches_the_run(at):
+    at.text_input(key="ff_hidden").set_value("8")
+    at.selectbox(key="ff_init").set_value("zeros")
+    at.number_input(key="ff_epochs").set_value(1)
+    at.button(key="ff_start").click().run()
+    run_until_done(at, "ff_room")
+    model = at.session_state["ff_room"].model
+    assert model.architecture.init == "zeros"
+    # All-zero weights pass no gradient to any weight (only biases move): w1 stays zero.
+    assert not np.asarray(model.params["w1"]).any()
+    assert not at.exception
+
+
+def test_depth_over_the_limit_is_refused_with_the_reason(at):
+    at.text_input(key="ff_hidden").set_value(",".join(["8"] * 9))
+    at.button(key="ff_start").click().run()
+    assert "9 hidden layers is over this server's limit of 8" in messages(at.error)
+    assert room_run(at, "ff_room") is None
+
+
+def test_an_uploaded_model_with_an_unknown_initialiser_gets_a_message(at):
+    arch = ffnn.Architecture((4,))
+    params = ffnn.init_params(seed_key(0), arch)
+    unknown = SimpleNamespace(to_metadata=lambda: {**arch.to_metadata(), "init": "orthogonal"})
+    data = checkpoint.model_bytes(ffnn.MODEL_KIND, unknown, params)
+    at.file_uploader(key="ff_model_file").set_value(("odd.npz", data, "application/zip")).run()
+    assert not at.exception
+    assert "architecture is unusable" in messages(at.error)
+    assert "'orthogonal'" in messages(at.error)

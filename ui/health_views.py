@@ -1,0 +1,174 @@
+"""The feed-forward room's "Layer health" tab: presets, a diagnosis in words, one overview row,
+then the activations, gradients and update ratios of every layer over the run."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from engine import ffnn, health
+from engine.ffnn.training import HEALTH_PRESETS, HealthSeries, health_series
+from engine.service import Run, RunView
+from ui.charts import styled
+from ui.rooms import FEEDFORWARD
+from ui.training import refresh_seconds, run_service
+
+PRESET_START = "ff_preset_start"  # session state: a preset was chosen, start its run
+PRESET_STORIES = {
+    "vanishing gradients": "6 sigmoid layers, weights 100 times too small: the gradient "
+                           "fades on its way back to the input.",
+    "dead ReLUs": "a learning rate 25 times the default: big steps push ReLU units where they "
+                  "never fire again.",
+    "healthy": "6 ReLU layers with He initialisation: every layer gets a gradient of the "
+               "same size.",
+}
+CHART_NAMES = {"activations": "the activation heatmaps", "gradients": "gradient norm per layer",
+               "updates": "update ratio per layer", "loss": "the loss curve above"}
+STATUS_COLOURS = {"ok": "#2ca02c", "watch": "#ff7f0e", "bad": "#d62728"}
+
+
+def choose_preset(name: str) -> None:
+    """Set the room's controls to preset `name` and ask the page to start it (an on_click
+    callback: it runs before the widgets are drawn)."""
+    st.session_state.update(FEEDFORWARD.controls(HEALTH_PRESETS[name].to_metadata()))
+    st.session_state.update({"ff_continue": False, PRESET_START: True})
+
+
+def preset_requested() -> bool:
+    """Whether a preset button asked for a run (once: the request is consumed)."""
+    return bool(st.session_state.pop(PRESET_START, False))
+
+
+def show_presets() -> None:
+    """One button per story; each sets the controls above and starts training."""
+    st.markdown("**Presets**: one click sets the controls above and trains; watch the story "
+                "unfold below.")
+    for column, (name, story) in zip(st.columns(len(HEALTH_PRESETS)), PRESET_STORIES.items(),
+                                     strict=True):
+        column.button(name.capitalize(), key=f"ff_preset_{name.replace(' ', '_')}",
+                      on_click=choose_preset, args=(name,), help=story, width="stretch")
+        column.caption(story)
+
+
+def layer_names(n_layers: int) -> list[str]:
+    """"layer 1", ..., "layer L (output)"."""
+    return [f"layer {i + 1}" + (" (output)" if i == n_layers - 1 else "")
+            for i in range(n_layers)]
+
+
+def overview_figure(series: HealthSeries, statuses: list[str]) -> go.Figure:
+    """One tile per weight layer (L,), coloured by its status, with its latest numbers."""
+    last = -1
+    unhealthy = np.append(np.fmax(series.dead[last], series.saturated[last]), np.nan)
+    texts = []
+    for i, name in enumerate(layer_names(len(statuses))):
+        lines = [f"<b>{name}</b>", f"gradient {series.grad_norms[last, i]:.1e}"]
+        if np.isfinite(unhealthy[i]):
+            word = "dead" if np.isfinite(series.dead[last, i]) else "saturated"
+            lines.append(f"{unhealthy[i]:.0%} {word}")
+        if np.isfinite(series.update_ratios[last, i]):
+            lines.append(f"update 10^{series.update_ratios[last, i]:.1f}")
+        texts.append("<br>".join(lines))
+    codes = {"ok": 0, "watch": 1, "bad": 2}
+    fig = go.Figure(go.Heatmap(
+        z=[[codes[s] for s in statuses]], text=[texts], texttemplate="%{text}", zmin=0, zmax=2,
+        colorscale=[[0, STATUS_COLOURS["ok"]], [0.5, STATUS_COLOURS["watch"]],
+                    [1, STATUS_COLOURS["bad"]]], showscale=False, hoverinfo="text", xgap=4))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return styled(fig, "Every layer at the latest evaluation (green: healthy, orange: watch, "
+                       "red: a problem)", height=170)
+
+
+def activation_heatmaps_figure(series: HealthSeries) -> go.Figure:
+    """Per hidden layer, its activations' histogram at each evaluation: step on x, value on
+    y, colour the log of the count (a spike at 0 would hide the rest)."""
+    n_hidden = series.histograms.shape[1]
+    fig = make_subplots(rows=1, cols=max(1, n_hidden), shared_yaxes=True,
+                        subplot_titles=layer_names(n_hidden + 1)[:n_hidden] or ["no hidden layer"])
+    centres = (series.edges[:-1] + series.edges[1:]) / 2
+    for i in range(n_hidden):
+        fig.add_trace(go.Heatmap(x=series.steps, y=centres,
+                                 z=np.log10(1 + series.histograms[:, i].T),
+                                 coloraxis="coloraxis"), row=1, col=i + 1)
+    fig.update_layout(coloraxis=dict(colorscale="Viridis", colorbar=dict(title="log10 count")))
+    fig.update_yaxes(title="activation", col=1)
+    fig.update_xaxes(title="step", row=1)
+    return styled(fig, "Activations over time, each hidden layer (on the 64 fixed digits)")
+
+
+def lines_figure(series: HealthSeries, values: np.ndarray, title: str, y_title: str,
+                 log_y: bool) -> go.Figure:
+    """One line per weight layer: values (E, L) against the evaluation steps."""
+    fig = go.Figure([go.Scatter(x=series.steps, y=values[:, i], name=name, mode="lines+markers")
+                     for i, name in enumerate(layer_names(values.shape[1]))])
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(title=y_title, type="log" if log_y else "linear", exponentformat="e")
+    return styled(fig, title)
+
+
+def update_ratio_figure(series: HealthSeries) -> go.Figure:
+    """The update ratios (E, L) per layer, the usual band [-4, -2] shaded, the -3 guide."""
+    fig = lines_figure(series, series.update_ratios, "Update ratio per layer: log10(step size "
+                       "/ weight size)", "log10 ratio", log_y=False)
+    low, high = health.UPDATE_RANGE
+    fig.add_hrect(y0=low, y1=high, fillcolor="#2ca02c", opacity=0.08, line_width=0)
+    fig.add_hline(y=-3, line_dash="dash", line_color="#7f7f7f", annotation_text="-3: a common "
+                  "sweet spot")
+    return fig
+
+
+def show_diagnosis(findings: list[health.Finding]) -> None:
+    """Each finding as a warning with its advice and the chart that shows it."""
+    if not findings:
+        st.success("No layer shows a problem: activations spread out, gradients of similar "
+                   "size in every layer, steps about a thousandth of the weights.")
+    for finding in findings:
+        st.warning(f"{finding.problem} {finding.advice} *(See {CHART_NAMES[finding.chart]}.)*")
+
+
+def show_series(series: HealthSeries, view: RunView) -> None:
+    """The diagnosis, the overview row and the three detailed charts of a run's health."""
+    latest = view.latest.history.snapshots[-1].health
+    ratios = series.update_ratios[-1] if len(series.steps) > 1 else None
+    show_diagnosis(health.diagnose(latest, ratios, diverged=view.status == "diverged"))
+    st.plotly_chart(overview_figure(series, health.layer_status(latest, ratios)),
+                    key="ff_health_overview", width="stretch")
+    st.plotly_chart(activation_heatmaps_figure(series), key="ff_health_activations",
+                    width="stretch")
+    left, right = st.columns(2)
+    left.plotly_chart(lines_figure(series, series.grad_norms, "Gradient norm per layer",
+                                   "‖∂loss/∂W‖", log_y=True),
+                      key="ff_health_gradients", width="stretch")
+    right.plotly_chart(update_ratio_figure(series), key="ff_health_updates", width="stretch")
+
+
+def show_layer_health(run: Run | None) -> None:
+    """The tab: presets, then the health the room's latest run recorded, live while it runs."""
+    st.markdown("How healthy is each layer? At every evaluation the training step also records, "
+                "on 64 fixed digits, each layer's activations, its gradient and how far a step "
+                "moves its weights. Dead or saturated units, gradients that fade toward the "
+                "input and steps far too large or small show up here first.")
+    show_presets()
+    if run is None:
+        st.info("Layer health is recorded while a net trains: press **Start** or a preset.")
+        return
+
+    @st.fragment(run_every=refresh_seconds(run.view(), run_service()))
+    def live() -> None:
+        view = run.view()
+        snapshots = view.latest.history if view.latest is not None else None
+        try:
+            arch = ffnn.Architecture.from_metadata(run.settings.get("arch", {}))
+        except ValueError:
+            arch = None
+        series = (health_series(snapshots.snapshot_steps, snapshots.snapshots, arch)
+                  if snapshots is not None and arch is not None else None)
+        if series is None:
+            st.info("No layer health yet: it appears at the run's first evaluation.")
+            return
+        show_series(series, view)
+
+    live()
