@@ -18,6 +18,7 @@ from ui.health_views import preset_requested, show_layer_health
 from ui.landscape_views import show_landscape
 from ui.loaders import load_embedded_dataset
 from ui.model_file import show_model_file
+from ui.projector_views import show_projector
 from ui.rooms import (
     FEEDFORWARD,
     INIT_NAMES,
@@ -31,6 +32,7 @@ from ui.rooms import (
     show_room_run,
 )
 from ui.state import ensure_router
+from ui.step_views import show_one_step
 from ui.training import refused, run_service
 
 ensure_router()
@@ -139,9 +141,9 @@ model, label = current_model(FEEDFORWARD)
 st.subheader("The model")
 st.markdown(f"Below: {label}.")
 
-evaluation, layer_health, twin, sketch, terrain, model_file = st.tabs(
-    ["Evaluation", "Layer health", "Twin-engine check", "Sketch a digit", "Landscape",
-     "Model file"])
+evaluation, layer_health, twin, sketch, terrain, one_step, projection, model_file = st.tabs(
+    ["Evaluation", "Layer health", "Twin-engine check", "Sketch a digit", "Landscape", "One step",
+     "Projector", "Model file"])
 with evaluation:
     predicted = model.predict_proba(as_float(split.x_test)).argmax(axis=1)
     show_evaluation(split.x_test, split.y_test, predicted, key="ff")
@@ -153,5 +155,10 @@ with sketch:
     show_sketch(model, label)
 with terrain:
     show_landscape(FEEDFORWARD, model, split)
+with one_step:
+    show_one_step(model, split.x_test, split.y_test, loss_name=state["ff_loss"],
+                  optimizer=state["ff_optimizer"], learning_rate=float(state["ff_learning_rate"]))
+with projection:
+    show_projector(model, split.x_test, split.y_test, key="ff")
 with model_file:
     show_model_file(FEEDFORWARD, model)

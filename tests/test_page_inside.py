@@ -19,6 +19,16 @@ def one_step_app():
                   loss_name="cross_entropy", optimizer="sgd", learning_rate=0.1)
 
 
+def projector_app():
+    """Host: the default CNN and the embedded test digits in the "Projector" view."""
+    from engine.data import embedded_split
+    from engine.predict import load_default_model
+    from ui.projector_views import show_projector
+
+    split = embedded_split()
+    show_projector(load_default_model("cnn"), split.x_test, split.y_test, key="cnn")
+
+
 def host(app) -> AppTest:
     at = AppTest.from_function(app, default_timeout=APP_TIMEOUT).run()
     assert_calm(at)
@@ -54,7 +64,23 @@ def test_one_step_refuses_a_cell_outside_and_an_empty_batch():
     assert "The batch is empty" in said(at)
 
 
-def test_the_feedforward_room_has_the_one_step_tab():
+def test_the_projector_places_every_test_digit_and_refuses_a_digit_not_there():
+    at = host(projector_app)
+    chart = at.get("plotly_chart")[0]
+    assert "The test digits at block 1 (14x14x16)" in chart.proto.spec
+    assert [caption for image in at.get("image") for caption in image.captions][0].startswith(
+        "#0: a 0, read as ")
+    at.selectbox(key="cnn_projector_layer").set_value(2).run()
+    assert_calm(at)
+    assert "The test digits at logits (10)" in at.get("plotly_chart")[0].proto.spec
+    at.number_input(key="cnn_projector_digit").set_value(1000).run()
+    assert_calm(at)
+    assert "There is no digit #1000: choose 0 to 999." in said(at)
+
+
+def test_the_feedforward_room_has_its_new_tabs():
     at = open_page("pages/feedforward.py")
-    assert "One step" in [tab.label for tab in at.tabs]
+    assert {"One step", "Projector"} <= {tab.label for tab in at.tabs}
     assert at.button(key="ff_step_all")
+    assert "The test digits at hidden layer 1 (256 units)" in " ".join(
+        chart.proto.spec for chart in at.get("plotly_chart"))

@@ -1,0 +1,93 @@
+"""The "Projector" tab of both rooms: the test digits as points, placed by a layer's activations."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from engine import projector
+from engine.data import as_float
+from engine.model import Model
+from ui.charts import a_digit, styled
+
+PROJECTED = 1_000  # digits placed: the first ones of the test set (all of the embedded one)
+CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                 "#7f7f7f", "#bcbd22", "#17becf")
+
+
+def projector_figure(points: np.ndarray, labels: np.ndarray, predicted: np.ndarray,
+                     explained: np.ndarray, selected: int | None = None, title: str = ""
+                     ) -> go.Figure:
+    """Digits as points (n, 2), one colour per true class (the legend switches classes on and
+    off), misclassified ones drawn as crosses, the selected one ringed; hover names each digit.
+    explained (2,): the fraction of the variance along each axis."""
+    fig = go.Figure()
+    for digit in range(10):
+        members = np.flatnonzero(labels == digit)
+        wrong = predicted[members] != digit
+        fig.add_trace(go.Scattergl(
+            x=points[members, 0], y=points[members, 1], mode="markers", name=str(digit),
+            marker=dict(color=CLASS_COLOURS[digit], size=np.where(wrong, 10, 6),
+                        symbol=np.where(wrong, "x", "circle"), opacity=0.75),
+            customdata=np.stack([members, predicted[members]], axis=1),
+            hovertemplate=(f"#%{{customdata[0]}}: {a_digit(digit)}, read as "
+                           "%{customdata[1]}<extra></extra>")))
+    if selected is not None:
+        fig.add_trace(go.Scatter(x=points[[selected], 0], y=points[[selected], 1], mode="markers",
+                                 name=f"#{selected}", hoverinfo="skip", marker=dict(
+                                     size=18, color="rgba(0,0,0,0)",
+                                     line=dict(color="black", width=2))))
+    fig.update_xaxes(title=f"PC 1 ({explained[0]:.0%} of the variance)", zeroline=False)
+    fig.update_yaxes(title=f"PC 2 ({explained[1]:.0%})" if len(explained) > 1 else "",
+                     zeroline=False)
+    return styled(fig, title, height=520)
+
+
+def projection(model: Model, images: np.ndarray, layer: int, key: str
+               ) -> tuple[np.ndarray, projector.PCA]:
+    """(points (n, 2), the PCA) of images (n, 28, 28) at `layer`, kept in the session for this
+    model and layer (a rerun does not recompute it)."""
+    kept = st.session_state.get(f"{key}_projection")
+    if kept is not None and kept[0] is model and kept[1] == layer:
+        return kept[2], kept[3]
+    with st.spinner("Running the digits through the model and finding the principal axes…"):
+        cloud = projector.activations(model, images, layer)
+        axes = projector.pca(cloud, 2)
+        points = axes.project(cloud)
+    st.session_state[f"{key}_projection"] = (model, layer, points, axes)
+    return points, axes
+
+
+def show_projector(model: Model, images: np.ndarray, labels: np.ndarray, *, key: str) -> None:
+    """The tab: pick a layer; the test digits images (n, 28, 28) uint8 with labels (n,) as a
+    PCA scatter of that layer's activations (the first PROJECTED digits), and one chosen digit
+    beside it."""
+    images, labels = images[:PROJECTED], labels[:PROJECTED]
+    st.markdown(f"Every one of the {len(images):,} test digits becomes one point: its "
+                "activations at the chosen layer (hundreds or thousands of numbers) are flattened "
+                "to the two directions along which they vary most (**PCA**). Digits the layer "
+                "finds alike land close together. Colour: the true digit; a **cross**: the model "
+                "reads it wrong. Click a legend entry to hide a class, hover a point to name it.")
+    names = projector.layer_names(model)
+    left, right = st.columns([1, 3])
+    layer = left.selectbox("Layer", range(len(names)), format_func=names.__getitem__,
+                           key=f"{key}_projector_layer")
+    chosen = right.number_input(f"Digit to show (0 to {len(images) - 1})", value=0, step=1,
+                                key=f"{key}_projector_digit")
+    points, axes = projection(model, images, layer, key)
+    predicted = model.predict_proba(as_float(images)).argmax(axis=1)
+    selected = int(chosen) if 0 <= chosen < len(images) else None
+    plot, digit = st.columns([3, 1])
+    plot.plotly_chart(projector_figure(points, labels, predicted, axes.explained, selected,
+                                       f"The test digits at {names[layer]}"),
+                      key=f"{key}_projector_chart", width="stretch")
+    if selected is None:
+        digit.warning(f"There is no digit #{int(chosen)}: choose 0 to {len(images) - 1}.")
+        return
+    digit.image(np.kron(as_float(images[selected]), np.ones((6, 6))).clip(0, 1),
+                caption=f"#{selected}: {a_digit(int(labels[selected]))}, read as "
+                        f"{predicted[selected]}")
+    wrong = int((predicted != labels).sum())
+    digit.caption(f"{wrong} of {len(labels):,} digits read wrong (crosses). The two axes keep "
+                  f"{axes.explained.sum():.0%} of how much the activations vary.")
