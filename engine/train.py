@@ -97,6 +97,16 @@ class StepRule:
     random: bool = False
 
 
+MAX_SHIFT = 8
+
+
+def check_max_shift(max_shift: int) -> None:
+    """ValueError unless 0 <= max_shift <= MAX_SHIFT (pixels of shift augmentation)."""
+    if not 0 <= max_shift <= MAX_SHIFT:
+        raise ValueError(f"the augmentation shift must be 0 to {MAX_SHIFT} pixels, got "
+                         f"{max_shift}")
+
+
 def cosine_scale(step: jax.Array, total_steps: int) -> jax.Array:
     """Step-size factor at `step` of `total_steps`: 1 at the start, 0 at the end, half a cosine."""
     return 0.5 * (1.0 + jnp.cos(jnp.pi * step / total_steps))
@@ -210,6 +220,17 @@ def keep_compiled_programs_bounded(rule: StepRule) -> None:
 
 # ----------------------------------------------------------------------------- the numpy stepper
 
+def shifted(images: np.ndarray, offsets: np.ndarray, max_shift: int) -> np.ndarray:
+    """Each image (N, H, W) moved by its offset (N, 2) in [0, 2 * max_shift] per axis, as
+    `engine.layers.random_shift` moves it for the same offsets (max_shift: no move); pixels
+    moved in from outside are 0."""
+    n, h, w = images.shape
+    padded = np.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift)))
+    rows = offsets[:, 0, None] + np.arange(h)  # (N, H)
+    cols = offsets[:, 1, None] + np.arange(w)  # (N, W)
+    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
 @dataclass(frozen=True)
 class NumpyStepper:
     """Steps by a function returning numpy gradients (our autodiff engine). See `numpy_stepper`."""
@@ -218,32 +239,44 @@ class NumpyStepper:
     loss_and_grads: Callable[[PyTree, np.ndarray, np.ndarray], tuple[float, PyTree]]
     x_train: np.ndarray
     y_train: np.ndarray
+    max_shift: int = 0
+    seed: int = 0
 
     def init(self, params: PyTree) -> PyTree:
-        return self.optimizer.init(params)
+        return {"optimizer": self.optimizer.init(params),
+                "rng": np.random.default_rng(self.seed)}
+
+    def batch(self, indices: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The float images (B, 28, 28) of one step, shifted when max_shift > 0."""
+        x = as_float(self.x_train[indices])
+        if not self.max_shift:
+            return x
+        return shifted(x, rng.integers(0, 2 * self.max_shift + 1, (len(x), 2)), self.max_shift)
 
     def run(self, params: PyTree, state: PyTree, batches: np.ndarray) -> tuple[PyTree, PyTree,
                                                                               np.ndarray]:
-        losses = []
+        losses, optimizer_state = [], state["optimizer"]
         # Overflow to inf/NaN is what the divergence guard looks for, not a reason for warnings.
         with np.errstate(all="ignore"):
             for indices in batches:
-                x = as_float(self.x_train[indices])
+                x = self.batch(indices, state["rng"])
                 value, grads = self.loss_and_grads(params, x, self.y_train[indices])
                 losses.append(value)
                 if not np.isfinite(value):
                     break
-                params, state = self.optimizer.update(params, grads, state)
-        return params, state, np.asarray(losses, np.float64)
+                params, optimizer_state = self.optimizer.update(params, grads, optimizer_state)
+        return params, {**state, "optimizer": optimizer_state}, np.asarray(losses, np.float64)
 
 
 def numpy_stepper(loss_and_grads: Callable[[PyTree, np.ndarray, np.ndarray], tuple[float, PyTree]],
-                  optimizer: Optimizer, x_train: np.ndarray, y_train: np.ndarray) -> NumpyStepper:
+                  optimizer: Optimizer, x_train: np.ndarray, y_train: np.ndarray, *,
+                  max_shift: int = 0, seed: int = 0) -> NumpyStepper:
     """A stepper calling `loss_and_grads(params, x, y) -> (loss, grads)` once per step.
 
-    x_train: uint8 (n, 28, 28), y_train: int (n,); each batch is scaled to [0, 1] float32.
+    x_train: uint8 (n, 28, 28), y_train: int (n,); each batch is scaled to [0, 1] float32 and,
+    with max_shift, each image moved by up to that many pixels (offsets drawn from `seed`).
     """
-    return NumpyStepper(optimizer, loss_and_grads, x_train, np.asarray(y_train))
+    return NumpyStepper(optimizer, loss_and_grads, x_train, np.asarray(y_train), max_shift, seed)
 
 
 # ----------------------------------------------------------------------------- chunk sizes

@@ -19,6 +19,7 @@ from engine.train import (
     divergence,
     epoch_chunks,
     seed_key,
+    shifted,
     thinned,
 )
 
@@ -286,3 +287,32 @@ def test_seed_key_is_jax_random_key_without_a_compile(seed):
 def test_seed_key_refuses_seeds_outside_32_bits(seed):
     with pytest.raises(ValueError, match="seed must be between"):
         seed_key(seed)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 4), st.integers(0, 2**31 - 1))
+def test_numpy_shift_moves_images_as_the_jax_augmentation_does(max_shift, seed):
+    """The autodiff backend's shift equals engine.layers.random_shift for the same offsets."""
+    from engine.layers import random_shift
+
+    images = as_float(embedded_split().x_train[:5])
+    key = jax.random.key(seed)
+    offsets = np.asarray(jax.random.randint(key, (5, 2), 0, 2 * max_shift + 1))
+    np.testing.assert_array_equal(shifted(images, offsets, max_shift),
+                                  np.asarray(random_shift(key, images, max_shift)))
+
+
+@pytest.mark.parametrize("backend", ffnn.BACKENDS)
+def test_shift_augmentation_trains_on_moved_digits(small_split, backend):
+    """With max_shift the net still learns, and not the same model as without (the digits move)."""
+    plain, moved = (list(ffnn.training_run(config(backend=backend, max_shift=shift),
+                                           small_split))[-1] for shift in (0, 2))
+    assert moved.status == "finished" and moved.test_accuracy > 0.5
+    assert not np.allclose(plain.params["w0"], moved.params["w0"])
+    assert moved.model.metadata["training"]["max_shift"] == 2
+
+
+@pytest.mark.parametrize("shift", [-1, 9])
+def test_an_impossible_shift_is_refused(shift):
+    with pytest.raises(ValueError, match="augmentation shift"):
+        ffnn.check_config(ffnn.TrainingConfig(max_shift=shift))

@@ -68,8 +68,7 @@ def check_config(config: TrainingConfig) -> None:
         raise ValueError(f"the learning rate must be a positive number, got {config.learning_rate}")
     if config.batch_size < 1 or config.epochs < 1:
         raise ValueError("batch size and epochs must be at least 1")
-    if not 0 <= config.max_shift <= 8:
-        raise ValueError(f"the augmentation shift must be 0 to 8 pixels, got {config.max_shift}")
+    training.check_max_shift(config.max_shift)
 
 
 def limit_problems(config: TrainingConfig, limits: Limits) -> list[str]:

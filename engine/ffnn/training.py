@@ -41,7 +41,9 @@ from engine.settings import Limits, parameter_problems, run_length_problems
 @dataclass(frozen=True)
 class TrainingConfig:
     """Everything the page's controls choose for one training run; the page's defaults are
-    these (they reach 93% test accuracy within seconds on either backend, benchmark T1)."""
+    these (they reach 93% test accuracy within seconds on either backend, benchmark T1).
+    max_shift: augmentation, each training image moved by up to this many pixels (0: off).
+    """
 
     arch: Architecture = field(default_factory=Architecture)
     loss: str = "cross_entropy"
@@ -51,6 +53,7 @@ class TrainingConfig:
     epochs: int = 10
     backend: str = "jax"
     seed: int = 0
+    max_shift: int = 0
 
     def to_metadata(self) -> dict[str, Any]:
         meta = asdict(self)
@@ -92,6 +95,7 @@ def check_config(config: TrainingConfig) -> None:
         raise ValueError(f"the learning rate must be a positive number, got {config.learning_rate}")
     if config.batch_size < 1 or config.epochs < 1:
         raise ValueError("batch size and epochs must be at least 1")
+    training.check_max_shift(config.max_shift)
 
 
 def step_flops(config: TrainingConfig) -> float:
@@ -109,11 +113,12 @@ def make_stepper(config: TrainingConfig, x_train: np.ndarray, y_train: np.ndarra
     """
     if config.backend == "jax":
         rule = training.StepRule(train_logits, config.arch, config.loss, config.optimizer,
-                                 config.learning_rate)
+                                 config.learning_rate, config.max_shift,
+                                 random=config.max_shift > 0)
         return training.jax_stepper(rule, x_train, y_train, key)
     return training.numpy_stepper(autodiff_loss_and_grads(config.arch, config.loss),
                                   make_optimizer(config.optimizer, config.learning_rate),
-                                  x_train, y_train)
+                                  x_train, y_train, max_shift=config.max_shift, seed=config.seed)
 
 
 @dataclass(frozen=True)
