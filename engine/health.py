@@ -144,6 +144,11 @@ def layer_findings(health: LayerHealth) -> list[Finding]:
     return findings
 
 
+def how_many_times(factor: float) -> str:
+    """2345.6 -> "2,346"; 3.1e7 -> "3e+07": a factor in words a reader can take in."""
+    return f"{factor:,.0f}" if factor < 1e5 else f"{factor:.0e}"
+
+
 def gradient_findings(grad_norms: np.ndarray) -> list[Finding]:
     """A sentence when the gradient norm (L,) shrinks or grows by orders of magnitude from
     the last layer back to the first."""
@@ -152,14 +157,15 @@ def gradient_findings(grad_norms: np.ndarray) -> list[Finding]:
     ratio = grad_norms[0] / grad_norms[-1]
     if ratio < VANISHING:
         return [Finding(
-            f"Vanishing gradients: the first layer's gradient is {1 / max(ratio, 1e-30):.0e} "
+            f"Vanishing gradients: the first layer's gradient is "
+            f"{how_many_times(1 / max(ratio, 1e-30))} "
             "times smaller than the last layer's, so the layers near the input barely learn.",
             "ReLU with He initialisation, fewer layers or batch normalisation usually helps.",
             "gradients")]
     if ratio > EXPLODING:
         return [Finding(
-            f"Exploding gradients: the first layer's gradient is {ratio:.0e} times larger "
-            "than the last layer's.",
+            f"Exploding gradients: the first layer's gradient is {how_many_times(ratio)} "
+            "times larger than the last layer's.",
             "A smaller initialisation (He or Xavier) or a smaller learning rate usually helps.",
             "gradients")]
     return []

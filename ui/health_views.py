@@ -47,7 +47,7 @@ def show_presets() -> None:
                 "unfold below.")
     for column, (name, story) in zip(st.columns(len(HEALTH_PRESETS)), PRESET_STORIES.items(),
                                      strict=True):
-        column.button(name.capitalize(), key=f"ff_preset_{name.replace(' ', '_')}",
+        column.button(name[0].upper() + name[1:], key=f"ff_preset_{name.replace(' ', '_')}",
                       on_click=choose_preset, args=(name,), help=story, width="stretch")
         column.caption(story)
 
@@ -138,6 +138,9 @@ def show_series(series: HealthSeries, view: RunView) -> None:
                     key="ff_health_overview", width="stretch")
     st.plotly_chart(activation_heatmaps_figure(series), key="ff_health_activations",
                     width="stretch")
+    st.caption("Colour: how many activations (64 digits × the layer's units) fall in each "
+               "value bin, on a log scale; values beyond the axis count in its top or bottom "
+               "bin. With ReLU, the bright line at 0 is the units that are off for a digit.")
     left, right = st.columns(2)
     left.plotly_chart(lines_figure(series, series.grad_norms, "Gradient norm per layer",
                                    "‖∂loss/∂W‖", log_y=True),
