@@ -23,6 +23,7 @@ from ui.evaluation import show_evaluation
 from ui.landscape_views import show_landscape
 from ui.loaders import load_embedded_dataset
 from ui.model_file import show_model_file
+from ui.projector_views import show_projector
 from ui.rooms import (
     CNN,
     KERNEL_SIZES,
@@ -175,8 +176,8 @@ show_room_run(CNN, draw_snapshot=draw_latest_filters,
 model, model_label = current_model(CNN)
 st.subheader("3 · Inside the net")
 st.markdown(f"Shown: {model_label}.")
-inside, history, evaluation, terrain, model_file = st.tabs(
-    ["Look inside", "Training history", "Evaluation", "Landscape", "Model file"])
+inside, history, evaluation, terrain, projection, model_file = st.tabs(
+    ["Look inside", "Training history", "Evaluation", "Landscape", "Projector", "Model file"])
 with inside:
     show_inside(model, follow, follow_label)
 with history:
@@ -187,5 +188,7 @@ with evaluation:
 with terrain:
     show_landscape(CNN, model, split,
                    scrubbed_step(None if room.run is None else room.run.view()))
+with projection:
+    show_projector(model, split.x_test, split.y_test, key="cnn")
 with model_file:
     show_model_file(CNN, model)

@@ -84,3 +84,10 @@ def test_the_feedforward_room_has_its_new_tabs():
     assert at.button(key="ff_step_all")
     assert "The test digits at hidden layer 1 (256 units)" in " ".join(
         chart.proto.spec for chart in at.get("plotly_chart"))
+
+
+def test_the_cnn_room_has_the_projector():
+    at = open_page("pages/cnn.py")
+    assert "Projector" in [tab.label for tab in at.tabs]
+    assert "The test digits at block 1 (14x14x16)" in " ".join(
+        chart.proto.spec for chart in at.get("plotly_chart"))
