@@ -13,7 +13,7 @@ from helpers import leave_no_run, messages, open_page, room_run, run_until_done,
 from test_datasets import Server, closed_port_url, served_files, source_for
 
 from engine import datasets
-from ui.dataset_views import DOWNLOAD_FIRST
+from ui.dataset_views import DOWNLOAD_FIRST, download_lock
 
 FF = "pages/feedforward.py"
 CNN = "pages/cnn.py"
@@ -97,3 +97,27 @@ def test_offline_download_says_so_and_the_room_stays_usable(cache, mirror, monke
     assert "offline" in messages(at.error)
     assert not datasets.is_downloaded(cache / "fashion")
     assert _has_button(at, "cnn")  # the offer stays, for when the network is back
+
+
+def test_a_download_under_way_in_another_session_is_waited_for_not_repeated(cache,
+                                                                          mirror) -> None:
+    at = open_page(FF)
+    at.selectbox(key="ff_dataset").set_value("fashion").run()
+    lock = download_lock("fashion")
+    lock.acquire()  # another visitor's download is under way...
+    asked_while_held: list[int] = []
+
+    def the_other_download() -> None:
+        asked_while_held.append(len(mirror.ranges))  # this page fetched nothing meanwhile?
+        datasets.download(datasets.SOURCES["fashion"], cache / "fashion")
+        lock.release()
+
+    # ...and ends a little later, most likely while this page waits for it.
+    other = threading.Timer(2.0, the_other_download)
+    other.start()
+    at.button(key="ff_get_dataset").click().run()
+    other.join()
+    assert not at.exception
+    assert asked_while_held == [0]
+    assert len(mirror.ranges) == 4  # each file fetched once, by the other visitor
+    assert not _has_button(at, "ff")

@@ -4,6 +4,8 @@ download of a set that is not on this machine yet."""
 from __future__ import annotations
 
 import os
+import threading
+from pathlib import Path
 from urllib.parse import urlparse
 
 import streamlit as st
@@ -72,20 +74,39 @@ def offer_download(prefix: str, source: datasets.Source) -> None:
             "Until then the room shows the embedded digits.")
     if not st.button(f"Download {source.title}", key=f"{prefix}_get_dataset", type="primary"):
         return
+    if download_with_progress(source, folder):
+        st.toast(f"{source.title} is ready.")
+        st.rerun()
+
+
+@st.cache_resource(show_spinner=False)
+def download_lock(key: str) -> threading.Lock:
+    """One download of a set at a time in this server: two sessions appending to the same
+    `.part` file would spoil it (a class of learners may all press Download at once)."""
+    return threading.Lock()
+
+
+def download_with_progress(source: datasets.Source, folder: Path) -> bool:
+    """Download source into folder under a progress bar, unless another session did meanwhile;
+    True when the set is in place, False (with an st.error saying why) when it is not."""
+    lock = download_lock(source.key)
+    if not lock.acquire(blocking=False):
+        with st.spinner("Another visitor is downloading this data set; waiting for them…"):
+            lock.acquire()
     bar = st.progress(0.0, text="Connecting…")
     try:
-        datasets.download(source, folder, on_progress=_progress_bar(bar))
+        if not datasets.is_downloaded(folder):
+            datasets.download(source, folder, on_progress=_progress_bar(bar))
+        return True
     except data.DatasetError as error:
-        bar.empty()
         st.error(f"The download did not complete. {error}")
-        return
     except OSError as error:
-        bar.empty()
         st.error(f"Cannot write to `{folder}` ({error}). Set {datasets.CACHE_ENV} to a "
                  "writable folder and restart the app.")
-        return
-    st.toast(f"{source.title} is ready.")
-    st.rerun()
+    finally:
+        lock.release()
+        bar.empty()
+    return False
 
 
 def _progress_bar(bar):
