@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import replace
 
+import jax
 import pytest
 from helpers import leave_no_run, messages, open_page, room_run, run_until_done, said
 from test_datasets import Server, closed_port_url, served_files, source_for
@@ -49,6 +50,7 @@ def test_picking_a_missing_set_offers_its_download_and_refuses_to_train(cache, p
                                                                         prefix) -> None:
     at = open_page(page)
     assert at.selectbox(key=f"{prefix}_dataset").value == "embedded"
+    assert f"JAX trains on: {jax.default_backend().upper()}" in messages(at.caption)
     assert not _has_button(at, prefix)
     at.selectbox(key=f"{prefix}_dataset").set_value("mnist").run()
     assert "Full MNIST (download)" in at.selectbox(key=f"{prefix}_dataset").options

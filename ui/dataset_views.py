@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
+import jax
 import streamlit as st
 
 from engine import data, datasets
@@ -45,19 +46,28 @@ def _load_or_warn(key: str) -> data.Dataset | None:
 
 
 def dataset_picker(prefix: str, where) -> None:
-    """The "Data set" selectbox in `where` (a column); below it, in the current container, the
-    download offer for a set that is missing, or the class names of one that is not digits."""
+    """The "Data set" selectbox in `where` (a column) with the device JAX trains on under it;
+    below, in the current container, the download offer for a set that is missing, or the class
+    names of one that is not digits."""
     where.selectbox("Data set", list(datasets.TITLES), key=f"{prefix}_dataset",
                     format_func=_label,
                     help="The embedded digits (5,000) ship with the app. Full MNIST (70,000 "
                          "digits) and Fashion-MNIST (70,000 clothing images) are downloaded "
                          "once into a cache folder.")
+    where.caption(f"JAX trains on: {jax_device()}")
     key = st.session_state[f"{prefix}_dataset"]
     if not is_present(key):
         offer_download(prefix, datasets.SOURCES[key])
     elif key in datasets.SOURCES and datasets.SOURCES[key].class_names != data.DIGIT_NAMES:
         st.caption("Classes: " + " · ".join(
             f"{label} {name}" for label, name in enumerate(datasets.SOURCES[key].class_names)))
+
+
+def jax_device() -> str:
+    """JAX's default device in words: "CPU", or e.g. "GPU (NVIDIA H200)"."""
+    device = jax.devices()[0]
+    backend = jax.default_backend().upper()
+    return backend if device.device_kind.upper() == backend else f"{backend} ({device.device_kind})"
 
 
 def _label(key: str) -> str:
