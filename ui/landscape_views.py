@@ -60,7 +60,7 @@ def start_job(room: Room, model: Model, split: Any, n: int, digits: int) -> Run:
     """Start computing the landscape of `model` on `digits` test digits, n x n grids, in the
     run service; with the room's run (if any) its initial weights and its path."""
     x, y = landscape.evaluation_subset(split.x_test, split.y_test, digits)
-    run = room_state(room).run
+    run = run_that_trained(room, model)
     latest = run.view().latest if run is not None else None
     initial = (landscape.initial_params(model.kind, model.architecture, run.settings["seed"])
                if run is not None and "seed" in run.settings else None)
@@ -73,6 +73,17 @@ def start_job(room: Room, model: Model, split: Any, n: int, digits: int) -> Run:
         tuple(step for step, _ in snapshots), as_float(x), y, n)
     return run_service().start(lambda stop: landscape.landscape_events(job, stop),
                                kind="landscape")
+
+
+def run_that_trained(room: Room, model: Model) -> Run | None:
+    """The room's run if it has ended with these very weights (not another model shown since,
+    nor a run still going), else None."""
+    run = room_state(room).run
+    trained = None if run is None else run.view().model
+    if trained is None or trained.architecture != model.architecture:
+        return None
+    same = all(np.array_equal(trained.params[name], model.params[name]) for name in model.params)
+    return run if same else None
 
 
 def job_panel(job: Run, model_id: int, key: str) -> None:
