@@ -41,7 +41,10 @@ def projector_figure(points: np.ndarray, labels: np.ndarray, predicted: np.ndarr
     fig.update_xaxes(title=f"PC 1 ({explained[0]:.0%} of the variance)", zeroline=False)
     fig.update_yaxes(title=f"PC 2 ({explained[1]:.0%})" if len(explained) > 1 else "",
                      zeroline=False)
-    return styled(fig, title, height=520)
+    styled(fig, title, height=520)
+    fig.update_layout(legend=dict(orientation="v", title="true digit", x=1.02, y=1,
+                                  xanchor="left", yanchor="top"))
+    return fig
 
 
 def projection(model: Model, images: np.ndarray, layer: int, key: str

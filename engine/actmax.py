@@ -1,0 +1,129 @@
+"""What a unit wants: activation maximisation on the CNN, an input image grown by gradient ascent.
+
+Start from a faint noisy image and repeatedly move every pixel up the gradient (jax.grad) of one
+unit's score, the response of one conv filter at the centre of its map (before its ReLU, so a
+silent unit still has a slope) or one class's logit. Three things keep the picture readable
+instead of adversarial noise: jitter (the image is shifted by up to a pixel at random before
+each step, so only patterns that work a little off-centre survive), an L2 penalty (ink costs
+something) and a smoothness penalty (neighbouring pixels should agree). Pixels stay in [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from engine import cnn
+from engine.model import Model
+
+
+@dataclass(frozen=True)
+class Settings:
+    """steps of size `step` (root-mean-square change of a pixel), random shifts of up to
+    `jitter` pixels, penalty weights `l2` (on mean x^2) and `smoothness` (on the mean squared
+    difference between neighbours), and the seed of the start image and the shifts."""
+
+    steps: int = 128
+    step: float = 0.05
+    jitter: int = 1
+    l2: float = 0.01
+    smoothness: float = 0.05
+    seed: int = 0
+
+
+def unit_score(params: cnn.Params, image: jax.Array, index: jax.Array, *, spec: cnn.CNNSpec,
+               block: int | None) -> jax.Array:
+    """The score of one unit for image (28, 28): with block i, filter `index`'s response (before
+    ReLU) at the centre of block i's map; with block None, the logit of class `index`. A scalar.
+
+    The centre, not the mean over the map: a filter is linear in the pixels it sees, so its mean
+    response would be maximised by a blank white (or black) image.
+    """
+    if block is None:
+        return cnn.logits(params, image[None], spec=spec)[0, index]
+    x = cnn.as_nhwc(image[None])
+    for i in range(block):
+        _, x = cnn.conv_block(params, i, x, spec=spec)
+    response = cnn.conv2d(x, params[f"conv{block}_w"], padding=spec.padding)
+    centre = response.shape[1] // 2
+    return response[0, centre, centre, index] + params[f"conv{block}_b"][index]
+
+
+def penalty(image: jax.Array, settings: Settings) -> jax.Array:
+    """What an image (28, 28) costs: l2 * mean x^2 + smoothness * mean squared neighbour step."""
+    steps = jnp.mean(jnp.diff(image, axis=0) ** 2) + jnp.mean(jnp.diff(image, axis=1) ** 2)
+    return settings.l2 * jnp.mean(image**2) + settings.smoothness * steps
+
+
+@partial(jax.jit, static_argnames=("spec", "block", "settings"))
+def _ascend(params, start, index, key, *, spec, block, settings: Settings) -> jax.Array:
+    """Gradient ascent for one unit from start (28, 28): the final image (28, 28)."""
+
+    def objective(image, shift):
+        moved = jnp.roll(image, shift, axis=(0, 1))
+        return unit_score(params, moved, index, spec=spec, block=block) - penalty(image, settings)
+
+    def step(image, key):
+        shift = jax.random.randint(key, (2,), -settings.jitter, settings.jitter + 1)
+        slope = jax.grad(objective)(image, shift)
+        # A normalised step: every unit climbs at the same pace, whatever its gradient's scale.
+        image = image + settings.step * slope / (jnp.sqrt(jnp.mean(slope**2)) + 1e-12)
+        return jnp.clip(image, 0.0, 1.0), None
+
+    image, _ = jax.lax.scan(step, start, jax.random.split(key, settings.steps))
+    return image
+
+
+@partial(jax.jit, static_argnames=("spec", "block"))
+def _scores(params, images, indices, *, spec, block) -> jax.Array:
+    return jax.vmap(lambda image, i: unit_score(params, image, i, spec=spec, block=block))(
+        images, indices)
+
+
+def unit_count(model: Model, block: int | None) -> int:
+    """How many units a group has: block i's filters, or the 10 classes (block None).
+    Raises IndexError for a block the model does not have."""
+    spec = model.architecture
+    if block is None:
+        return 10
+    if not 0 <= block < spec.blocks:
+        raise IndexError(f"block {block + 1} does not exist: this CNN has {spec.blocks}")
+    return spec.filters[block]
+
+
+def receptive_field(spec: cnn.CNNSpec, block: int) -> int:
+    """The side, in input pixels, of what one unit of block `block` (0-based) sees: each conv
+    widens it by (kernel - 1) steps of the current stride, each pooling by (2 - 1) and doubles
+    the stride."""
+    side, stride = 1, 1
+    for i in range(block + 1):
+        side += (spec.kernel_size - 1) * stride
+        if i < block and spec.pool != "none":
+            side += (cnn.POOL_SIZE - 1) * stride
+            stride *= cnn.POOL_SIZE
+    return side
+
+
+def what_units_want(model: Model, block: int | None, settings: Settings = Settings()
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every filter of block `block` (0-based), or every class when block is None:
+    (images (n, 28, 28) in [0, 1], each unit's score on the start image (n,), on its own final
+    image (n,)). The same start image and shifts for every unit (fixed by settings.seed)."""
+    if model.kind != "cnn":
+        raise ValueError("activation maximisation is shown for the CNN only")
+    n = unit_count(model, block)
+    start_key, shift_key = jax.random.split(jax.random.PRNGKey(settings.seed))
+    start = jnp.clip(0.1 + 0.05 * jax.random.normal(start_key, (28, 28)), 0.0, 1.0)
+    indices = jnp.arange(n)
+    ascend = jax.vmap(lambda index: _ascend(model.params, start, index, shift_key,
+                                            spec=model.architecture, block=block,
+                                            settings=settings))
+    images = ascend(indices)
+    starts = _scores(model.params, jnp.broadcast_to(start, (n, 28, 28)), indices,
+                     spec=model.architecture, block=block)
+    ends = _scores(model.params, images, indices, spec=model.architecture, block=block)
+    return np.asarray(images), np.asarray(starts), np.asarray(ends)
