@@ -237,3 +237,16 @@ def test_diagnosis_names_each_problem_once(fields, ratios, diverged, charts):
     findings = health.diagnose(record(**fields), ratios, diverged)
     assert [f.chart for f in findings] == charts
     assert all(f.problem.endswith(".") and f.advice.endswith(".") for f in findings)
+
+
+@pytest.mark.parametrize(("fields", "ratios", "expected"), [
+    ({}, None, ["ok", "ok"]),
+    ({"dead": np.array([0.8])}, None, ["bad", "ok"]),
+    ({"dead": np.array([0.3])}, None, ["watch", "ok"]),
+    ({"grad_norms": np.array([0.05, 1.0])}, None, ["watch", "ok"]),
+    ({"grad_norms": np.array([1e-3, 1.0])}, None, ["bad", "ok"]),
+    ({}, np.array([-3.0, -1.0]), ["ok", "bad"]),
+    ({"grad_norms": np.array([np.nan, 1.0])}, None, ["bad", "ok"]),
+])
+def test_layer_status_colours_the_overview(fields, ratios, expected):
+    assert health.layer_status(record(**fields), ratios) == expected

@@ -30,9 +30,12 @@ STATUS_COLOURS = {"ok": "#2ca02c", "watch": "#ff7f0e", "bad": "#d62728"}
 
 
 def choose_preset(name: str) -> None:
-    """Set the room's controls to preset `name` and ask the page to start it (an on_click
-    callback: it runs before the widgets are drawn)."""
-    st.session_state.update(FEEDFORWARD.controls(HEALTH_PRESETS[name].to_metadata()))
+    """Set the room's controls to preset `name`, all but the engine, which stays the visitor's
+    choice, and ask the page to start it (an on_click callback: it runs before the widgets are
+    drawn)."""
+    controls = FEEDFORWARD.controls(HEALTH_PRESETS[name].to_metadata())
+    controls.pop("ff_backend", None)
+    st.session_state.update(controls)
     st.session_state.update({"ff_continue": False, PRESET_START: True})
 
 
@@ -106,7 +109,10 @@ def lines_figure(series: HealthSeries, values: np.ndarray, title: str, y_title: 
                      for i, name in enumerate(layer_names(values.shape[1]))])
     fig.update_xaxes(title="step")
     fig.update_yaxes(title=y_title, type="log" if log_y else "linear", exponentformat="e")
-    return styled(fig, title)
+    styled(fig, title, height=380)
+    # Below the plot: up to 9 layers' names would cover the title.
+    fig.update_layout(legend=dict(orientation="h", y=-0.3, x=0, xanchor="left", yanchor="top"))
+    return fig
 
 
 def update_ratio_figure(series: HealthSeries) -> go.Figure:
