@@ -29,6 +29,14 @@ def projector_app():
     show_projector(load_default_model("cnn"), split.x_test, split.y_test, key="cnn")
 
 
+def unit_wants_app():
+    """Host: the default CNN in the "What a unit wants" view."""
+    from engine.predict import load_default_model
+    from ui.inside_views import show_unit_wants
+
+    show_unit_wants(load_default_model("cnn"))
+
+
 def host(app) -> AppTest:
     at = AppTest.from_function(app, default_timeout=APP_TIMEOUT).run()
     assert_calm(at)
@@ -86,8 +94,19 @@ def test_the_feedforward_room_has_its_new_tabs():
         chart.proto.spec for chart in at.get("plotly_chart"))
 
 
-def test_the_cnn_room_has_the_projector():
+def test_what_a_unit_wants_shows_every_filter_and_every_class():
+    at = host(unit_wants_app)
+    spec = at.get("plotly_chart")[0].proto.spec
+    assert "What each filter of block 1 wants (the 3x3 pixels it sees" in spec
+    assert '"15: ' in spec and '"16: ' not in spec  # 16 filters, numbered from 0
+    at.radio(key="cnn_actmax_group").set_value("The 10 classes").run()
+    assert_calm(at)
+    spec = at.get("plotly_chart")[0].proto.spec
+    assert "What each class's score wants" in spec and '"9: ' in spec
+
+
+def test_the_cnn_room_has_the_projector_and_what_a_unit_wants():
     at = open_page("pages/cnn.py")
-    assert "Projector" in [tab.label for tab in at.tabs]
+    assert {"Projector", "What a unit wants"} <= {tab.label for tab in at.tabs}
     assert "The test digits at block 1 (14x14x16)" in " ".join(
         chart.proto.spec for chart in at.get("plotly_chart"))

@@ -10,6 +10,7 @@ from engine import projector
 from engine.data import as_float
 from engine.model import Model
 from ui.charts import a_digit, styled
+from ui.inside_views import kept
 
 PROJECTED = 1_000  # digits placed: the first ones of the test set (all of the embedded one)
 CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -47,19 +48,11 @@ def projector_figure(points: np.ndarray, labels: np.ndarray, predicted: np.ndarr
     return fig
 
 
-def projection(model: Model, images: np.ndarray, layer: int, key: str
-               ) -> tuple[np.ndarray, projector.PCA]:
-    """(points (n, 2), the PCA) of images (n, 28, 28) at `layer`, kept in the session for this
-    model and layer (a rerun does not recompute it)."""
-    kept = st.session_state.get(f"{key}_projection")
-    if kept is not None and kept[0] is model and kept[1] == layer:
-        return kept[2], kept[3]
-    with st.spinner("Running the digits through the model and finding the principal axes…"):
-        cloud = projector.activations(model, images, layer)
-        axes = projector.pca(cloud, 2)
-        points = axes.project(cloud)
-    st.session_state[f"{key}_projection"] = (model, layer, points, axes)
-    return points, axes
+def projection(model: Model, images: np.ndarray, layer: int) -> tuple[np.ndarray, projector.PCA]:
+    """(points (n, 2), the PCA) of images (n, 28, 28) at `layer`."""
+    cloud = projector.activations(model, images, layer)
+    axes = projector.pca(cloud, 2)
+    return axes.project(cloud), axes
 
 
 def show_projector(model: Model, images: np.ndarray, labels: np.ndarray, *, key: str) -> None:
@@ -78,7 +71,9 @@ def show_projector(model: Model, images: np.ndarray, labels: np.ndarray, *, key:
                            key=f"{key}_projector_layer")
     chosen = right.number_input(f"Digit to show (0 to {len(images) - 1})", value=0, step=1,
                                 key=f"{key}_projector_digit")
-    points, axes = projection(model, images, layer, key)
+    with st.spinner("Running the digits through the model and finding the principal axes…"):
+        points, axes = kept(f"{key}_projection", model, layer,
+                            lambda: projection(model, images, layer))
     predicted = model.predict_proba(as_float(images)).argmax(axis=1)
     selected = int(chosen) if 0 <= chosen < len(images) else None
     plot, digit = st.columns([3, 1])
