@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
-from benchmarks.harness import Figure, paired_ratio
+from benchmarks.harness import Figure
+from benchmarks.mlp_figures import epoch_ratio_figure
 from engine import ffnn
 from engine.data import embedded_split
 
@@ -31,13 +31,7 @@ def health_overhead_figures(repeats: int) -> list[Figure]:
     figures = []
     for backend in ffnn.BACKENDS:
         config = replace(ffnn.TrainingConfig(), epochs=1, backend=backend)
-        with_health, without = epoch_run(config, True), epoch_run(config, False)
-        first = time.perf_counter()
-        with_health()
-        first = time.perf_counter() - first
-        without()
-        ratio, spread, context = paired_ratio(with_health, without, repeats)
-        context["first_epoch_with_health_s"] = first
-        figures.append(Figure(f"D1-{backend}", f"FFNN epoch with layer health / without, "
-                              f"{backend}", ratio, "x", 1.15, spread, context))
+        figures.append(epoch_ratio_figure(
+            f"D1-{backend}", f"FFNN epoch with layer health / without, {backend}",
+            epoch_run(config, True), epoch_run(config, False), 1.15, repeats))
     return figures
