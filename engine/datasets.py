@@ -96,6 +96,13 @@ TITLES = {EMBEDDED: data.EMBEDDED_TITLE,
           **{key: source.title for key, source in SOURCES.items()}}
 
 
+def reads_digits(title: str) -> bool:
+    """Whether a model trained on the data set of this title (a Model's metadata "dataset")
+    reads handwritten digits: False for a known set of other classes (Fashion-MNIST)."""
+    return all(source.class_names == data.DIGIT_NAMES for source in SOURCES.values()
+               if source.title == title)
+
+
 # --- where the files live -------------------------------------------------------------------
 
 

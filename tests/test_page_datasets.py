@@ -85,6 +85,11 @@ def test_download_from_the_page_then_train_on_it(cache, mirror) -> None:
         view = room_run(at, "ff_room").view()
         assert view.status == "finished" and view.model is not None
         assert view.model.metadata["dataset"] == datasets.SOURCES["fashion"].title
+        # The room shows its clothes model; the sketch lab keeps its digit readers.
+        assert at.session_state["ff_room"].model.metadata["dataset"] == view.model.metadata[
+            "dataset"]
+        kept = at.session_state["trained_models"] if "trained_models" in at.session_state else {}
+        assert "ffnn-jax" not in kept
     finally:
         leave_no_run(at, "ff_room")
 

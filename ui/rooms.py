@@ -22,6 +22,7 @@ import streamlit as st
 from engine import cnn, ffnn, runs
 from engine.checkpoint import CheckpointError
 from engine.cnn.model import PADDINGS
+from engine.datasets import reads_digits
 from engine.layers import ACTIVATIONS, INITS
 from engine.model import Model, model_from_bytes
 from engine.service import Run
@@ -116,7 +117,8 @@ def describe_trained(model: Model, status: str) -> str:
 
 def adopt_ended_run(room: Room) -> None:
     """Take in the model of the room's run once it has ended: it becomes the room's model, and,
-    when usable (not diverged, trained at least a step), the sketch lab's in its slot."""
+    when usable (not diverged, trained at least a step) and a reader of digits (not trained on
+    Fashion-MNIST), the sketch lab's in its slot."""
     state = room_state(room)
     if state.run is None or state.adopted == state.run.id:
         return
@@ -130,7 +132,7 @@ def adopt_ended_run(room: Room) -> None:
     update_room(room, adopted=state.run.id, model=model,
                 label=describe_trained(model, view.status))
     slot = room.sketch_slot(model)
-    if view.usable and slot is not None:
+    if view.usable and slot is not None and reads_digits(model.metadata.get("dataset", "")):
         keep_trained_model(slot, model)
 
 
