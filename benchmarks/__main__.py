@@ -54,6 +54,7 @@ def figure_builders(quick: bool, measured: dict[str, float]
         "L3": lambda: [landscape_figures.slice_figure("L3", "cnn", 10.0, 1 if quick else 3,
                                                       *((5, 100) if quick else ()))],
         "D1": lambda: health_figures.health_overhead_figures(repeats),
+        "D2": lambda: [health_figures.lr_finder_figure(1 if quick else 3)],
         "X1": lambda: [explain_figures.attribution_figure(3 if quick else 20)],
         "X2": lambda: [explain_figures.pgd_figure(3 if quick else 50)],
         "S1": lambda: [app_figures().startup_figure(repeats=1 if quick else 5)],

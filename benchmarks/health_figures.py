@@ -1,13 +1,16 @@
-"""D1: the feed-forward epoch with layer-health statistics at its evaluations, over one without."""
+"""D1: the feed-forward epoch with layer-health statistics at its evaluations, over one without;
+D2: the learning-rate range test's time."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from benchmarks.harness import Figure
+from benchmarks.harness import Figure, median_and_spread, seconds
 from benchmarks.mlp_figures import epoch_ratio_figure
 from engine import ffnn
 from engine.data import embedded_split
+from engine.lr_finder import ffnn_range_test
+from engine.train import seed_key
 
 
 def epoch_run(config: ffnn.TrainingConfig, with_health: bool):
@@ -35,3 +38,16 @@ def health_overhead_figures(repeats: int) -> list[Figure]:
             f"D1-{backend}", f"FFNN epoch with layer health / without, {backend}",
             epoch_run(config, True), epoch_run(config, False), 1.15, repeats))
     return figures
+
+
+def lr_finder_figure(repeats: int) -> Figure:
+    """D2: the learning-rate range test of the default net from fresh weights, 100 steps,
+    compile included (each call builds and compiles its pass, as each button press does)."""
+    config = ffnn.TrainingConfig()
+    split = embedded_split()
+    params = ffnn.init_params(seed_key(config.seed), config.arch)
+    samples = [seconds(lambda: ffnn_range_test(config, split.x_train, split.y_train, params))
+               for _ in range(repeats)]
+    median, spread = median_and_spread(samples)
+    return Figure("D2", "LR finder on the default FFNN, compile included", median, "s", 3.0,
+                  spread)

@@ -4,13 +4,14 @@ from dataclasses import replace
 from functools import partial
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from engine import ffnn, health
+from engine import ffnn, health, lr_finder
 from engine.autodiff import Tensor
 from engine.data import Split, as_float, embedded_split
 from engine.ffnn.model import layer_pass
@@ -250,3 +251,53 @@ def test_diagnosis_names_each_problem_once(fields, ratios, diverged, charts):
 ])
 def test_layer_status_colours_the_overview(fields, ratios, expected):
     assert health.layer_status(record(**fields), ratios) == expected
+
+
+# --- the learning-rate range test ---------------------------------------------------------------
+
+def quadratic(params, x, y, *, curvatures):
+    """0.5 sum(a_i (w_i - 1 - x_i)^2), x a batch's noise (2,): convex; plain gradient descent
+    is stable for rates < 2 / max a."""
+    return 0.5 * jnp.sum(curvatures * (params["w"] - 1.0 - x) ** 2)
+
+
+@settings(max_examples=8, deadline=None)
+@given(largest=st.floats(1.0, 100.0))
+def test_the_range_test_on_a_convex_quadratic_suggests_a_stable_rate(largest):
+    curvatures = jnp.array([largest / 10, largest])
+    steps = 80
+    noise = np.random.default_rng(0).normal(0, 0.1, (steps, 2)).astype(np.float32)
+    found = lr_finder.range_test(partial(quadratic, curvatures=curvatures), "sgd",
+                                 {"w": jnp.zeros(2)}, noise, np.zeros((steps, 1)),
+                                 low=1e-5, high=10.0)
+    stable = 2.0 / largest
+    assert found.suggestion is not None and found.suggestion < stable, found.reason
+    assert found.diverged_at is not None and found.diverged_at > stable  # it stopped early
+    assert len(found.rates) < steps and found.rates[-1] < found.diverged_at
+    assert np.all(np.diff(found.rates) > 0) and found.rates[0] == pytest.approx(1e-5)
+
+
+def test_smoothing_starts_on_the_first_loss_and_follows_a_constant():
+    np.testing.assert_allclose(lr_finder.smooth(np.full(5, 3.0)), 3.0)
+    assert lr_finder.smooth(np.array([2.0, 0.0]))[0] == 2.0
+
+
+def test_a_loss_that_never_falls_gets_no_suggestion():
+    rates = lr_finder.rate_schedule(1e-3, 1.0, 10)
+    rate, reason = lr_finder.suggestion(rates, np.linspace(1.0, 2.0, 10))
+    assert rate is None and "never fell" in reason
+    with pytest.raises(ValueError):
+        lr_finder.rate_schedule(1.0, 0.1, 10)
+
+
+def test_the_range_test_of_the_default_net_suggests_a_rate_that_trains(small_split):
+    config = ffnn.TrainingConfig(ffnn.Architecture((32,)), optimizer="sgd", epochs=1)
+    params = ffnn.init_params(jax.random.key(0), config.arch)
+    before = {name: value.copy() for name, value in params.items()}
+    found = lr_finder.ffnn_range_test(config, small_split.x_train, small_split.y_train, params,
+                                      steps=60)
+    assert found.suggestion is not None
+    for name, value in before.items():  # a copy was trained
+        np.testing.assert_array_equal(params[name], value)
+    *_, last = ffnn.training_run(replace(config, learning_rate=found.suggestion), small_split)
+    assert last.status == "finished" and last.history.losses[-1] < last.history.losses[0]
