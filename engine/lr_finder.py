@@ -58,9 +58,11 @@ def smooth(losses: np.ndarray, keep: float = SMOOTHING) -> np.ndarray:
 
 
 def sweep(loss_fn: Callable[..., jax.Array], optimizer_name: str, params: PyTree,
-          xs: np.ndarray, ys: np.ndarray, rates: np.ndarray) -> np.ndarray:
-    """The losses (steps,) of len(rates) optimizer steps, step i on batch (xs[i], ys[i]) with
-    learning rate rates[i], in one jitted lax.scan. loss_fn(params, x, y) -> scalar.
+          x_all: np.ndarray, y_all: np.ndarray, batches: np.ndarray, rates: np.ndarray
+          ) -> np.ndarray:
+    """The losses (steps,) of len(rates) optimizer steps, step i on the examples batches[i]
+    (steps, B) of x_all (n, ...) and y_all (n,) with learning rate rates[i], in one jitted
+    lax.scan (the data goes to the device once). loss_fn(params, x, y) -> scalar.
 
     The optimizer is built with rate 1 and its move scaled by each step's rate: every optimizer
     here moves by learning rate x a direction that does not depend on it.
@@ -68,19 +70,20 @@ def sweep(loss_fn: Callable[..., jax.Array], optimizer_name: str, params: PyTree
     optimizer = make_optimizer(optimizer_name, 1.0)
     value_and_grad = jax.value_and_grad(loss_fn)
 
-    def step(carry, inputs):
+    def step(x_all, y_all, carry, inputs):
         params, state = carry
-        x, y, rate = inputs
-        value, grads = value_and_grad(params, x, y)
+        indices, rate = inputs
+        value, grads = value_and_grad(params, x_all[indices], y_all[indices])
         moved, state = optimizer.update(params, grads, state)
         params = jax.tree_util.tree_map(lambda p, m: p + rate * (m - p), params, moved)
         return (params, state), value
 
     @jax.jit
-    def run(params, xs, ys, rates):
-        return jax.lax.scan(step, (params, optimizer.init(params)), (xs, ys, rates))[1]
+    def run(params, x_all, y_all, batches, rates):
+        return jax.lax.scan(partial(step, x_all, y_all), (params, optimizer.init(params)),
+                            (batches, rates))[1]
 
-    return np.asarray(run(params, xs, ys, rates), np.float64)
+    return np.asarray(run(params, x_all, y_all, batches, rates), np.float64)
 
 
 def blowup_index(smoothed: np.ndarray, factor: float = BLOWUP) -> int | None:
@@ -111,12 +114,13 @@ def suggestion(rates: np.ndarray, smoothed: np.ndarray) -> tuple[float | None, s
 
 
 def range_test(loss_fn: Callable[..., jax.Array], optimizer_name: str, params: PyTree,
-               xs: np.ndarray, ys: np.ndarray, low: float = 1e-6, high: float = 1.0
-               ) -> RangeTest:
-    """The range test of params under loss_fn(params, x, y) on batches xs (steps, B, ...) and
-    ys (steps, B): rates from low to high, one per batch. params is not changed."""
-    rates = rate_schedule(low, high, len(xs))
-    losses = sweep(loss_fn, optimizer_name, params, xs, ys, rates)
+               x_all: np.ndarray, y_all: np.ndarray, batches: np.ndarray, low: float = 1e-6,
+               high: float = 1.0) -> RangeTest:
+    """The range test of params under loss_fn(params, x, y), one step per row of batches
+    (steps, B) indexing x_all (n, ...) and y_all (n,), rates from low to high. params is not
+    changed."""
+    rates = rate_schedule(low, high, len(batches))
+    losses = sweep(loss_fn, optimizer_name, params, x_all, y_all, batches, rates)
     smoothed = smooth(losses)
     stop = blowup_index(smoothed)
     kept = len(rates) if stop is None else stop
@@ -125,16 +129,22 @@ def range_test(loss_fn: Callable[..., jax.Array], optimizer_name: str, params: P
                      None if stop is None else float(rates[stop]))
 
 
+def image_loss(params: PyTree, x: jax.Array, y: jax.Array, *, arch: Any, loss_name: str
+               ) -> jax.Array:
+    """The feed-forward loss of uint8 images x (B, 28, 28) and labels y (B,)."""
+    from engine.data import as_float
+    from engine.ffnn.model import loss
+
+    return loss(params, as_float(x), y, arch=arch, loss_name=loss_name)
+
+
 def ffnn_range_test(config: Any, x_train: np.ndarray, y_train: np.ndarray, params: PyTree,
                     steps: int = 100, low: float = 1e-5, high: float = 10.0) -> RangeTest:
     """The range test of a feed-forward net (config: ffnn.TrainingConfig, its loss, optimizer
     and batch size) from params, on `steps` batches of x_train uint8 (n, 28, 28), y_train (n,)
     drawn with config.seed."""
-    from engine.data import as_float
-    from engine.ffnn.model import loss
-
     order = np.random.default_rng(config.seed).permutation(len(x_train))
     batches = np.resize(order, steps * config.batch_size).reshape(steps, config.batch_size)
-    loss_fn = partial(loss, arch=config.arch, loss_name=config.loss)
-    return range_test(loss_fn, config.optimizer, params, as_float(x_train[batches]),
-                      np.asarray(y_train)[batches].astype(np.int32), low, high)
+    return range_test(partial(image_loss, arch=config.arch, loss_name=config.loss),
+                      config.optimizer, params, x_train, np.asarray(y_train, np.int32),
+                      batches.astype(np.int32), low, high)

@@ -268,8 +268,8 @@ def test_the_range_test_on_a_convex_quadratic_suggests_a_stable_rate(largest):
     steps = 80
     noise = np.random.default_rng(0).normal(0, 0.1, (steps, 2)).astype(np.float32)
     found = lr_finder.range_test(partial(quadratic, curvatures=curvatures), "sgd",
-                                 {"w": jnp.zeros(2)}, noise, np.zeros((steps, 1)),
-                                 low=1e-5, high=10.0)
+                                 {"w": jnp.zeros(2)}, noise, np.zeros(steps),
+                                 np.arange(steps)[:, None], low=1e-5, high=10.0)
     stable = 2.0 / largest
     assert found.suggestion is not None and found.suggestion < stable, found.reason
     assert found.diverged_at is not None and found.diverged_at > stable  # it stopped early
