@@ -33,6 +33,7 @@ def figure_builders(quick: bool, measured: dict[str, float]
         cnn_figures,
         explain_figures,
         health_figures,
+        inside_figures,
         landscape_figures,
         mlp_figures,
         sketch_latency,
@@ -57,6 +58,8 @@ def figure_builders(quick: bool, measured: dict[str, float]
         "D2": lambda: [health_figures.lr_finder_figure(1 if quick else 3)],
         "X1": lambda: [explain_figures.attribution_figure(3 if quick else 20)],
         "X2": lambda: [explain_figures.pgd_figure(3 if quick else 50)],
+        "P1": lambda: [inside_figures.pca_figure(3 if quick else 20)],
+        "P2": lambda: [inside_figures.actmax_figure(1 if quick else 5)],
         "S1": lambda: [app_figures().startup_figure(repeats=1 if quick else 5)],
         "M1": lambda: [app_figures().memory_figure(wait_for_end=not quick)],
         # M3's target is M1 + 100 MB: the M1 measured earlier in this run, if it was.
