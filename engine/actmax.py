@@ -59,7 +59,6 @@ def penalty(image: jax.Array, settings: Settings) -> jax.Array:
     return settings.l2 * jnp.mean(image**2) + settings.smoothness * steps
 
 
-@partial(jax.jit, static_argnames=("spec", "block", "settings"))
 def _ascend(params, start, index, key, *, spec, block, settings: Settings) -> jax.Array:
     """Gradient ascent for one unit from start (28, 28): the final image (28, 28)."""
 
@@ -78,10 +77,17 @@ def _ascend(params, start, index, key, *, spec, block, settings: Settings) -> ja
     return image
 
 
-@partial(jax.jit, static_argnames=("spec", "block"))
-def _scores(params, images, indices, *, spec, block) -> jax.Array:
-    return jax.vmap(lambda image, i: unit_score(params, image, i, spec=spec, block=block))(
-        images, indices)
+@partial(jax.jit, static_argnames=("spec", "block", "settings", "n"))
+def _climb_all(params, start, key, *, spec, block, settings: Settings, n: int):
+    """Every unit 0..n-1 from the same start: (images (n, 28, 28), start scores (n,), end
+    scores (n,)), in one compiled program."""
+
+    def one(index):
+        image = _ascend(params, start, index, key, spec=spec, block=block, settings=settings)
+        score = partial(unit_score, params, index=index, spec=spec, block=block)
+        return image, score(start), score(image)
+
+    return jax.vmap(one)(jnp.arange(n))
 
 
 def unit_count(model: Model, block: int | None) -> int:
@@ -118,12 +124,6 @@ def what_units_want(model: Model, block: int | None, settings: Settings = Settin
     n = unit_count(model, block)
     start_key, shift_key = jax.random.split(jax.random.PRNGKey(settings.seed))
     start = jnp.clip(0.1 + 0.05 * jax.random.normal(start_key, (28, 28)), 0.0, 1.0)
-    indices = jnp.arange(n)
-    ascend = jax.vmap(lambda index: _ascend(model.params, start, index, shift_key,
-                                            spec=model.architecture, block=block,
-                                            settings=settings))
-    images = ascend(indices)
-    starts = _scores(model.params, jnp.broadcast_to(start, (n, 28, 28)), indices,
-                     spec=model.architecture, block=block)
-    ends = _scores(model.params, images, indices, spec=model.architecture, block=block)
+    images, starts, ends = _climb_all(model.params, start, shift_key, spec=model.architecture,
+                                      block=block, settings=settings, n=n)
     return np.asarray(images), np.asarray(starts), np.asarray(ends)
