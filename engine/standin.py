@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.data import Mnist, Split
+from engine.data import Dataset, Mnist, Split, embedded_split, full_mnist_split
 
 STANDIN_SIZE = 60_000  # as many as full MNIST's training digits
 STANDIN_CHUNK = 2_000  # digits distorted at once: ~30 MB of float32 fields, not 1.4 GB
@@ -113,3 +113,11 @@ def standin_mnist(split: Split, *, size: int = STANDIN_SIZE, seed: int = 0,
         images[start:start + len(chosen)] = distorted(split.x_train[chosen], rng, alpha=alpha,
                                                       sigma=sigma, max_shift=max_shift)
     return Mnist(images, split.y_train[sources].copy(), split.x_test, split.y_test)
+
+
+def standin_dataset(seed: int = 0) -> Dataset:
+    """The stand-in made from the embedded split, under full MNIST's split: 55,000 copies to
+    train on, 5,000 for validation, the embedded 1,000 test digits to test on; named as such."""
+    split = embedded_split()
+    mnist = standin_mnist(split, seed=seed)
+    return Dataset(standin_title(len(split.x_train)), full_mnist_split(mnist))

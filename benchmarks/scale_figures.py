@@ -1,0 +1,137 @@
+"""Figures at full MNIST's scale: the server's peak memory with a CNN run on it (M2) and the
+CNN's time to 99.0% test accuracy (T3). On full MNIST where its files are here (env
+GLASSBOX_MNIST_DIR, or downloaded into the cache), else on the named stand-in (engine.standin).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from benchmarks.harness import Figure
+from engine import cnn, data, datasets, standin
+
+T3_TARGET = 0.99
+# The CNN room's defaults: (16, 32) filters, Adam 5e-3, batch 64, shifts of 2 pixels, cosine
+# decay over 6 epochs. T3 stops at the first evaluation (two per epoch) that reaches the target.
+T3_CONFIG = cnn.TrainingConfig()
+M2_EPOCHS = 1  # a whole epoch of 55,000 digits and its evaluations: the peak comes early
+
+
+def real_full_mnist() -> data.Mnist | None:
+    """Full MNIST's arrays where they are on this machine (env GLASSBOX_MNIST_DIR, else the
+    download cache), None where they are not."""
+    mnist = data.find_full_mnist()
+    folder = datasets.cache_folder(datasets.SOURCES["mnist"])
+    if mnist is None and datasets.is_downloaded(folder):
+        mnist = data.read_idx_folder(folder)
+    return mnist
+
+
+@cache
+def full_or_standin() -> data.Dataset:
+    """Full MNIST under its split where it is here, else the stand-in (built once, ~15 s)."""
+    mnist = real_full_mnist()
+    if mnist is None:
+        return standin.standin_dataset()
+    return datasets.as_dataset(datasets.SOURCES["mnist"], mnist)
+
+
+# ----------------------------------------------------------------------------- T3
+
+def seconds_to(config: cnn.TrainingConfig, dataset: data.Dataset, target: float
+               ) -> tuple[float | None, float, float]:
+    """(wall seconds until a test evaluation reaches target, compile included, or None if none
+    did; the best test accuracy seen; the seconds the run took in all)."""
+    start, best = time.perf_counter(), 0.0
+    for event in cnn.training_run(config, dataset.split, dataset=dataset.name):
+        best = max(best, event.test_accuracy or 0.0)
+        if best >= target:
+            return time.perf_counter() - start, best, time.perf_counter() - start
+    return None, best, time.perf_counter() - start
+
+
+def time_to_99_figure(config: cnn.TrainingConfig = T3_CONFIG, target: float = T3_TARGET
+                      ) -> Figure:
+    """T3: one run of `config` (a fresh compile) on full MNIST or the stand-in, until its test
+    accuracy reaches target. Not reached: the value is inf, the title says the best reached."""
+    dataset = full_or_standin()
+    jax.clear_caches()
+    reached, best, run_s = seconds_to(config, dataset, target)
+    outcome = "" if reached is not None else f"; not reached: best {best:.1%} in {run_s:.0f} s"
+    return Figure("T3", f"CNN to {target:.1%} test accuracy, {dataset.name}{outcome}",
+                  float("inf") if reached is None else reached, "s", 120.0,
+                  context={"dataset": dataset.name, "best_test_accuracy": best,
+                           "run_seconds": run_s, "device": jax.default_backend(),
+                           "settings": config.spec.describe() + f", {config.epochs} epochs"})
+
+
+# ----------------------------------------------------------------------------- M2
+
+@contextlib.contextmanager
+def full_mnist_env() -> Iterator[tuple[dict[str, str], str]]:
+    """(environment for the server, the data set's name): nothing to add where full MNIST is
+    here; else the stand-in written as a Keras-style mnist.npz into a temporary folder that
+    env GLASSBOX_MNIST_DIR names (the room then calls it "Full MNIST")."""
+    dataset = full_or_standin()
+    if real_full_mnist() is not None:
+        yield {}, dataset.name
+        return
+    split = dataset.split
+    with tempfile.TemporaryDirectory() as folder:
+        np.savez(Path(folder) / data.KERAS_NPZ,
+                 x_train=np.concatenate([split.x_train, split.x_val]),
+                 y_train=np.concatenate([split.y_train, split.y_val]),
+                 x_test=split.x_test, y_test=split.y_test)
+        yield {data.MNIST_DIR_ENV: folder}, dataset.name
+
+
+def cnn_run_on_full_mnist(page, url: str, epochs: int) -> None:
+    """In one session: the CNN room on "Full MNIST", the defaults for `epochs`, to the end."""
+    from benchmarks.app_figures import open_room
+    from benchmarks.server import APP_IDLE
+
+    page.goto(url)
+    page.wait_for_selector(APP_IDLE, timeout=180_000)
+    open_room(page, "CNN")
+    page.get_by_role("combobox", name="Data set").click()
+    page.get_by_role("option", name="Full MNIST").click()
+    page.wait_for_selector(APP_IDLE, timeout=180_000)
+    field = page.locator("input[aria-label='Epochs']")
+    field.fill(str(epochs))
+    field.press("Enter")
+    page.wait_for_selector(APP_IDLE, timeout=60_000)
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("Finished").first.wait_for(timeout=900_000)
+
+
+def full_mnist_memory_figure(epochs: int = M2_EPOCHS) -> Figure:
+    """M2: the server's peak RSS during a CNN run (the room's defaults, `epochs` epochs) on
+    full MNIST or the stand-in, sampled every 0.2 s."""
+    from playwright.sync_api import sync_playwright
+
+    from benchmarks.app_figures import MemorySampler
+    from benchmarks.server import CHROMIUM, CHROMIUM_ARGS, streamlit_server
+
+    with full_mnist_env() as (env, name), streamlit_server(env) as server, \
+            sync_playwright() as playwright:
+        sampler = MemorySampler(server.process.pid)
+        sampler.start()
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        start = time.perf_counter()
+        try:
+            cnn_run_on_full_mnist(browser.new_page(), server.url, epochs)
+        finally:
+            sampler.done.set()
+            sampler.join()
+            browser.close()
+    return Figure("M2", f"server peak RSS, a CNN run ({epochs} epoch) on {name}",
+                  sampler.peak_mb, "MB", 1000.0,
+                  context={"dataset": name, "run_seconds": time.perf_counter() - start})
