@@ -88,6 +88,7 @@ def test_a_landscape_job_shows_its_progress_and_cancel_stops_it():
     job = landscape_job(at, "cnn_")
     at.run()
     assert at.get("progress")
+    assert not any("Press **Compute**" in i.value for i in at.info)  # the bar says it all
     assert at.button(key="cnn_landscape_go").disabled  # one job at a time
     at.button(key="cnn_landscape_cancel").click().run()
     assert job.wait(JOB_BOUND)

@@ -49,11 +49,11 @@ def show_landscape(room: Room, model: Model, split: Any, marked_step: int | None
     if job is not None and model_id == id(model):
         job_panel(job, model_id, key)
     result = st.session_state.get(key)
-    if result is None or result[0] != id(model):
+    if result is not None and result[0] == id(model):
+        draw(result[1], key, marked_step)
+    elif job is None or not job.view().active:
         st.info("Press **Compute** (a few seconds). It uses the model shown above; after a "
                 "training run it also draws the run's path.")
-        return
-    draw(result[1], key, marked_step)
 
 
 def start_job(room: Room, model: Model, split: Any, n: int, digits: int) -> Run:
@@ -143,7 +143,8 @@ def line_figure(values: np.ndarray) -> go.Figure:
     for alpha, text in ((0, "initial"), (1, "final")):
         fig.add_vline(x=alpha, line=dict(color="gray", dash="dash"), annotation_text=text)
     fig.update_layout(yaxis=dict(title="loss"), yaxis2=dict(title="accuracy", overlaying="y",
-                                                            side="right", range=[0, 1]))
+                                                            side="right", range=[0, 1],
+                                                            tickformat=".0%"))
     fig.update_xaxes(title="α: weights = initial + α (final − initial)")
     return styled(fig, "1-D: the straight line from the initial to the final weights")
 
