@@ -14,7 +14,7 @@ from engine.settings import limits
 from ui.dataset_views import DOWNLOAD_FIRST, chosen_dataset, dataset_picker
 from ui.evaluation import show_evaluation
 from ui.ffnn_views import draw_weights, show_sketch, show_twin_check
-from ui.health_views import preset_requested, show_layer_health
+from ui.health_views import preset_requested, show_layer_health, show_range_test
 from ui.landscape_views import show_landscape
 from ui.loaders import load_embedded_dataset
 from ui.model_file import show_model_file
@@ -149,6 +149,7 @@ with evaluation:
     show_evaluation(split.x_test, split.y_test, predicted, key="ff")
 with layer_health:
     show_layer_health(room.run)
+    show_range_test(*config_from_controls(), split)
 with twin:
     show_twin_check(model, state["ff_loss"], split)
 with sketch:

@@ -92,3 +92,20 @@ def test_an_uploaded_model_with_an_unknown_initialiser_gets_a_message(at):
     assert not at.exception
     assert "architecture is unusable" in messages(at.error)
     assert "'orthogonal'" in messages(at.error)
+
+
+def test_the_learning_rate_finder_suggests_a_rate_and_puts_it_in_the_control(at):
+    at.button(key="ff_range_test_button").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    found = at.session_state["ff_range_test"]
+    assert found.suggestion is not None and "falls fastest" in messages(at.info)
+    assert "ff_range_test_chart" in {getattr(c, "key", None) for c in at.get("plotly_chart")}
+    at.button(key="ff_range_test_use").click().run()
+    assert at.number_input(key="ff_learning_rate").value == float(f"{found.suggestion:.2g}")
+
+
+def test_the_finder_refuses_a_batch_over_the_limit(at):
+    at.number_input(key="ff_batch_size").set_value(50_000)
+    at.button(key="ff_range_test_button").click().run()
+    assert "The finder cannot run" in messages(at.error)
+    assert "ff_range_test" not in at.session_state

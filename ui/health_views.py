@@ -10,12 +10,15 @@ from plotly.subplots import make_subplots
 
 from engine import ffnn, health
 from engine.ffnn.training import HEALTH_PRESETS, HealthSeries, health_series
+from engine.lr_finder import RangeTest, ffnn_range_test
 from engine.service import Run, RunView
+from engine.train import seed_key
 from ui.charts import styled
 from ui.rooms import FEEDFORWARD
 from ui.training import refresh_seconds, run_service
 
 PRESET_START = "ff_preset_start"  # session state: a preset was chosen, start its run
+RANGE_TEST = "ff_range_test"  # session state: the last learning-rate range test (RangeTest)
 PRESET_STORIES = {
     "vanishing gradients": "6 sigmoid layers, weights 100 times too small: the gradient "
                            "fades on its way back to the input.",
@@ -152,6 +155,57 @@ def show_series(series: HealthSeries, view: RunView) -> None:
                                    "‖∂loss/∂W‖", log_y=True),
                       key="ff_health_gradients", width="stretch")
     right.plotly_chart(update_ratio_figure(series), key="ff_health_updates", width="stretch")
+
+
+def range_test_figure(found: RangeTest) -> go.Figure:
+    """Loss (each step faint, smoothed bold) against the learning rate (log x), the
+    suggestion marked."""
+    fig = go.Figure([
+        go.Scatter(x=found.rates, y=found.losses, name="each step", mode="lines",
+                   line=dict(color="#1f77b4", width=1), opacity=0.35),
+        go.Scatter(x=found.rates, y=found.smoothed, name="smoothed", mode="lines",
+                   line=dict(color="#1f77b4", width=3))])
+    if found.suggestion is not None:
+        fig.add_vline(x=found.suggestion, line_dash="dash", line_color="#2ca02c",
+                      annotation_text=f"suggested {found.suggestion:.1e}")
+    fig.update_xaxes(type="log", title="learning rate", exponentformat="e")
+    fig.update_yaxes(title="training loss")
+    return styled(fig, "Loss while the learning rate grows tenfold every few steps")
+
+
+def use_rate(rate: float) -> None:
+    """Put `rate` (two significant digits) in the learning-rate control (an on_click callback)."""
+    st.session_state["ff_learning_rate"] = float(f"{rate:.2g}")
+
+
+def show_range_test(config: ffnn.TrainingConfig, params: dict | None, problems: list[str],
+                    split) -> None:
+    """The learning-rate finder for the run Start would begin (config, from params, or fresh
+    weights when None; problems: why that run may not start): a button, the loss against the
+    rate, the suggestion to use."""
+    st.subheader("Learning-rate finder")
+    st.markdown("One short pass on a **copy** of the run **Start** would begin (fresh weights, "
+                "or the current model's with *Continue*): 100 batches, the learning rate "
+                "growing from 1e-5 to 10 (Smith 2017). Where the loss falls fastest is a good "
+                "rate; where it climbs, too large. It stops early once the loss blows up.")
+    if st.button("Find a learning rate", key="ff_range_test_button"):
+        for problem in problems:
+            st.error(f"The finder cannot run: {problem}")
+        if not problems:
+            start = params if params is not None else ffnn.init_params(
+                seed_key(config.seed), config.arch)
+            st.session_state[RANGE_TEST] = ffnn_range_test(config, split.x_train,
+                                                           split.y_train, start)
+    found = st.session_state.get(RANGE_TEST)
+    if found is None:
+        return
+    st.plotly_chart(range_test_figure(found), key="ff_range_test_chart", width="stretch")
+    if found.suggestion is None:
+        st.warning(found.reason)
+        return
+    st.info(found.reason)
+    st.button(f"Use {found.suggestion:.2g} as the learning rate", key="ff_range_test_use",
+              on_click=use_rate, args=(found.suggestion,))
 
 
 def show_layer_health(run: Run | None) -> None:
