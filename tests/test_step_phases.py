@@ -90,7 +90,7 @@ def test_the_update_is_the_optimizers_first_step(name, reference):
 
 @pytest.mark.parametrize("act", ACTIVATIONS)
 def test_activation_slopes_are_central_differences(act):
-    z = np.linspace(-3, 3, 12, dtype=np.float32)  # no kink at 0 sampled: relu has no derivative there
+    z = np.linspace(-3, 3, 12, dtype=np.float32)  # 0 not sampled: relu has no slope there
     value, slope = activation_and_slope(act, z)
     np.testing.assert_allclose(value, activation(JAX_OPS, act)(z), rtol=1e-6, atol=1e-6)
     h = 1e-3
