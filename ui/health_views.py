@@ -166,8 +166,10 @@ def range_test_figure(found: RangeTest) -> go.Figure:
         go.Scatter(x=found.rates, y=found.smoothed, name="smoothed", mode="lines",
                    line=dict(color="#1f77b4", width=3))])
     if found.suggestion is not None:
-        fig.add_vline(x=found.suggestion, line_dash="dash", line_color="#2ca02c",
-                      annotation_text=f"suggested {found.suggestion:.1e}")
+        fig.add_vline(x=found.suggestion, line_dash="dash", line_color="#2ca02c")
+        # On a log axis an annotation's x is the exponent (add_vline's own would misplace it).
+        fig.add_annotation(x=np.log10(found.suggestion), y=1, yref="paper", showarrow=False,
+                           xanchor="left", text=f" suggested {found.suggestion:.1e}")
     fig.update_xaxes(type="log", title="learning rate", exponentformat="e")
     fig.update_yaxes(title="training loss")
     return styled(fig, "Loss while the learning rate grows tenfold every few steps")
@@ -200,6 +202,9 @@ def show_range_test(config: ffnn.TrainingConfig, params: dict | None, problems: 
     if found is None:
         return
     st.plotly_chart(range_test_figure(found), key="ff_range_test_chart", width="stretch")
+    if found.diverged_at is not None:
+        st.caption(f"The loss blew up at a rate of {found.diverged_at:.1e}: the test stopped "
+                   "there.")
     if found.suggestion is None:
         st.warning(found.reason)
         return
