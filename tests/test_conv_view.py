@@ -1,0 +1,64 @@
+"""The convolution made visible: a cell's dot product is the feature map (ours and
+lax.conv_general_dilated's), a kernel-gradient cell's sum is jax.grad's dL/dK."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine import cnn
+from engine.conv_view import forward_cell, kernel_gradient_cell, logits_from_first_response
+from engine.data import as_float, embedded_split
+
+
+@pytest.fixture(scope="module")
+def digits():
+    split = embedded_split()
+    return split.x_test[::111][:8], split.y_test[::111][:8]
+
+
+@settings(max_examples=25, deadline=None)
+@given(which=st.integers(0, 7), row=st.integers(0, 27), col=st.integers(0, 27),
+       filter_=st.integers(0, 15))
+def test_a_cells_dot_product_is_the_feature_map(defaults, digits, which, row, col, filter_):
+    model, image = defaults["cnn"], digits[0][which]
+    cell = forward_cell(model, image, row, col, filter_)
+    ours = np.asarray(cnn.feature_maps(model.params, as_float(image), spec=model.architecture)[0])
+    library = np.asarray(cnn.lax_conv2d(as_float(image)[None, :, :, None],
+                                        model.params["conv0_w"]))[0] + model.params["conv0_b"]
+    assert cell.activation == pytest.approx(float(ours[row, col, filter_]), abs=1e-5)
+    assert cell.z == pytest.approx(float(library[row, col, filter_]), abs=1e-5)
+    assert cell.patch.shape == cell.kernel.shape == (3, 3)
+    assert (cell.top, cell.left) == (row - 1, col - 1)
+
+
+@settings(max_examples=20, deadline=None)
+@given(which=st.integers(0, 7), a=st.integers(0, 2), b=st.integers(0, 2),
+       filter_=st.integers(0, 15), label=st.integers(0, 9))
+def test_a_kernel_gradient_cell_sums_to_jax_grad(defaults, digits, which, a, b, filter_, label):
+    cell = kernel_gradient_cell(defaults["cnn"], digits[0][which], label, a, b, filter_)
+    scale = max(abs(cell.jax_value), np.abs(cell.products).sum(), 1e-12)
+    assert abs(cell.value - cell.jax_value) <= 1e-5 * scale
+    assert cell.running_sum()[-1] == pytest.approx(cell.value, rel=1e-5, abs=1e-9)
+    assert cell.pixels.shape == cell.upstream.shape == (28, 28)
+
+
+def test_the_rest_of_the_net_after_the_first_convolution_is_the_cnn(defaults, digits):
+    model, images = defaults["cnn"], as_float(digits[0])
+    z0 = cnn.conv2d(cnn.as_nhwc(images), model.params["conv0_w"]) + model.params["conv0_b"]
+    np.testing.assert_allclose(logits_from_first_response(model.params, z0,
+                                                          spec=model.architecture),
+                               cnn.logits(model.params, images, spec=model.architecture),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_cells_outside_are_refused(defaults, digits):
+    image = digits[0][0]
+    with pytest.raises(IndexError, match="from 0 to 27, filters from 0 to 15"):
+        forward_cell(defaults["cnn"], image, 28, 0, 0)
+    with pytest.raises(IndexError, match="filters from 0 to 15"):
+        forward_cell(defaults["cnn"], image, 0, 0, 16)
+    with pytest.raises(IndexError, match="from 0 to 2"):
+        kernel_gradient_cell(defaults["cnn"], image, 3, 3, 0, 0)
