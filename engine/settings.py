@@ -29,6 +29,9 @@ class Limits:
     max_saved_runs_mb, max_saved_run_days: the saved-runs folder's caps (oldest removed first).
     max_landscape_grid: points a side of a loss-landscape grid; max_landscape_digits: the
     evaluation subset it is computed on.
+    max_step_mb: the activations of one CNN training step (or evaluation batch), estimated from
+    the architecture and batch size: a 3-block CNN of 64 filters with pooling trains in batches
+    of up to 128 (~220 MB); without pooling, ~8 MB an image, it would take GBs.
     """
 
     max_hidden_units: int = 1024
@@ -44,6 +47,7 @@ class Limits:
     max_saved_run_days: int = 7
     max_landscape_grid: int = 41
     max_landscape_digits: int = 2000
+    max_step_mb: int = 256  # two runs at once stay within the server's 1 GB (M2)
 
 
 ENV_PREFIX = "GLASSBOX_"

@@ -16,6 +16,7 @@ from engine import checkpoint
 from engine import train as training
 from engine.cnn.layers import conv_output_size
 from engine.cnn.model import (
+    EVAL_BATCH,
     IMAGE_SIZE,
     CNNSpec,
     Params,
@@ -78,7 +79,21 @@ def limit_problems(config: TrainingConfig, limits: Limits) -> list[str]:
         problems.append(f"{max(config.spec.filters)} filters in a block is over this server's "
                         f"limit of {limits.max_filters}.")
     return (problems + parameter_problems(config.spec.param_shapes(), limits)
+            + memory_problems(config, limits)
             + run_length_problems(config.epochs, config.batch_size, limits))
+
+
+def memory_problems(config: TrainingConfig, limits: Limits) -> list[str]:
+    """Why this run's activations would not fit max_step_mb (empty if they fit)."""
+    needed = step_memory_mb(config.spec, config.batch_size)
+    if needed <= limits.max_step_mb:
+        return []
+    remedies = ["fewer filters", *(["pooling"] if config.spec.pool == "none" else [])]
+    if step_memory_mb(config.spec, 1) <= limits.max_step_mb:  # not evaluation alone: the batch
+        largest = int(limits.max_step_mb * 2**20 / (8 * activation_floats(config.spec)))
+        remedies.insert(0, f"batches of at most {largest}")
+    return [f"This network needs about {needed:,.0f} MB of memory for its activations, over "
+            f"this server's limit of {limits.max_step_mb} MB: use {' or '.join(remedies)}."]
 
 
 # ----------------------------------------------------------------------------- the step
@@ -97,15 +112,37 @@ def step_rule(config: TrainingConfig, steps_per_epoch: int) -> training.StepRule
                              config.learning_rate, config.max_shift, decay_steps, random=True)
 
 
+def conv_blocks(spec: CNNSpec) -> list[tuple[int, int, int]]:
+    """(side of the conv's output map, input channels, filters) of each block, in order."""
+    blocks, side, cin = [], IMAGE_SIZE, 1
+    for cout, pooled in zip(spec.filters, spec.map_sizes(), strict=True):
+        blocks.append((conv_output_size(side, spec.kernel_size, 1, spec.padding), cin, cout))
+        side, cin = pooled, cout
+    return blocks
+
+
 def step_flops(spec: CNNSpec, batch_size: int) -> float:
     """About 6 flops per multiply-add per example (forward 2, backward 4), conv and dense."""
-    side, cin, macs = IMAGE_SIZE, 1, 0
-    for cout, pooled in zip(spec.filters, spec.map_sizes(), strict=True):
-        conv_side = conv_output_size(side, spec.kernel_size, 1, spec.padding)
-        macs += spec.kernel_size ** 2 * cin * cout * conv_side ** 2
-        side, cin = pooled, cout
-    macs += side * side * cin * N_CLASSES
+    macs = sum(spec.kernel_size ** 2 * cin * cout * side ** 2
+               for side, cin, cout in conv_blocks(spec))
+    macs += spec.map_sizes()[-1] ** 2 * spec.filters[-1] * N_CLASSES
     return 6.0 * macs * batch_size
+
+
+def activation_floats(spec: CNNSpec) -> int:
+    """Floats one image takes in the forward pass: each block's im2col patches (side² x k²·Cin)
+    and conv output (side² x filters); the pooled maps and the head are small beside them."""
+    return sum(side ** 2 * (spec.kernel_size ** 2 * cin + cout)
+               for side, cin, cout in conv_blocks(spec))
+
+
+def step_memory_mb(spec: CNNSpec, batch_size: int) -> float:
+    """About the memory (MB) of a training step's activations, or of an evaluation batch's
+    (EVAL_BATCH images, forward only) when that is more: 8 bytes a float in training (float32
+    values kept for the backward pass and their gradients), 4 in evaluation. Checked against
+    XLA's own memory analysis in tests/test_scale.py."""
+    images = max(8 * batch_size, 4 * EVAL_BATCH)  # bytes per activation float
+    return images * activation_floats(spec) / 2**20
 
 
 # ----------------------------------------------------------------------------- a training run
