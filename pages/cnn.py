@@ -20,7 +20,7 @@ from ui.cnn_views import (
 )
 from ui.dataset_views import DOWNLOAD_FIRST, chosen_dataset, dataset_picker
 from ui.evaluation import show_evaluation
-from ui.inside_views import show_unit_wants
+from ui.inside_views import show_conv_cells, show_unit_wants
 from ui.landscape_views import show_landscape
 from ui.loaders import load_embedded_dataset
 from ui.model_file import show_model_file
@@ -177,9 +177,9 @@ show_room_run(CNN, draw_snapshot=draw_latest_filters,
 model, model_label = current_model(CNN)
 st.subheader("3 · Inside the net")
 st.markdown(f"Shown: {model_label}.")
-inside, history, evaluation, terrain, projection, wants, model_file = st.tabs(
+inside, history, evaluation, terrain, projection, wants, cells, model_file = st.tabs(
     ["Look inside", "Training history", "Evaluation", "Landscape", "Projector",
-     "What a unit wants", "Model file"])
+     "What a unit wants", "Convolution, cell by cell", "Model file"])
 with inside:
     show_inside(model, follow, follow_label)
 with history:
@@ -194,5 +194,7 @@ with projection:
     show_projector(model, split.x_test, split.y_test, key="cnn")
 with wants:
     show_unit_wants(model)
+with cells:
+    show_conv_cells(model, follow)
 with model_file:
     show_model_file(CNN, model)

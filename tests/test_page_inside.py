@@ -37,6 +37,15 @@ def unit_wants_app():
     show_unit_wants(load_default_model("cnn"))
 
 
+def conv_cells_app():
+    """Host: the default CNN on test digit #300 (a 3) in the "Convolution, cell by cell" view."""
+    from engine.data import as_float, embedded_split
+    from engine.predict import load_default_model
+    from ui.inside_views import show_conv_cells
+
+    show_conv_cells(load_default_model("cnn"), as_float(embedded_split().x_test[300]))
+
+
 def host(app) -> AppTest:
     at = AppTest.from_function(app, default_timeout=APP_TIMEOUT).run()
     assert_calm(at)
@@ -105,8 +114,22 @@ def test_what_a_unit_wants_shows_every_filter_and_every_class():
     assert "What each class's score wants" in spec and '"9: ' in spec
 
 
-def test_the_cnn_room_has_the_projector_and_what_a_unit_wants():
+def test_the_convolution_cell_by_cell_agrees_with_the_feature_map_and_jax():
+    at = host(conv_cells_app)
+    code = " ".join(c.value for c in at.code)
+    assert "+ bias" in code and "relu(z) = " in code and "(the feature map holds " in code
+    assert "dL/dK[1,1] = sum over every position (i, j) of x[i+1, j+1] × dL/dz[i, j]" in code
+    at.number_input(key="cnn_conv_a").set_value(3).run()
+    assert_calm(at)
+    assert "There is no kernel entry (3, 1) of filter 0" in said(at)
+    at.number_input(key="cnn_conv_row").set_value(28).run()
+    assert_calm(at)
+    assert "There is no cell (28, 14) of filter 0: rows and columns go from 0 to 27" in said(at)
+
+
+def test_the_cnn_room_has_its_new_tabs():
     at = open_page("pages/cnn.py")
-    assert {"Projector", "What a unit wants"} <= {tab.label for tab in at.tabs}
+    assert {"Projector", "What a unit wants", "Convolution, cell by cell"} <= {
+        tab.label for tab in at.tabs}
     assert "The test digits at block 1 (14x14x16)" in " ".join(
         chart.proto.spec for chart in at.get("plotly_chart"))

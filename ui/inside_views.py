@@ -1,4 +1,5 @@
-"""The CNN room's "What a unit wants" tab, and the session memo the inside views share."""
+"""The CNN room's "What a unit wants" and "Convolution, cell by cell" tabs, and the session memo
+the inside views share."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine import actmax
+from engine import actmax, cnn, conv_view
 from engine.model import Model
 from ui.charts import styled, tile
 
@@ -83,3 +84,112 @@ def show_unit_wants(model: Model) -> None:
                 f"its response, {np.mean(starts):.2f} on average on the start image.")
     st.plotly_chart(figure, key="cnn_actmax_chart", width="stretch")
     st.caption(note)
+
+
+def small_matrix_figure(matrix: np.ndarray, title: str, *, signed: bool = True,
+                        box: tuple[int, int, int] | None = None) -> go.Figure:
+    """A heatmap of matrix (h, w), row 0 on top; numbers written in when it is small; box
+    (top, left, side) outlined in black. Signed: red +, blue -; else grey, white ink."""
+    limit = float(np.abs(matrix).max()) or 1.0
+    small = matrix.size <= 49
+    fig = go.Figure(go.Heatmap(
+        z=matrix, colorscale="RdBu_r" if signed else "gray", zmin=-limit if signed else 0,
+        zmax=limit, showscale=False, text=np.round(matrix, 3) if small else None,
+        texttemplate="%{text}" if small else None,
+        hovertemplate="row %{y}, col %{x}: %{z:.4g}<extra></extra>"))
+    if box is not None:
+        top, left, side = box
+        fig.add_shape(type="rect", x0=left - 0.5, x1=left + side - 0.5, y0=top - 0.5,
+                      y1=top + side - 0.5, line=dict(color="black", width=2))
+    fig.update_yaxes(autorange="reversed", scaleanchor="x")
+    styled(fig, title, height=260)
+    fig.update_layout(title_font_size=13)
+    return fig
+
+
+def show_forward_cell(model: Model, image: np.ndarray) -> int | None:
+    """Pick a first-block feature map cell: its receptive field, the kernel, the dot product.
+    Returns the chosen filter (None when the choice is out of range)."""
+    st.markdown("#### Forward: one number of a feature map")
+    cells = st.columns(3)
+    row = int(cells[0].number_input("Row", value=14, step=1, key="cnn_conv_row"))
+    col = int(cells[1].number_input("Column", value=14, step=1, key="cnn_conv_col"))
+    filter_ = int(cells[2].number_input("Filter", value=0, step=1, key="cnn_conv_filter"))
+    try:
+        cell = conv_view.forward_cell(model, image, row, col, filter_)
+    except IndexError as error:
+        st.warning(f"{str(error)[0].upper()}{str(error)[1:]}.")
+        return None
+    k = len(cell.kernel)
+    feature_map = np.asarray(cnn.feature_maps(model.params, image, spec=model.architecture)[0])
+    left, middle, right, last = st.columns(4)
+    left.plotly_chart(small_matrix_figure(image, "the input, its receptive field", signed=False,
+                                          box=(cell.top, cell.left, k)),
+                      key="cnn_conv_input", width="stretch")
+    middle.plotly_chart(small_matrix_figure(cell.patch, f"patch ({k}x{k})", signed=False),
+                        key="cnn_conv_patch", width="stretch")
+    right.plotly_chart(small_matrix_figure(cell.kernel, f"kernel of filter {filter_}"),
+                       key="cnn_conv_kernel", width="stretch")
+    last.plotly_chart(small_matrix_figure(feature_map[:, :, filter_], f"feature map {filter_}",
+                                          box=(row, col, 1)),
+                      key="cnn_conv_map", width="stretch")
+    terms = " + ".join(f"{p:.2f}×{w:.2f}" for p, w in zip(cell.patch.ravel(), cell.kernel.ravel(),
+                                                           strict=True))
+    st.code(f"z = {terms}\n  + bias {cell.bias:.3f} = {cell.z:.4f};   relu(z) = "
+            f"{cell.activation:.4f} (the feature map holds {feature_map[row, col, filter_]:.4f})",
+            language=None)
+    return filter_
+
+
+def running_sum_figure(cell: conv_view.KernelGradientCell, title: str) -> go.Figure:
+    """The sum over output positions, position after position, and jax.grad's value dashed."""
+    fig = go.Figure(go.Scatter(y=cell.running_sum(), mode="lines", name="running sum"))
+    fig.add_hline(y=cell.jax_value, line_dash="dash", line_color="#d62728",
+                  annotation_text="jax.grad")
+    fig.update_xaxes(title="output position (row by row)")
+    return styled(fig, title, height=260)
+
+
+def show_kernel_gradient_cell(model: Model, image: np.ndarray, filter_: int) -> None:
+    """Pick an entry (a, b) of filter_'s kernel and a label: dL/dK as a sum over positions."""
+    st.markdown(f"#### Backward: one number of dL/dK, the gradient of filter {filter_}'s kernel")
+    predicted = int(model.predict_proba(image[None]).argmax())
+    cells = st.columns(3)
+    a = int(cells[0].number_input("Kernel row", value=1, step=1, key="cnn_conv_a"))
+    b = int(cells[1].number_input("Kernel column", value=1, step=1, key="cnn_conv_b"))
+    label = cells[2].selectbox("Label of the loss", range(10), index=predicted,
+                               key="cnn_conv_label", help="The loss is the cross-entropy of "
+                               "this digit with this label; the model's answer by default.")
+    try:
+        cell = conv_view.kernel_gradient_cell(model, image, label, a, b, filter_)
+    except IndexError as error:
+        st.warning(f"{str(error)[0].upper()}{str(error)[1:]}.")
+        return
+    st.code(f"dL/dK[{a},{b}] = sum over every position (i, j) of x[i+{a}, j+{b}] × dL/dz[i, j]"
+            f" = {cell.value:.6g};   jax.grad: {cell.jax_value:.6g} (difference "
+            f"{abs(cell.value - cell.jax_value):.1e})", language=None)
+    columns = st.columns(4)
+    figures = [(cell.pixels, f"x shifted by ({a}, {b})", False),
+               (cell.upstream, "upstream dL/dz", True), (cell.products, "products", True)]
+    for column, (i, (matrix, title, signed)) in zip(columns, enumerate(figures), strict=False):
+        column.plotly_chart(small_matrix_figure(matrix, title, signed=signed),
+                            key=f"cnn_conv_grad_{i}", width="stretch")
+    columns[3].plotly_chart(running_sum_figure(cell, "the sum, position by position"),
+                            key="cnn_conv_running", width="stretch")
+
+
+def show_conv_cells(model: Model, image: np.ndarray | None) -> None:
+    """The tab: the first convolution on one digit (28, 28) in [0, 1] (None: none chosen yet),
+    forward then backward."""
+    if image is None:
+        st.info("Draw a digit above (or follow a test digit) to see the convolution at work.")
+        return
+    st.markdown("The first convolution, one number at a time, on the digit followed above. "
+                "**Forward**: a feature map cell is the input patch under the kernel times "
+                "the kernel, summed, plus a bias, then ReLU. **Backward**: one entry of the "
+                "kernel's gradient touched every position of the map, so it is a sum over all of "
+                "them: the input pixel that entry saw there times the gradient that came back "
+                "there. Every number is checked against `jax.grad`.")
+    filter_ = show_forward_cell(model, image)
+    if filter_ is not None:
+        show_kernel_gradient_cell(model, image, filter_)
