@@ -69,6 +69,7 @@ def figure_builders(quick: bool, measured: dict[str, float]
         # Full MNIST where its files are here, else the named stand-in (engine.standin).
         "M2": lambda: [scale_figures.full_mnist_memory_figure()],
         "T3": lambda: [scale_figures.time_to_99_figure()],
+        "L4": lambda: [scale_figures.sketch_rerun_figure(5 if quick else 30)],
     }
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from benchmarks.harness import Figure
+from benchmarks.harness import Figure, median_and_spread
 from engine import cnn, data, datasets, standin
 
 T3_TARGET = 0.99
@@ -135,3 +135,34 @@ def full_mnist_memory_figure(epochs: int = M2_EPOCHS) -> Figure:
     return Figure("M2", f"server peak RSS, a CNN run ({epochs} epoch) on {name}",
                   sampler.peak_mb, "MB", 1000.0,
                   context={"dataset": name, "run_seconds": time.perf_counter() - start})
+
+
+# ----------------------------------------------------------------------------- L4
+
+L4_DIGITS = 10  # drawings cycled through: each timed run gets a canvas unlike the one before
+L4_WARM_UP = 3
+
+
+def sketch_rerun_figure(repeats: int) -> Figure:
+    """L4: milliseconds of the Sketch lab's script run after a new drawing, warm, server side:
+    AppTest's `run()` with a new canvas value (a real digit drawn large), median of `repeats`.
+    Includes AppTest's own overhead (it parses the page it gets back), so a bound from above."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.helpers import APP_TIMEOUT, ROOT, canvas_state, mnist_digit, mnist_on_canvas
+    from ui.sketch import canvas_key
+
+    drawings = [canvas_state(mnist_on_canvas(mnist_digit(label))) for label in range(L4_DIGITS)]
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=APP_TIMEOUT).run()
+    at.switch_page("pages/sketch.py").run()
+    samples = []
+    for index in range(L4_WARM_UP + repeats):
+        at.session_state[canvas_key("sk")] = drawings[index % L4_DIGITS]
+        start = time.perf_counter()
+        at.run()
+        samples.append(1e3 * (time.perf_counter() - start))
+        if at.exception:
+            raise RuntimeError(f"the Sketch lab failed: {at.exception[0].value}")
+    median, spread = median_and_spread(samples[L4_WARM_UP:])
+    return Figure("L4", "Sketch lab script run for a new drawing, warm (AppTest)", median, "ms",
+                  50.0, spread)
