@@ -115,9 +115,10 @@ def standin_mnist(split: Split, *, size: int = STANDIN_SIZE, seed: int = 0,
     return Mnist(images, split.y_train[sources].copy(), split.x_test, split.y_test)
 
 
-def standin_dataset(seed: int = 0) -> Dataset:
-    """The stand-in made from the embedded split, under full MNIST's split: 55,000 copies to
-    train on, 5,000 for validation, the embedded 1,000 test digits to test on; named as such."""
+def standin_dataset(size: int = STANDIN_SIZE, seed: int = 0) -> Dataset:
+    """The stand-in made from the embedded split, under full MNIST's split: the first
+    size - 5,000 copies to train on (55,000), the last 5,000 for validation, the embedded 1,000
+    test digits to test on; named as such."""
     split = embedded_split()
-    mnist = standin_mnist(split, seed=seed)
-    return Dataset(standin_title(len(split.x_train)), full_mnist_split(mnist))
+    mnist = standin_mnist(split, size=size, seed=seed)
+    return Dataset(standin_title(len(split.x_train), size), full_mnist_split(mnist))
