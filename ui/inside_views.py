@@ -94,8 +94,8 @@ def small_matrix_figure(matrix: np.ndarray, title: str, *, signed: bool = True,
     small = matrix.size <= 49
     fig = go.Figure(go.Heatmap(
         z=matrix, colorscale="RdBu_r" if signed else "gray", zmin=-limit if signed else 0,
-        zmax=limit, showscale=False, text=np.round(matrix, 3) if small else None,
-        texttemplate="%{text}" if small else None,
+        zmax=limit, showscale=False, texttemplate="%{z:.2f}" if small else None,
+        textfont=dict(size=15),
         hovertemplate="row %{y}, col %{x}: %{z:.4g}<extra></extra>"))
     if box is not None:
         top, left, side = box
@@ -133,11 +133,11 @@ def show_forward_cell(model: Model, image: np.ndarray) -> int | None:
     last.plotly_chart(small_matrix_figure(feature_map[:, :, filter_], f"feature map {filter_}",
                                           box=(row, col, 1)),
                       key="cnn_conv_map", width="stretch")
-    terms = " + ".join(f"{p:.2f}×{w:.2f}" for p, w in zip(cell.patch.ravel(), cell.kernel.ravel(),
-                                                           strict=True))
-    st.code(f"z = {terms}\n  + bias {cell.bias:.3f} = {cell.z:.4f};   relu(z) = "
-            f"{cell.activation:.4f} (the feature map holds {feature_map[row, col, filter_]:.4f})",
-            language=None)
+    rows = [" + ".join(f"{p:.2f}×{w:.2f}" for p, w in zip(patch_row, kernel_row, strict=True))
+            for patch_row, kernel_row in zip(cell.patch, cell.kernel, strict=True)]
+    st.code("z =   " + "\n    + ".join(rows) + f"\n    + bias {cell.bias:.3f}\n  = {cell.z:.4f}"
+            f";   relu(z) = {cell.activation:.4f} (the feature map holds "
+            f"{feature_map[row, col, filter_]:.4f})", language=None)
     return filter_
 
 
@@ -166,7 +166,7 @@ def show_kernel_gradient_cell(model: Model, image: np.ndarray, filter_: int) -> 
         st.warning(f"{str(error)[0].upper()}{str(error)[1:]}.")
         return
     st.code(f"dL/dK[{a},{b}] = sum over every position (i, j) of x[i+{a}, j+{b}] × dL/dz[i, j]"
-            f" = {cell.value:.6g};   jax.grad: {cell.jax_value:.6g} (difference "
+            f"\n          = {cell.value:.6g};   jax.grad: {cell.jax_value:.6g} (difference "
             f"{abs(cell.value - cell.jax_value):.1e})", language=None)
     columns = st.columns(4)
     figures = [(cell.pixels, f"x shifted by ({a}, {b})", False),
