@@ -191,7 +191,8 @@ with terrain:
     show_landscape(CNN, model, split,
                    scrubbed_step(None if room.run is None else room.run.view()))
 with projection:
-    show_projector(model, split.x_test, split.y_test, key="cnn")
+    show_projector(model, split.x_test, split.y_test, key="cnn", drawing=follow,
+                   drawing_label=follow_label)
 with wants:
     show_unit_wants(model)
 with cells:

@@ -26,7 +26,8 @@ def projector_app():
     from ui.projector_views import show_projector
 
     split = embedded_split()
-    show_projector(load_default_model("cnn"), split.x_test, split.y_test, key="cnn")
+    show_projector(load_default_model("cnn"), split.x_test, split.y_test, key="cnn",
+                   drawing=split.x_test[5] / 255.0, drawing_label="my drawing")
 
 
 def unit_wants_app():
@@ -85,6 +86,7 @@ def test_the_projector_places_every_test_digit_and_refuses_a_digit_not_there():
     at = host(projector_app)
     chart = at.get("plotly_chart")[0]
     assert "The test digits at block 1 (14x14x16)" in chart.proto.spec
+    assert '"name":"my drawing"' in chart.proto.spec and '"symbol":"star"' in chart.proto.spec
     assert [caption for image in at.get("image") for caption in image.captions][0].startswith(
         "#0: a 0, read as ")
     at.selectbox(key="cnn_projector_layer").set_value(2).run()

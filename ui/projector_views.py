@@ -18,11 +18,12 @@ CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b
 
 
 def projector_figure(points: np.ndarray, labels: np.ndarray, predicted: np.ndarray,
-                     explained: np.ndarray, selected: int | None = None, title: str = ""
-                     ) -> go.Figure:
+                     explained: np.ndarray, selected: int | None = None, title: str = "",
+                     extra: tuple[np.ndarray, str] | None = None) -> go.Figure:
     """Digits as points (n, 2), one colour per true class (the legend switches classes on and
     off), misclassified ones drawn as crosses, the selected one ringed; hover names each digit.
-    explained (2,): the fraction of the variance along each axis."""
+    explained (2,): the fraction of the variance along each axis. extra: one more point (2,)
+    and its name (the learner's drawing), drawn as a black star."""
     fig = go.Figure()
     for digit in range(10):
         members = np.flatnonzero(labels == digit)
@@ -39,6 +40,10 @@ def projector_figure(points: np.ndarray, labels: np.ndarray, predicted: np.ndarr
                                  name=f"#{selected}", hoverinfo="skip", marker=dict(
                                      size=18, color="rgba(0,0,0,0)",
                                      line=dict(color="black", width=2))))
+    if extra is not None:
+        fig.add_trace(go.Scatter(x=extra[0][:1], y=extra[0][1:2], mode="markers", name=extra[1],
+                                 hovertemplate=f"{extra[1]}<extra></extra>",
+                                 marker=dict(symbol="star", size=20, color="black")))
     fig.update_xaxes(title=f"PC 1 ({explained[0]:.0%} of the variance)", zeroline=False)
     fig.update_yaxes(title=f"PC 2 ({explained[1]:.0%})" if len(explained) > 1 else "",
                      zeroline=False)
@@ -55,10 +60,12 @@ def projection(model: Model, images: np.ndarray, layer: int) -> tuple[np.ndarray
     return axes.project(cloud), axes
 
 
-def show_projector(model: Model, images: np.ndarray, labels: np.ndarray, *, key: str) -> None:
+def show_projector(model: Model, images: np.ndarray, labels: np.ndarray, *, key: str,
+                   drawing: np.ndarray | None = None, drawing_label: str = "") -> None:
     """The tab: pick a layer; the test digits images (n, 28, 28) uint8 with labels (n,) as a
     PCA scatter of that layer's activations (the first PROJECTED digits), and one chosen digit
-    beside it."""
+    beside it. drawing: one more digit (28, 28) in [0, 1], placed by the same axes as a star.
+    """
     images, labels = images[:PROJECTED], labels[:PROJECTED]
     st.markdown(f"Every one of the {len(images):,} test digits becomes one point: its "
                 "activations at the chosen layer (hundreds or thousands of numbers) are flattened "
@@ -77,8 +84,12 @@ def show_projector(model: Model, images: np.ndarray, labels: np.ndarray, *, key:
     predicted = model.predict_proba(as_float(images)).argmax(axis=1)
     selected = int(chosen) if 0 <= chosen < len(images) else None
     plot, digit = st.columns([3, 1])
+    extra = None
+    if drawing is not None:
+        extra = (axes.project(projector.activations(model, drawing[None], layer))[0],
+                 drawing_label)
     plot.plotly_chart(projector_figure(points, labels, predicted, axes.explained, selected,
-                                       f"The test digits at {names[layer]}"),
+                                       f"The test digits at {names[layer]}", extra),
                       key=f"{key}_projector_chart", width="stretch")
     if selected is None:
         digit.warning(f"There is no digit #{int(chosen)}: choose 0 to {len(images) - 1}.")
