@@ -48,6 +48,7 @@ def figure_builders(quick: bool, measured: dict[str, float]
         "T1": lambda: mlp_figures.time_to_accuracy_figures(
             1 if quick else 3, target=0.5 if quick else 0.93),
         "R3": lambda: [cnn_figures.conv_ratio_figure(repeats, n_train)],
+        "R4": lambda: [cnn_figures.gemm_fraction_figure(repeats, n_train)],
         "T2": lambda: [cnn_figures.time_to_accuracy_figure(
             1 if quick else 3, target=0.5 if quick else 0.975)],
         "L1": lambda: [sketch_latency.sketch_latency_figure(10 if quick else 100)],
@@ -123,7 +124,7 @@ def format_table(figures: list[Figure]) -> str:
         spread = f"{f.spread[0]:.2f}-{f.spread[1]:.2f}" if f.spread else ""
         rows.append(
             f"| {f.id} | {f.title} | {f.value:.2f} {f.unit} | {spread} | "
-            f"<= {f.target:g} {f.unit} | {'yes' if f.met else 'NO'} |"
+            f"{'>=' if f.at_least else '<='} {f.target:g} {f.unit} | {'yes' if f.met else 'NO'} |"
         )
     return "\n".join(rows)
 

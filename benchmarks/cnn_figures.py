@@ -1,4 +1,5 @@
-"""R3 (hand-written convolution vs lax.conv_general_dilated, CNN epoch) and T2 (time to 97.5%)."""
+"""R3 (hand-written convolution vs lax.conv_general_dilated, CNN epoch), R4 (the CNN epoch's
+useful GFLOP/s as a share of the float32 matmul peak) and T2 (time to 97.5%)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 import jax
 import numpy as np
 
-from benchmarks.harness import Figure
+from benchmarks.harness import Figure, median_and_spread, seconds, warm_up
 from benchmarks.mlp_figures import BATCH, LR, StepperEpoch, epoch_ratio_figure, workload
 from engine import cnn
 from engine import train as training
@@ -41,6 +42,36 @@ def conv_ratio_figure(repeats: int, n_train: int | None = None) -> Figure:
     x, y = workload(n_train)
     return epoch_ratio_figure("R3", "CNN epoch, our conv / lax.conv", cnn_epoch(ours_logits, x, y),
                               cnn_epoch(lax_logits, x, y), 0.25, repeats)
+
+
+GEMM_SIZE, GEMM_TRIES = 2048, 3
+
+
+def gemm_flops_per_second(a: np.ndarray, b: np.ndarray, tries: int = GEMM_TRIES) -> float:
+    """The machine's float32 matmul peak: flops per second of a @ b (square), best of `tries`."""
+    return 2.0 * a.shape[0] ** 3 / min(seconds(lambda: a @ b) for _ in range(tries))
+
+
+def gemm_fraction_figure(repeats: int, n_train: int | None = None) -> Figure:
+    """R4: the benchmark CNN epoch's useful flops per second (`cnn.step_flops`: forward and
+    backward multiply-adds of conv and dense layers) over the GEMM peak, measured in pairs."""
+    x, y = workload(n_train)
+    epoch = cnn_epoch(ours_logits, x, y)
+    epoch()  # compile
+    epoch_flops = cnn.step_flops(SPEC, BATCH) * (len(x) // BATCH)
+    a, b = np.random.default_rng(0).standard_normal((2, GEMM_SIZE, GEMM_SIZE), np.float32)
+    shares, peaks, epoch_times = [], [], []
+    for _ in range(repeats):
+        peaks.append(gemm_flops_per_second(a, b))
+        warm_up(epoch)  # after numpy's threads have stopped spinning (see harness.warm_up)
+        epoch_times.append(seconds(epoch))
+        shares.append(epoch_flops / epoch_times[-1] / peaks[-1])
+    share, spread = median_and_spread(shares)
+    context = {"gemm_gflops": float(np.median(peaks)) / 1e9,
+               "epoch_gflops": epoch_flops / float(np.median(epoch_times)) / 1e9,
+               "epoch_s": float(np.median(epoch_times))}
+    return Figure("R4", "CNN epoch GFLOP/s / float32 GEMM peak", share, "of peak", 0.30, spread,
+                  context, at_least=True)
 
 
 def seconds_to_accuracy(config: cnn.TrainingConfig, target: float) -> float:

@@ -14,6 +14,7 @@ class Figure:
 
     `value` is a ratio (unitless), seconds, milliseconds or megabytes, as `unit` says.
     `spread` is (min, max) over the paired repeats; `context` holds absolute timings for reading.
+    `at_least`: the target is a floor (a share of a peak), not a ceiling.
     """
 
     id: str
@@ -23,10 +24,11 @@ class Figure:
     target: float
     spread: tuple[float, float] | None = None
     context: dict[str, float | str] = field(default_factory=dict)
+    at_least: bool = False
 
     @property
     def met(self) -> bool:
-        return self.value <= self.target
+        return self.value >= self.target if self.at_least else self.value <= self.target
 
     def as_json(self) -> dict:
         return {**asdict(self), "met": self.met}
