@@ -106,8 +106,10 @@ def cnn_run_on_full_mnist(page, url: str, epochs: int) -> None:
     page.goto(url)
     page.wait_for_selector(APP_IDLE, timeout=180_000)
     open_room(page, "CNN")
-    page.get_by_role("combobox", name="Data set").click()
-    page.get_by_role("option", name="Full MNIST").click()
+    picker = page.get_by_role("combobox", name="Data set")
+    picker.click()  # the list may open below the window: type the choice instead of clicking it
+    picker.press_sequentially("Full MNIST")
+    picker.press("Enter")
     page.wait_for_selector(APP_IDLE, timeout=180_000)
     field = page.locator("input[aria-label='Epochs']")
     field.fill(str(epochs))
