@@ -93,13 +93,14 @@ class PlaneNet:
     """A network seen as its first layer's product, linear in that layer's weight, and the rest.
 
     Moving the weights along a plane moves the product along the same plane, exactly:
-    x (W + a D1 + b D2) = xW + a xD1 + b xD2. So the first layer (a dense net's costliest) is
+    x (W + a D1 + b D2) = xW + a xD1 + b xD2. So that product (a dense net's costliest) is
     computed three times per plane instead of once per point. Subclasses are frozen dataclasses
-    (hashable: `jax.jit` compiles once per architecture) with `first` (the weight's name),
-    `product(x, w)` and `logits(params, z)` (z: the product at those params).
+    (hashable: `jax.jit` compiles once per architecture) with `first` (the weight's name; None:
+    no split, z is the data itself), `product(x, w)` and `logits(params, z)` (z: the product at
+    those params).
     """
 
-    first: str
+    first: str | None
 
     def product(self, x: jax.Array, w: jax.Array) -> jax.Array:
         raise NotImplementedError
@@ -120,7 +121,7 @@ class DensePlaneNet(PlaneNet):
     """engine.ffnn's network: x (n, 28, 28) -> z = x·w0 (n, h0) -> logits (n, 10)."""
 
     architecture: Any
-    first: str = "w0"
+    first: str | None = "w0"
 
     def product(self, x: jax.Array, w: jax.Array) -> jax.Array:
         return x.reshape(x.shape[0], -1) @ w
@@ -137,28 +138,20 @@ class DensePlaneNet(PlaneNet):
 
 @dataclass(frozen=True)
 class ConvPlaneNet(PlaneNet):
-    """engine.cnn's network: x (n, 28, 28) -> z = conv(x, conv0_w) (n, H, W, F0) -> logits.
+    """engine.cnn's network, whole at each point: z = x (n, 28, 28) -> logits (n, 10).
 
-    Its convolutions are XLA's (`lax_conv2d`, tested equal to ours): on 1,000 digits a point
-    they are faster than the im2col one, which is built for training batches of 64."""
+    No split: its first product (F0 maps a digit, 50 MB for 1,000 digits) is cheap to compute
+    but costly to read back three times a point (measured 3x slower). Its convolutions are
+    XLA's (`lax_conv2d`, tested equal to ours): on 1,000 digits a point they are faster than
+    the im2col one, which is built for training batches of 64."""
 
     architecture: Any
-    first: str = "conv0_w"
-
-    def product(self, x: jax.Array, w: jax.Array) -> jax.Array:
-        from engine import cnn
-
-        return cnn.lax_conv2d(cnn.as_nhwc(x), w, padding=self.architecture.padding)
+    first: str | None = None
 
     def logits(self, params: Params, z: jax.Array) -> jax.Array:
         from engine import cnn
 
-        spec = self.architecture
-        _, h = cnn.conv_block(params, 0, z, spec=spec,  # its convolution is z, done already
-                              conv=lambda done, kernel, padding: done)
-        for i in range(1, spec.blocks):
-            _, h = cnn.conv_block(params, i, h, spec=spec, conv=cnn.lax_conv2d)
-        return h.reshape(h.shape[0], -1) @ params["dense_w"] + params["dense_b"]
+        return cnn.logits(params, z, spec=self.architecture, conv=cnn.lax_conv2d)
 
 
 def plane_net(kind: str, architecture: Any) -> PlaneNet:
@@ -172,7 +165,7 @@ def plane_net(kind: str, architecture: Any) -> PlaneNet:
 def points_per_chunk(kind: str, digits: int) -> int:
     """Grid points evaluated per call: for a dense net about 8,000 digit-points (its activations,
     ~8 MB, stay in cache: measured faster than 2 or 4 times as many), for a CNN (~100x more
-    a point) one point at a time."""
+    a point) one point at a time (measured faster than 4)."""
     return max(1, 8_000 // max(digits, 1)) if kind == "ffnn" else 1
 
 
@@ -180,16 +173,19 @@ def points_per_chunk(kind: str, digits: int) -> int:
 
 @partial(jax.jit, static_argnames="net")
 def first_products(net: PlaneNet, origin: Params, directions: Params, x: jax.Array
-                   ) -> tuple[jax.Array, jax.Array]:
+                   ) -> tuple[jax.Array, jax.Array | None]:
     """(x·W, x·D_i): the first layer's product at the origin (n, ...) and along each of the k
-    directions (k, n, ...). directions: {name: (k, *shape)}."""
+    directions (k, n, ...). directions: {name: (k, *shape)}. (x, None) for a net without one."""
+    if net.first is None:
+        return x, None
     along = jax.vmap(lambda d: net.product(x, d))(directions[net.first])
     return net.product(x, origin[net.first]), along
 
 
 @partial(jax.jit, static_argnames="net")
 def chunk_metrics(net: PlaneNet, origin: Params, directions: Params,
-                  products: tuple[jax.Array, jax.Array], points: jax.Array, y: jax.Array
+                  products: tuple[jax.Array, jax.Array | None], points: jax.Array,
+                  y: jax.Array
                   ) -> jax.Array:
     """Metrics (m, n_metrics) at origin + sum_i points[:, i] d_i, for points (m, k): one
     compile per net and chunk shape, whatever the weights, directions and data."""
@@ -197,8 +193,9 @@ def chunk_metrics(net: PlaneNet, origin: Params, directions: Params,
 
     def at(point: jax.Array) -> jax.Array:
         moved = {name: origin[name] + jnp.tensordot(point, directions[name], axes=1)
-                 for name in origin}  # the first weight's own move is unused (z has it)
-        return net.metrics(moved, base + jnp.tensordot(point, along, axes=1), y)
+                 for name in origin}  # a split net's first: unused (in z)
+        z = base if along is None else base + jnp.tensordot(point, along, axes=1)
+        return net.metrics(moved, z, y)
 
     return jax.vmap(at)(points)
 
