@@ -5,10 +5,11 @@ weights) and Li et al. 2018 (random directions normalised filter by filter to th
 norms; the training path projected on the top two PCA directions of the weight history).
 
 A network is seen as a `PlaneNet`: its first layer's product, linear in that layer's weight,
-and the rest. A plane's points are evaluated `jax.vmap`ped, a fixed-size chunk per call (one
-compile per architecture), on a fixed evaluation subset; `landscape_events` runs a whole job
-(the line, the random slice, the path's plane) chunk by chunk, an event after each, and stops
-between two chunks when asked, so the run service can run it in the background.
+and the rest (a dense net; a CNN runs whole at each point). A plane's points are evaluated
+`jax.vmap`ped, a fixed-size chunk per call (one compile per architecture), on a fixed
+evaluation subset; `landscape_events` runs a whole job (the line, the random slice, the path's
+plane) chunk by chunk, an event after each, and stops between two chunks when asked, so the
+run service can run it in the background.
 
     job = LandscapeJob("ffnn", model.architecture, model.params, initial, snapshots, steps,
                        x, y, resolution=21)
