@@ -20,8 +20,13 @@ def test_the_stand_in_has_full_mnists_shapes_and_keeps_the_real_test_digits(spli
     assert mnist.x_train.shape == (50, 28, 28) and mnist.x_train.dtype == np.uint8
     assert mnist.y_train.shape == (50,) and mnist.y_train.dtype == np.uint8
     assert mnist.x_test is split.x_test and mnist.y_test is split.y_test
-    assert data.full_mnist_split(standin.standin_mnist(split, size=5_010)).x_val.shape == (
-        data.FULL_VAL_SIZE, 28, 28)
+
+
+def test_the_stand_in_data_set_is_named_and_split_as_full_mnist(split):
+    dataset = standin.standin_dataset(size=5_010)
+    assert dataset.name.startswith("stand-in: 5,010 distorted copies of the 3,700 embedded")
+    assert len(dataset.split.x_train) == 10 and len(dataset.split.x_val) == data.FULL_VAL_SIZE
+    np.testing.assert_array_equal(dataset.split.x_test, split.x_test)
 
 
 def test_the_same_seed_gives_the_same_bytes_and_another_seed_others(split):
