@@ -14,6 +14,7 @@ from engine import checkpoint, ffnn
 from engine.ffnn.training import HEALTH_PRESETS
 from engine.train import seed_key
 from ui.health_views import CHART_NAMES
+from ui.training import run_service
 
 PAGE = "pages/feedforward.py"
 HEALTH_CHARTS = ("ff_health_overview", "ff_health_activations", "ff_health_gradients",
@@ -109,3 +110,17 @@ def test_the_finder_refuses_a_batch_over_the_limit(at):
     at.button(key="ff_range_test_button").click().run()
     assert "The finder cannot run" in messages(at.error)
     assert "ff_range_test" not in at.session_state
+
+
+def test_a_run_brought_back_by_its_link_keeps_its_initialisation_and_says_it_has_no_health(
+        at, runs_dir):
+    at.text_input(key="ff_hidden").set_value("8")
+    at.selectbox(key="ff_init").set_value("lecun")
+    at.number_input(key="ff_epochs").set_value(1)
+    at.button(key="ff_start").click().run()
+    run = room_run(at, "ff_room")
+    assert run.wait(60)
+    run_service.clear()  # as after a server restart: only the saved file is left
+    reloaded = open_page(PAGE, run=run.token)
+    assert reloaded.selectbox(key="ff_init").value == "lecun"
+    assert "kept no layer health" in said(reloaded)

@@ -235,7 +235,9 @@ def show_layer_health(run: Run | None) -> None:
         series = (health_series(snapshots.snapshot_steps, snapshots.snapshots, arch)
                   if snapshots is not None and arch is not None else None)
         if series is None:
-            st.info("No layer health yet: it appears at the run's first evaluation.")
+            st.info("No layer health yet: it appears at the run's first evaluation." if
+                    view.active else "This run kept no layer health (a run brought back by its "
+                    "link keeps only its curves): train again to see it.")
             return
         show_series(series, view)
 
