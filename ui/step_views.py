@@ -14,6 +14,7 @@ from ui.charts import a_digit, styled
 PHASES = ("Forward", "Loss", "Backward", "Update")
 MAX_CELLS = 50_000  # a heatmap shows the first columns that fit: W1 alone has 784 x H numbers
 TOP_TERMS = 8
+PICKABLE = 1_000  # the batch is picked among the first test digits (all of the embedded set)
 
 
 def matrix_figure(matrix: np.ndarray, title: str, *, signed: bool = True) -> go.Figure:
@@ -170,9 +171,9 @@ def show_one_step(model: Model, images: np.ndarray, labels: np.ndarray, *, loss_
                 "**forward** pass, the **loss**, the **backward** pass (every gradient written "
                 "by hand beside `jax.grad`'s) and the **update**. Red is positive, blue negative; "
                 "hover a heatmap for its numbers.")
-    options = batch_options(labels)
-    first_of_each = [int(np.flatnonzero(labels == digit)[0]) for digit in (3, 7, 1, 0)
-                     if (labels == digit).any()]
+    options = batch_options(labels[:PICKABLE])
+    first_of_each = [int(np.flatnonzero(labels[:PICKABLE] == digit)[0]) for digit in (3, 7, 1, 0)
+                     if (labels[:PICKABLE] == digit).any()]
     chosen = st.multiselect("The batch (test digits)", list(options), default=first_of_each,
                             format_func=options.get, key="ff_step_batch", max_selections=16)
     shown = phase_buttons()
