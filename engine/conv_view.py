@@ -4,7 +4,9 @@ Forward: feature map cell (row, col) of filter f is the k x k input patch under 
 (its receptive field, zero padding included) times the kernel, summed, plus the bias; then ReLU.
 Backward: dL/dK[a, b, f] = sum over every output position (i, j) of the input pixel the kernel's
 (a, b) entry touched there, x_pad[i + a, j + b], times the upstream gradient dL/dz[i, j, f]:
-a sliding window whose products add up, position by position, to jax.grad's value.
+a sliding window whose products add up, position by position, to jax.grad's value. And
+dL/dx[r, c] = sum over filters f and kernel entries (a, b) of K[a, b, f] dL/dz[r + p - a,
+c + p - b, f] (p: the padding before): every output position whose window covered the pixel.
 """
 
 from __future__ import annotations
@@ -66,6 +68,26 @@ class KernelGradientCell:
         return np.cumsum(self.products.ravel())
 
 
+@dataclass(frozen=True, eq=False)
+class InputGradientCell:
+    """dL/dx[row, col] as a sum: kernels (k, k, F), upstream (k, k, F) the gradient dL/dz at
+    the output position where kernel entry (a, b) sat on this pixel (0 off the map);
+    `jax_value` jax.grad's dL/dx[row, col], `gradient` (28, 28) jax.grad's whole dL/dx."""
+
+    kernels: np.ndarray
+    upstream: np.ndarray
+    jax_value: float
+    gradient: np.ndarray
+
+    @property
+    def products(self) -> np.ndarray:
+        return self.kernels * self.upstream
+
+    @property
+    def value(self) -> float:
+        return float(self.products.sum())
+
+
 def padded_image(image: np.ndarray, spec: cnn.CNNSpec) -> tuple[np.ndarray, int]:
     """(the image (28, 28) zero-padded as the first convolution pads it, pixels padded before)."""
     before, after = padding_amounts(image.shape[0], spec.kernel_size, 1, spec.padding)
@@ -106,17 +128,19 @@ def logits_from_first_response(params: cnn.Params, z0: jax.Array, *, spec: cnn.C
 
 @partial(jax.jit, static_argnames="spec")
 def _gradients(params, image, label, *, spec):
-    """(dL/dz0 (H, W, F), dL/dK0 (k, k, 1, F)) of the cross-entropy of one image (28, 28)."""
+    """(dL/dz0 (H, W, F), dL/dK0 (k, k, 1, F), dL/dx (28, 28)) of the cross-entropy of one
+    image (28, 28)."""
     z0 = cnn.conv2d(cnn.as_nhwc(image[None]), params["conv0_w"], padding=spec.padding)
     z0 = z0 + params["conv0_b"]
 
     def loss_of_z0(z):
         return -jax.nn.log_softmax(logits_from_first_response(params, z, spec=spec))[0, label]
 
-    def loss_of_params(p):
-        return -jax.nn.log_softmax(cnn.logits(p, image[None], spec=spec))[0, label]
+    def loss(p, x):
+        return -jax.nn.log_softmax(cnn.logits(p, x[None], spec=spec))[0, label]
 
-    return jax.grad(loss_of_z0)(z0)[0], jax.grad(loss_of_params)(params)["conv0_w"]
+    grad_params, grad_image = jax.grad(loss, argnums=(0, 1))(params, image)
+    return jax.grad(loss_of_z0)(z0)[0], grad_params["conv0_w"], grad_image
 
 
 def kernel_gradient_cell(model: Model, image: np.ndarray, label: int, a: int, b: int,
@@ -129,9 +153,31 @@ def kernel_gradient_cell(model: Model, image: np.ndarray, label: int, a: int, b:
         raise IndexError(f"there is no kernel entry ({a}, {b}) of filter {filter_}: rows and "
                          f"columns go from 0 to {k - 1}, filters from 0 to {filters - 1}")
     pixels = as_float(np.asarray(image))
-    upstream, grad_kernel = _gradients(model.params, jnp.asarray(pixels), label, spec=spec)
+    upstream, grad_kernel, _ = _gradients(model.params, jnp.asarray(pixels), label, spec=spec)
     padded, _ = padded_image(pixels, spec)
     side = upstream.shape[0]
     return KernelGradientCell(padded[a:a + side, b:b + side],
                               np.asarray(upstream)[:, :, filter_],
                               float(grad_kernel[a, b, 0, filter_]))
+
+
+def input_gradient_cell(model: Model, image: np.ndarray, label: int, row: int, col: int
+                        ) -> InputGradientCell:
+    """dL/dx[row, col] of the cross-entropy of image (28, 28) with `label`, through the first
+    convolution: the sum over filters and kernel entries, beside jax.grad's value. Raises
+    IndexError for a pixel outside the image."""
+    if not (0 <= row < 28 and 0 <= col < 28):
+        raise IndexError(f"there is no pixel ({row}, {col}): rows and columns go from 0 to 27")
+    spec = model.architecture
+    k = spec.kernel_size
+    before, _ = padding_amounts(28, k, 1, spec.padding)
+    pixels = as_float(np.asarray(image))
+    upstream, _, grad_image = _gradients(model.params, jnp.asarray(pixels), label, spec=spec)
+    # Entry (a, b) sat on this pixel at output position (row + before - a, col + before - b);
+    # padding the map by k - 1 zeros makes positions off the map read 0.
+    margin = np.pad(np.asarray(upstream), ((k - 1, k - 1), (k - 1, k - 1), (0, 0)))
+    rows = row + before + k - 1 - np.arange(k)
+    cols = col + before + k - 1 - np.arange(k)
+    return InputGradientCell(np.asarray(model.params["conv0_w"])[:, :, 0, :],
+                             margin[rows][:, cols], float(grad_image[row, col]),
+                             np.asarray(grad_image))

@@ -1,5 +1,6 @@
 """The convolution made visible: a cell's dot product is the feature map (ours and
-lax.conv_general_dilated's), a kernel-gradient cell's sum is jax.grad's dL/dK."""
+lax.conv_general_dilated's), a kernel-gradient cell's sum is jax.grad's dL/dK, an input-gradient
+cell's sum is jax.grad's dL/dx."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import cnn
-from engine.conv_view import forward_cell, kernel_gradient_cell, logits_from_first_response
+from engine.conv_view import (
+    forward_cell,
+    input_gradient_cell,
+    kernel_gradient_cell,
+    logits_from_first_response,
+)
 from engine.data import as_float, embedded_split
 
 
@@ -45,6 +51,18 @@ def test_a_kernel_gradient_cell_sums_to_jax_grad(defaults, digits, which, a, b, 
     assert cell.pixels.shape == cell.upstream.shape == (28, 28)
 
 
+@settings(max_examples=20, deadline=None)
+@given(which=st.integers(0, 7), row=st.sampled_from([0, 1, 13, 26, 27]),
+       col=st.integers(0, 27), label=st.integers(0, 9))
+def test_an_input_gradient_cell_sums_to_jax_grad(defaults, digits, which, row, col, label):
+    cell = input_gradient_cell(defaults["cnn"], digits[0][which], label, row, col)
+    scale = max(abs(cell.jax_value), np.abs(cell.products).sum(), 1e-12)
+    assert abs(cell.value - cell.jax_value) <= 1e-5 * scale
+    assert cell.kernels.shape == cell.upstream.shape == (3, 3, 16)
+    if row == 0:  # kernel row 2 covers image row 0 only from output row -1: off the map
+        assert (cell.upstream[2] == 0).all()
+
+
 def test_the_rest_of_the_net_after_the_first_convolution_is_the_cnn(defaults, digits):
     model, images = defaults["cnn"], as_float(digits[0])
     z0 = cnn.conv2d(cnn.as_nhwc(images), model.params["conv0_w"]) + model.params["conv0_b"]
@@ -62,3 +80,5 @@ def test_cells_outside_are_refused(defaults, digits):
         forward_cell(defaults["cnn"], image, 0, 0, 16)
     with pytest.raises(IndexError, match="from 0 to 2"):
         kernel_gradient_cell(defaults["cnn"], image, 3, 3, 0, 0)
+    with pytest.raises(IndexError, match="no pixel"):
+        input_gradient_cell(defaults["cnn"], image, 3, 0, -1)

@@ -121,6 +121,9 @@ def test_the_convolution_cell_by_cell_agrees_with_the_feature_map_and_jax():
     code = " ".join(c.value for c in at.code)
     assert "+ bias" in code and "relu(z) = " in code and "(the feature map holds " in code
     assert "dL/dK[1,1] = sum over every position (i, j) of x[i+1, j+1] × dL/dz[i, j]" in code
+    assert "dL/dx[14,14] = sum over filters f and kernel entries (a, b)" in code
+    at.number_input(key="cnn_conv_pixel_col").set_value(28).run()
+    assert "There is no pixel (14, 28): rows and columns go from 0 to 27" in said(at)
     at.number_input(key="cnn_conv_a").set_value(3).run()
     assert_calm(at)
     assert "There is no kernel entry (3, 1) of filter 0" in said(at)

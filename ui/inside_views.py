@@ -150,16 +150,13 @@ def running_sum_figure(cell: conv_view.KernelGradientCell, title: str) -> go.Fig
     return styled(fig, title, height=260)
 
 
-def show_kernel_gradient_cell(model: Model, image: np.ndarray, filter_: int) -> None:
-    """Pick an entry (a, b) of filter_'s kernel and a label: dL/dK as a sum over positions."""
+def show_kernel_gradient_cell(model: Model, image: np.ndarray, filter_: int, label: int
+                              ) -> None:
+    """Pick an entry (a, b) of filter_'s kernel: dL/dK as a sum over positions."""
     st.markdown(f"#### Backward: one number of dL/dK, the gradient of filter {filter_}'s kernel")
-    predicted = int(model.predict_proba(image[None]).argmax())
-    cells = st.columns(3)
+    cells = st.columns(2)
     a = int(cells[0].number_input("Kernel row", value=1, step=1, key="cnn_conv_a"))
     b = int(cells[1].number_input("Kernel column", value=1, step=1, key="cnn_conv_b"))
-    label = cells[2].selectbox("Label of the loss", range(10), index=predicted,
-                               key="cnn_conv_label", help="The loss is the cross-entropy of "
-                               "this digit with this label; the model's answer by default.")
     try:
         cell = conv_view.kernel_gradient_cell(model, image, label, a, b, filter_)
     except IndexError as error:
@@ -178,6 +175,33 @@ def show_kernel_gradient_cell(model: Model, image: np.ndarray, filter_: int) -> 
                             key="cnn_conv_running", width="stretch")
 
 
+def show_input_gradient_cell(model: Model, image: np.ndarray, label: int) -> None:
+    """Pick a pixel: dL/dx there as the sum over filters and kernel entries."""
+    st.markdown("#### Backward: one pixel of dL/dx, the gradient of the input")
+    cells = st.columns(2)
+    row = int(cells[0].number_input("Pixel row", value=14, step=1, key="cnn_conv_pixel_row"))
+    col = int(cells[1].number_input("Pixel column", value=14, step=1, key="cnn_conv_pixel_col"))
+    try:
+        cell = conv_view.input_gradient_cell(model, image, label, row, col)
+    except IndexError as error:
+        st.warning(f"{str(error)[0].upper()}{str(error)[1:]}.")
+        return
+    st.code(f"dL/dx[{row},{col}] = sum over filters f and kernel entries (a, b) of K[a,b,f] × "
+            f"dL/dz[{row}+1-a, {col}+1-b, f]\n            = {cell.value:.6g};   jax.grad: "
+            f"{cell.jax_value:.6g} (difference {abs(cell.value - cell.jax_value):.1e})",
+            language=None)
+    left, middle, right = st.columns(3)
+    left.plotly_chart(small_matrix_figure(cell.products.sum(axis=2), "products, summed over "
+                                          "the filters, per kernel entry"),
+                      key="cnn_conv_pixel_products", width="stretch")
+    middle.plotly_chart(small_matrix_figure(cell.products.sum(axis=(0, 1))[None],
+                                            "per filter"),
+                        key="cnn_conv_pixel_filters", width="stretch")
+    right.plotly_chart(small_matrix_figure(cell.gradient, "dL/dx by jax.grad",
+                                           box=(row, col, 1)),
+                       key="cnn_conv_pixel_map", width="stretch")
+
+
 def show_conv_cells(model: Model, image: np.ndarray | None) -> None:
     """The tab: the first convolution on one digit (28, 28) in [0, 1] (None: none chosen yet),
     forward then backward."""
@@ -191,5 +215,11 @@ def show_conv_cells(model: Model, image: np.ndarray | None) -> None:
                 "them: the input pixel that entry saw there times the gradient that came back "
                 "there. Every number is checked against `jax.grad`.")
     filter_ = show_forward_cell(model, image)
+    predicted = int(model.predict_proba(image[None]).argmax())
+    label = st.selectbox("Label of the loss (for both gradients below)", range(10),
+                         index=predicted, key="cnn_conv_label",
+                         help="The loss is the cross-entropy of this digit with this label; "
+                              "the model's answer by default.")
     if filter_ is not None:
-        show_kernel_gradient_cell(model, image, filter_)
+        show_kernel_gradient_cell(model, image, filter_, label)
+    show_input_gradient_cell(model, image, label)
