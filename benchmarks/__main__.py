@@ -71,6 +71,7 @@ def figure_builders(quick: bool, measured: dict[str, float]
         "M2": lambda: [scale_figures.full_mnist_memory_figure(quick)],
         "T3": lambda: [scale_figures.time_to_99_figure(quick)],
         "L4": lambda: [scale_figures.sketch_rerun_figure(5 if quick else 30)],
+        "C1": lambda: scale_figures.class_figures(3 if quick else 30),
     }
 
 
@@ -142,10 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(wanted) - set(builders))
     if unknown:
         parser.error(f"unknown figure id(s) {unknown}; known: {sorted(builders)}")
-    missing = missing_browser_tools() if {"S1", "M1", "M2", "M3"} & set(wanted) else []
+    in_browser = sorted({"S1", "M1", "M2", "M3", "C1"} & set(wanted))
+    missing = missing_browser_tools() if in_browser else []
     if missing:
-        parser.error(f"S1, M1, M2 and M3 drive the app in Chromium; missing: {', '.join(missing)}. "
-                     "Install them, or leave those figures out with --only.")
+        parser.error(f"{', '.join(in_browser)} drive the app in Chromium; missing: "
+                     f"{', '.join(missing)}. Install them, or leave those figures out with --only.")
     figures = []
     for figure_id in wanted:
         print(f"measuring {figure_id} ...", file=sys.stderr, flush=True)

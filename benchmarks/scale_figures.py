@@ -5,6 +5,7 @@ GLASSBOX_MNIST_DIR, or downloaded into the cache), else on the named stand-in (e
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import tempfile
 import time
@@ -173,3 +174,92 @@ def sketch_rerun_figure(repeats: int) -> Figure:
     median, spread = median_and_spread(samples[L4_WARM_UP:])
     return Figure("L4", "Sketch lab script run for a new drawing, warm (AppTest)", median, "ms",
                   50.0, spread)
+
+
+# ----------------------------------------------------------------------------- C1
+
+C1_VISITORS = 30
+CANVAS = "canvas.upper-canvas"
+GUESSES = "[data-testid='stMetricValue']"  # one top guess per model, once the drawing is read
+SEVEN = [(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]  # a "7", in fractions of the canvas
+C1_TIMEOUT_MS = 300_000  # a bound for a stuck page, not a speed claim
+
+
+async def open_lab(browser, url: str):
+    """A new visitor (a browser context of its own: its own session) on the Sketch lab, idle."""
+    from benchmarks.server import APP_IDLE
+
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    page.set_default_timeout(C1_TIMEOUT_MS)
+    await page.goto(f"{url}/sketch")
+    await page.wait_for_selector(CANVAS)
+    await page.wait_for_selector(APP_IDLE)
+    return page
+
+
+async def seconds_to_answer(page, n_models: int) -> float | None:
+    """Draw the "7" on the page's canvas; seconds from the pen's lift to every model's guess
+    shown, None when they never came."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    canvas = page.locator(CANVAS)
+    await canvas.scroll_into_view_if_needed()
+    box = await canvas.bounding_box()
+    points = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in SEVEN]
+    await page.mouse.move(*points[0])
+    await page.mouse.down()
+    for point in points[1:]:
+        await page.mouse.move(*point, steps=10)
+    await page.mouse.up()
+    lifted = time.perf_counter()
+    try:
+        await page.locator(GUESSES).nth(n_models - 1).wait_for()
+    except PlaywrightTimeout:
+        return None
+    return time.perf_counter() - lifted
+
+
+async def class_draws(url: str, visitors: int, n_models: int) -> list[float | None]:
+    """After one drawing that warms the server, `visitors` contexts in one headless Chromium
+    open the lab, then all draw at once: each one's seconds to its answers (None: never)."""
+    from playwright.async_api import async_playwright
+
+    from benchmarks.server import CHROMIUM, CHROMIUM_ARGS
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:  # the teacher draws first: the models' loading and compiling are not the class's
+            await seconds_to_answer(await open_lab(browser, url), n_models)
+            pages = await asyncio.gather(*(open_lab(browser, url) for _ in range(visitors)))
+            return list(await asyncio.gather(*(seconds_to_answer(page, n_models)
+                                               for page in pages)))
+        finally:
+            await browser.close()
+
+
+def class_figures(visitors: int = C1_VISITORS) -> list[Figure]:
+    """C1: `visitors` draw in the Sketch lab at once: p95 from the pen's lift to every model's
+    answer (inf unless all were answered), and the server's peak RSS meanwhile."""
+    from benchmarks.app_figures import MemorySampler
+    from benchmarks.server import streamlit_server
+    from engine.predict import DEFAULT_MODELS
+
+    with streamlit_server() as server:
+        sampler = MemorySampler(server.process.pid)
+        sampler.start()
+        try:
+            waits = asyncio.run(class_draws(server.url, visitors, len(DEFAULT_MODELS)))
+        finally:
+            sampler.done.set()
+            sampler.join()
+    answered = sorted(wait for wait in waits if wait is not None)
+    p95 = float(np.percentile(answered, 95)) if len(answered) == visitors else float("inf")
+    spread = (answered[0], answered[-1]) if answered else None
+    context = {"answered": len(answered), "visitors": visitors,
+               "median_s": float(np.median(answered)) if answered else float("nan")}
+    return [Figure("C1", f"{visitors} visitors draw at once: {len(answered)}/{visitors} "
+                         "answered; p95 pen lift -> every model's answer", p95, "s", 3.0, spread,
+                   context),
+            Figure("C1-rss", f"{visitors} visitors draw at once: server peak RSS",
+                   sampler.peak_mb, "MB", 1000.0)]
