@@ -152,7 +152,8 @@ class ConvPlaneNet(PlaneNet):
     def logits(self, params: Params, z: jax.Array) -> jax.Array:
         from engine import cnn
 
-        return cnn.logits(params, z, spec=self.architecture, conv=cnn.lax_conv2d)
+        return cnn.logits(params, z, spec=self.architecture,
+                          conv=partial(cnn.lax_conv2d, layout="CHWN"))  # logits computes in CHWN
 
 
 def plane_net(kind: str, architecture: Any) -> PlaneNet:

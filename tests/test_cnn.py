@@ -17,11 +17,13 @@ from engine import train as training
 from engine.assets import default_model_path
 from engine.checkpoint import CheckpointError
 from engine.cnn import ArchitectureError, CNNSpec
+from engine.cnn.layers import conv2d_chwn, swap_batch_and_channels
 from engine.data import Split, as_float, embedded_split, load_embedded
 from engine.settings import Limits
 
 conv_ours = jax.jit(cnn.conv2d, static_argnames=("stride", "padding"))
 conv_lax = jax.jit(cnn.lax_conv2d, static_argnames=("stride", "padding"))
+LAX_CHWN = partial(cnn.lax_conv2d, layout="CHWN")  # what `logits` takes to swap its convolution
 
 
 def conv_value_and_grads(conv, x, kernel, cotangent, stride, padding):
@@ -78,12 +80,31 @@ def test_conv_output_size_matches_lax_shapes(padding):
 @pytest.mark.parametrize(("stride", "padding", "out"), [(1, "same", (7, 9)), (2, "same", (4, 5)),
                                                      (1, "valid", (5, 7)), (2, "valid", (3, 4))])
 def test_im2col_stacks_one_channel_block_per_kernel_offset(stride, padding, out):
-    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 7, 9, 3)), jnp.float32)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 7, 9, 2)), jnp.float32)  # CHWN
     cols = cnn.im2col(x, 3, 3, stride=stride, padding=padding)
-    assert cols.shape == (2, *out, 3 * 3 * 3)
+    assert cols.shape == (3 * 3 * 3, *out, 2)
     if padding == "valid":  # offset (i, j) is channels [(3i + j) * 3, +3): the pixel (i, j) away
-        np.testing.assert_array_equal(cols[:, 0, 0, (3 * 1 + 2) * 3:(3 * 1 + 2) * 3 + 3],
+        np.testing.assert_array_equal(cols[(3 * 1 + 2) * 3:(3 * 1 + 2) * 3 + 3, 0, 0, :],
                                       x[:, 1, 2, :])
+
+
+def test_channels_first_conv_matches_lax_in_that_layout():
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.normal(size=(3, 7, 9, 2)), jnp.float32)  # (C, H, W, N)
+    kernel = jnp.asarray(rng.normal(size=(3, 3, 3, 4)), jnp.float32)
+    for stride, padding in [(1, "same"), (2, "valid")]:
+        np.testing.assert_allclose(
+            conv2d_chwn(x, kernel, stride=stride, padding=padding),
+            cnn.lax_conv2d(x, kernel, stride=stride, padding=padding, layout="CHWN"),
+            rtol=1e-5, atol=1e-5)
+
+
+def test_pooling_is_the_same_in_either_layout():
+    x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 7, 6, 3)), jnp.float32)
+    for kind in ("max", "avg"):
+        np.testing.assert_array_equal(
+            cnn.pool2d(swap_batch_and_channels(x), kind),
+            swap_batch_and_channels(cnn.pool2d(x, kind)))
 
 
 def test_conv_of_a_delta_image_draws_the_flipped_kernel():
@@ -160,8 +181,25 @@ def test_logits_and_probabilities_shapes(params):
 def test_logits_with_lax_conv_plugged_in_agree(params):
     images = jnp.asarray(np.random.default_rng(0).random((2, 28, 28)), jnp.float32)
     np.testing.assert_allclose(cnn.logits(params, images, spec=SPEC),
-                               cnn.logits(params, images, spec=SPEC, conv=cnn.lax_conv2d),
+                               cnn.logits(params, images, spec=SPEC, conv=LAX_CHWN),
                                rtol=1e-4, atol=1e-4)
+
+
+def test_training_gradients_with_lax_conv_plugged_in_agree(params):
+    # The whole forward and backward pass (blocks, pooling, dense head), not only one conv.
+    rng = np.random.default_rng(0)
+    images = jnp.asarray(rng.random((3, 28, 28)), jnp.float32)
+    labels = jnp.asarray(rng.integers(0, 10, 3))
+
+    def loss(p, conv):
+        scores = cnn.logits(p, images, spec=SPEC, conv=conv)
+        return -jnp.mean(jax.nn.log_softmax(scores)[jnp.arange(3), labels])
+
+    ours = jax.grad(partial(loss, conv=conv2d_chwn))(params)
+    reference = jax.grad(partial(loss, conv=LAX_CHWN))(params)
+    for name in params:
+        np.testing.assert_allclose(ours[name], reference[name], rtol=1e-4, atol=1e-5,
+                                   err_msg=name)
 
 
 @pytest.mark.parametrize(

@@ -16,10 +16,11 @@ import numpy as np
 from engine.cnn.layers import (
     POOL_SIZE,
     ArchitectureError,
-    conv2d,
+    conv2d_chwn,
     conv_output_size,
     dropout,
     pool2d,
+    swap_batch_and_channels,
 )
 from engine.data import N_CLASSES, as_float
 
@@ -174,24 +175,33 @@ def as_nhwc(images: jax.Array) -> jax.Array:
     return images[..., None] if images.ndim == 3 else images
 
 
-def conv_block(params: Params, i: int, x: jax.Array, *, spec: CNNSpec, conv: ConvFn = conv2d
+def chwn_block(params: Params, i: int, x: jax.Array, *, spec: CNNSpec,
+               conv: ConvFn = conv2d_chwn) -> tuple[jax.Array, jax.Array]:
+    """Block i on x (Cin, H, W, N), channels first: (activation after conv + ReLU, output after
+    pooling), both channels first."""
+    bias = params[f"conv{i}_b"][:, None, None, None]
+    activation = jax.nn.relu(conv(x, params[f"conv{i}_w"], padding=spec.padding) + bias)
+    return activation, activation if spec.pool == "none" else pool2d(activation, spec.pool)
+
+
+def conv_block(params: Params, i: int, x: jax.Array, *, spec: CNNSpec
                ) -> tuple[jax.Array, jax.Array]:
     """Block i on x (N, H, W, Cin): (activation after conv + ReLU, output after pooling)."""
-    activation = jax.nn.relu(conv(x, params[f"conv{i}_w"], padding=spec.padding)
-                             + params[f"conv{i}_b"])
-    pooled = activation if spec.pool == "none" else pool2d(activation, spec.pool)
-    return activation, pooled
+    activation, pooled = chwn_block(params, i, swap_batch_and_channels(x), spec=spec)
+    return swap_batch_and_channels(activation), swap_batch_and_channels(pooled)
 
 
 def logits(params: Params, images: jax.Array, *, spec: CNNSpec, train: bool = False,
-           key: jax.Array | None = None, conv: ConvFn = conv2d) -> jax.Array:
+           key: jax.Array | None = None, conv: ConvFn = conv2d_chwn) -> jax.Array:
     """Class scores. images: (N, 28, 28) uint8 pixels or floats in [0, 1] -> (N, 10).
 
-    `train=True` with dropout in the spec needs `key`; `conv` swaps the convolution (benchmarks).
+    The blocks compute channels first (see `conv2d_chwn`). `train=True` with dropout in the spec
+    needs `key`; `conv` swaps the convolution (benchmarks; it takes and gives CHWN).
     """
-    x = as_nhwc(images)
+    x = swap_batch_and_channels(as_nhwc(images))
     for i in range(spec.blocks):
-        _, x = conv_block(params, i, x, spec=spec, conv=conv)
+        _, x = chwn_block(params, i, x, spec=spec, conv=conv)
+    x = swap_batch_and_channels(x)
     x = x.reshape(x.shape[0], -1)
     if train and spec.dropout:
         if key is None:
