@@ -194,8 +194,12 @@ def show_input_gradient_cell(model: Model, image: np.ndarray, label: int) -> Non
     left.plotly_chart(small_matrix_figure(cell.products.sum(axis=2), "products, summed over "
                                           "the filters, per kernel entry"),
                       key="cnn_conv_pixel_products", width="stretch")
-    middle.plotly_chart(small_matrix_figure(cell.products.sum(axis=(0, 1))[None],
-                                            "per filter"),
+    per_filter = cell.products.sum(axis=(0, 1))
+    bars = go.Figure(go.Bar(x=np.arange(len(per_filter)), y=per_filter,
+                            marker_color=np.where(per_filter >= 0, "#d62728", "#1f77b4")))
+    bars.update_xaxes(title="filter", dtick=1)
+    bars.update_layout(title_font_size=13)
+    middle.plotly_chart(styled(bars, "products, summed per filter", height=260),
                         key="cnn_conv_pixel_filters", width="stretch")
     right.plotly_chart(small_matrix_figure(cell.gradient, "dL/dx by jax.grad",
                                            box=(row, col, 1)),
