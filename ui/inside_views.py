@@ -18,6 +18,12 @@ MARGIN = 3  # pixels shown around a filter's receptive field
 CLASSES = "The 10 classes"
 
 
+def as_sentence(error: Exception) -> str:
+    """An engine error ("cell (4, 0) is outside ...") as a sentence for the learner."""
+    text = str(error)
+    return f"{text[:1].upper()}{text[1:]}."
+
+
 def kept(key: str, model: Model, choice: Any, compute: Callable[[], Any]) -> Any:
     """compute() once per model and choice: kept in the session under `key`, so a rerun (any
     widget) does not redo seconds of work, and a new model or choice replaces it."""
@@ -118,7 +124,7 @@ def show_forward_cell(model: Model, image: np.ndarray) -> int | None:
     try:
         cell = conv_view.forward_cell(model, image, row, col, filter_)
     except IndexError as error:
-        st.warning(f"{str(error)[0].upper()}{str(error)[1:]}.")
+        st.warning(as_sentence(error))
         return None
     k = len(cell.kernel)
     feature_map = np.asarray(cnn.feature_maps(model.params, image, spec=model.architecture)[0])
@@ -160,7 +166,7 @@ def show_kernel_gradient_cell(model: Model, image: np.ndarray, filter_: int, lab
     try:
         cell = conv_view.kernel_gradient_cell(model, image, label, a, b, filter_)
     except IndexError as error:
-        st.warning(f"{str(error)[0].upper()}{str(error)[1:]}.")
+        st.warning(as_sentence(error))
         return
     st.code(f"dL/dK[{a},{b}] = sum over every position (i, j) of x[i+{a}, j+{b}] × dL/dz[i, j]"
             f"\n          = {cell.value:.6g};   jax.grad: {cell.jax_value:.6g} (difference "
@@ -184,7 +190,7 @@ def show_input_gradient_cell(model: Model, image: np.ndarray, label: int) -> Non
     try:
         cell = conv_view.input_gradient_cell(model, image, label, row, col)
     except IndexError as error:
-        st.warning(f"{str(error)[0].upper()}{str(error)[1:]}.")
+        st.warning(as_sentence(error))
         return
     st.code(f"dL/dx[{row},{col}] = sum over filters f and kernel entries (a, b) of K[a,b,f] × "
             f"dL/dz[{row}+1-a, {col}+1-b, f]\n            = {cell.value:.6g};   jax.grad: "

@@ -10,6 +10,7 @@ import streamlit as st
 from engine.model import Model
 from engine.step_phases import CELL_KINDS, StepPhases, cell_sum, step_phases
 from ui.charts import a_digit, styled
+from ui.inside_views import as_sentence
 
 PHASES = ("Forward", "Loss", "Backward", "Update")
 MAX_CELLS = 50_000  # a heatmap shows the first columns that fit: W1 alone has 784 x H numbers
@@ -127,7 +128,7 @@ def show_cell(phases: StepPhases) -> None:
     try:
         cell = cell_sum(phases, kind, int(layer), int(row), int(col))
     except IndexError as error:
-        st.warning(f"{str(error)[0].upper()}{str(error)[1:]}.")
+        st.warning(as_sentence(error))
         return
     left, right = {"z": ("a_in[row, k]", "W[k, col]"), "dw": ("a_in[b, row]", "delta[b, col]"),
                    "delta": ("delta_next[row, k]", "W_next[col, k]")}[kind]
