@@ -24,6 +24,13 @@ def as_sentence(error: Exception) -> str:
     return f"{text[:1].upper()}{text[1:]}."
 
 
+def whole_numbers(cells: list, fields: dict[str, tuple[int, str]]) -> list[int]:
+    """One whole-number input per cell, {label: (default, key)}: the numbers entered. Any
+    number may be typed; the engine says which ones exist."""
+    return [int(cell.number_input(label, value=default, step=1, key=key))
+            for cell, (label, (default, key)) in zip(cells, fields.items(), strict=False)]
+
+
 def kept(key: str, model: Model, choice: Any, compute: Callable[[], Any]) -> Any:
     """compute() once per model and choice: kept in the session under `key`, so a rerun (any
     widget) does not redo seconds of work, and a new model or choice replaces it."""
@@ -117,10 +124,9 @@ def show_forward_cell(model: Model, image: np.ndarray) -> int | None:
     """Pick a first-block feature map cell: its receptive field, the kernel, the dot product.
     Returns the chosen filter (None when the choice is out of range)."""
     st.markdown("#### Forward: one number of a feature map")
-    cells = st.columns(3)
-    row = int(cells[0].number_input("Row", value=14, step=1, key="cnn_conv_row"))
-    col = int(cells[1].number_input("Column", value=14, step=1, key="cnn_conv_col"))
-    filter_ = int(cells[2].number_input("Filter", value=0, step=1, key="cnn_conv_filter"))
+    row, col, filter_ = whole_numbers(st.columns(3), {
+        "Row": (14, "cnn_conv_row"), "Column": (14, "cnn_conv_col"),
+        "Filter": (0, "cnn_conv_filter")})
     try:
         cell = conv_view.forward_cell(model, image, row, col, filter_)
     except IndexError as error:
@@ -160,9 +166,8 @@ def show_kernel_gradient_cell(model: Model, image: np.ndarray, filter_: int, lab
                               ) -> None:
     """Pick an entry (a, b) of filter_'s kernel: dL/dK as a sum over positions."""
     st.markdown(f"#### Backward: one number of dL/dK, the gradient of filter {filter_}'s kernel")
-    cells = st.columns(2)
-    a = int(cells[0].number_input("Kernel row", value=1, step=1, key="cnn_conv_a"))
-    b = int(cells[1].number_input("Kernel column", value=1, step=1, key="cnn_conv_b"))
+    a, b = whole_numbers(st.columns(2), {"Kernel row": (1, "cnn_conv_a"),
+                                         "Kernel column": (1, "cnn_conv_b")})
     try:
         cell = conv_view.kernel_gradient_cell(model, image, label, a, b, filter_)
     except IndexError as error:
@@ -184,9 +189,8 @@ def show_kernel_gradient_cell(model: Model, image: np.ndarray, filter_: int, lab
 def show_input_gradient_cell(model: Model, image: np.ndarray, label: int) -> None:
     """Pick a pixel: dL/dx there as the sum over filters and kernel entries."""
     st.markdown("#### Backward: one pixel of dL/dx, the gradient of the input")
-    cells = st.columns(2)
-    row = int(cells[0].number_input("Pixel row", value=14, step=1, key="cnn_conv_pixel_row"))
-    col = int(cells[1].number_input("Pixel column", value=14, step=1, key="cnn_conv_pixel_col"))
+    row, col = whole_numbers(st.columns(2), {"Pixel row": (14, "cnn_conv_pixel_row"),
+                                             "Pixel column": (14, "cnn_conv_pixel_col")})
     try:
         cell = conv_view.input_gradient_cell(model, image, label, row, col)
     except IndexError as error:

@@ -10,7 +10,7 @@ import streamlit as st
 from engine.model import Model
 from engine.step_phases import CELL_KINDS, StepPhases, cell_sum, step_phases
 from ui.charts import a_digit, styled
-from ui.inside_views import as_sentence
+from ui.inside_views import as_sentence, whole_numbers
 
 PHASES = ("Forward", "Loss", "Backward", "Update")
 MAX_CELLS = 50_000  # a heatmap shows the first columns that fit: W1 alone has 784 x H numbers
@@ -122,11 +122,11 @@ def show_cell(phases: StepPhases) -> None:
     cells = st.columns(4)
     kind = cells[0].selectbox("Matrix", list(CELL_NAMES), format_func=CELL_NAMES.get,
                               key="ff_step_cell_kind", help="\n\n".join(CELL_KINDS.values()))
-    layer = cells[1].number_input("Layer", value=1, step=1, key="ff_step_cell_layer")
-    row = cells[2].number_input("Row", value=0, step=1, key="ff_step_cell_row")
-    col = cells[3].number_input("Column", value=0, step=1, key="ff_step_cell_col")
+    layer, row, col = whole_numbers(cells[1:], {
+        "Layer": (1, "ff_step_cell_layer"), "Row": (0, "ff_step_cell_row"),
+        "Column": (0, "ff_step_cell_col")})
     try:
-        cell = cell_sum(phases, kind, int(layer), int(row), int(col))
+        cell = cell_sum(phases, kind, layer, row, col)
     except IndexError as error:
         st.warning(as_sentence(error))
         return
