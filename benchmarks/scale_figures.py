@@ -241,6 +241,14 @@ async def class_draws(url: str, visitors: int, n_models: int) -> list[float | No
             await browser.close()
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) the server process has used so far."""
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
 def class_figures(visitors: int = C1_VISITORS) -> list[Figure]:
     """C1: `visitors` draw in the Sketch lab at once: p95 from the pen's lift to every model's
     answer (inf unless all were answered), and the server's peak RSS meanwhile."""
@@ -251,16 +259,22 @@ def class_figures(visitors: int = C1_VISITORS) -> list[Figure]:
     with streamlit_server() as server:
         sampler = MemorySampler(server.process.pid)
         sampler.start()
+        started, cpu_before = time.perf_counter(), server_cpu_seconds(server.process.pid)
         try:
             waits = asyncio.run(class_draws(server.url, visitors, len(DEFAULT_MODELS)))
         finally:
             sampler.done.set()
             sampler.join()
+        server_cpu = server_cpu_seconds(server.process.pid) - cpu_before
+        wall = time.perf_counter() - started
     answered = sorted(wait for wait in waits if wait is not None)
     p95 = float(np.percentile(answered, 95)) if len(answered) == visitors else float("inf")
     spread = (answered[0], answered[-1]) if answered else None
+    # The server's share of the machine tells whether it or the browsers beside it were short
+    # of CPU: on 2 cores, 30 Chromium pages compete with it.
     context = {"answered": len(answered), "visitors": visitors,
-               "median_s": float(np.median(answered)) if answered else float("nan")}
+               "median_s": float(np.median(answered)) if answered else float("nan"),
+               "server_cpu_s": server_cpu, "wall_s": wall}
     return [Figure("C1", f"{visitors} visitors draw at once: {len(answered)}/{visitors} "
                          "answered; p95 pen lift -> every model's answer", p95, "s", 3.0, spread,
                    context),
