@@ -128,6 +128,6 @@ def test_the_memory_estimate_is_near_xlas_own_analysis(filters, pool, batch):
     evaluation = predict_proba.lower(params, np.zeros((EVAL_BATCH, 28, 28), np.float32),
                                      spec=spec).compile()
     floats = cnn_training.activation_floats(spec)
-    # measured: 1.04-1.09 (training) and 0.73-0.96 (evaluation)
+    # measured: 1.10-1.19 (training) and 0.73-0.96 (evaluation)
     assert 0.6 <= 8 * batch * floats / 2**20 / xla_temp_mb(step) <= 2.0
     assert 0.6 <= 4 * EVAL_BATCH * floats / 2**20 / xla_temp_mb(evaluation) <= 2.0
