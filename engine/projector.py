@@ -83,15 +83,24 @@ class PCA:
 def principal_axes(centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(variances (r,) largest first, axes (r, d) orthonormal rows) of centred points (n, d).
 
-    With no more dimensions than points, from the d x d covariance's eigenvectors (for 1,000
-    digits of 256 units about 7x faster than the SVD); otherwise from the SVD of the points.
+    From the eigenvectors of the smaller of the two Gram matrices: the d x d covariance when
+    d <= n (for 1,000 digits of 256 units about 7x faster than the SVD); otherwise the n x n
+    matrix of the points' dot products, whose eigenvectors u give the axes X^T u / |X^T u|
+    (for 1,000 digits of a CNN block's 3,136 values a fraction of a second; the SVD took 14 s
+    on a busy 2-core machine). When d > n, axes of no variance are left out (one is kept when
+    all points are the same).
     """
     n, d = centred.shape
     if d <= n:
         eigenvalues, vectors = np.linalg.eigh(centred.T @ centred / (n - 1))
         return np.clip(eigenvalues[::-1], 0, None), vectors[:, ::-1].T
-    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
-    return singular**2 / (n - 1), vt
+    eigenvalues, vectors = np.linalg.eigh(centred @ centred.T)
+    eigenvalues, vectors = eigenvalues[::-1], vectors[:, ::-1]
+    kept = eigenvalues > eigenvalues[0] * 1e-12
+    if not kept.any():  # every point the same: any direction, none with variance
+        return np.zeros(1), np.eye(d)[:1]
+    axes = (centred.T @ vectors[:, kept]).T  # (r, d), row i has norm sqrt(eigenvalue i)
+    return eigenvalues[kept] / (n - 1), axes / np.linalg.norm(axes, axis=1, keepdims=True)
 
 
 def pca(points: np.ndarray, k: int = 2) -> PCA:
