@@ -73,8 +73,9 @@ def conv2d_chwn(x: jax.Array, kernel: jax.Array, *, stride: int = 1, padding: st
 
     x: (Cin, H, W, N), kernel: (kh, kw, Cin, Cout) -> (Cout, OH, OW, N). One matmul
     (Cout, kh*kw*Cin) @ (kh*kw*Cin, OH*OW*N): its backward is two plain matmuls as well, where
-    the (N*OH*OW, k) @ (k, Cout) of channels-last needs transposes for the kernel's gradient
-    (measured: a training step 2.5x faster this way).
+    the (N*OH*OW, k) @ (k, Cout) of channels-last needs a transposed copy and a slow matmul
+    for the kernel's gradient. With the block-wise im2col and pooling over a batch-innermost
+    map, a training step of the benchmark CNN measured 2.5x faster than channels-last on CPU.
     """
     kh, kw, cin, cout = kernel.shape
     patches = im2col(x, kh, kw, stride=stride, padding=padding)
