@@ -24,10 +24,16 @@ def as_sentence(error: Exception) -> str:
     return f"{text[:1].upper()}{text[1:]}."
 
 
+MAX_INDEX = 99_999
+
+
 def whole_numbers(cells: list, fields: dict[str, tuple[int, str]]) -> list[int]:
     """One whole-number input per cell, {label: (default, key)}: the numbers entered. Any
-    number may be typed; the engine says which ones exist."""
-    return [int(cell.number_input(label, value=default, step=1, key=key))
+    number from 0 to MAX_INDEX may be typed; the engine says which ones exist. (Bounds also
+    keep out what no index can be: Streamlit reads a NaN in an unbounded int input with int().)
+    """
+    return [int(cell.number_input(label, min_value=0, max_value=MAX_INDEX, value=default, step=1,
+                                  key=key))
             for cell, (label, (default, key)) in zip(cells, fields.items(), strict=False)]
 
 

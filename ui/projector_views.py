@@ -10,7 +10,7 @@ from engine import projector
 from engine.data import as_float
 from engine.model import Model
 from ui.charts import a_digit, styled
-from ui.inside_views import kept
+from ui.inside_views import MAX_INDEX, kept
 
 PROJECTED = 1_000  # digits placed: the first ones of the test set (all of the embedded one)
 CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -76,8 +76,8 @@ def show_projector(model: Model, images: np.ndarray, labels: np.ndarray, *, key:
     left, right = st.columns([1, 3])
     layer = left.selectbox("Layer", range(len(names)), format_func=names.__getitem__,
                            key=f"{key}_projector_layer")
-    chosen = right.number_input(f"Digit to show (0 to {len(images) - 1})", value=0, step=1,
-                                key=f"{key}_projector_digit")
+    chosen = right.number_input(f"Digit to show (0 to {len(images) - 1})", min_value=0,
+                                max_value=MAX_INDEX, value=0, step=1, key=f"{key}_projector_digit")
     with st.spinner("Running the digits through the model and finding the principal axes…"):
         points, axes = kept(f"{key}_projection", model, layer,
                             lambda: projection(model, images, layer))
