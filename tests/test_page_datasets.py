@@ -88,7 +88,7 @@ def test_download_from_the_page_then_train_on_it(cache, mirror) -> None:
         # The room shows its clothes model; the sketch lab keeps its digit readers.
         assert at.session_state["ff_room"].model.metadata["dataset"] == view.model.metadata[
             "dataset"]
-        kept = at.session_state["trained_models"] if "trained_models" in at.session_state else {}
+        kept = at.session_state.get("trained_models", {})
         assert "ffnn-jax" not in kept
     finally:
         leave_no_run(at, "ff_room")
