@@ -35,6 +35,7 @@ from ui.rooms import (
     open_room,
     room_buttons,
     room_state,
+    shift_slider,
     show_room_run,
 )
 from ui.sketch import preprocess_or_explain, sketch_input
@@ -149,10 +150,7 @@ with st.container(border=True):
                         key="cnn_batch_size")
     row[3].number_input("Epochs", min_value=1, max_value=limits().max_epochs, key="cnn_epochs")
     with row[4]:
-        st.slider("Augmentation: random shifts (pixels)", 0, 4, key="cnn_shift",
-                  help="Each training digit moves by up to this many pixels, a new shift every "
-                       "time: the net learns that a digit is the same a little off-centre, "
-                       "as drawn digits often are.")
+        shift_slider(CNN)
         st.checkbox("Cosine decay", key="cnn_decay",
                     help="The step size glides from the learning rate down to 0 over the run: "
                          "big steps first, fine ones at the end.")

@@ -29,6 +29,7 @@ from ui.rooms import (
     open_room,
     room_buttons,
     room_state,
+    shift_slider,
     show_room_run,
 )
 from ui.state import ensure_router
@@ -57,7 +58,8 @@ def config_from_controls() -> tuple[ffnn.TrainingConfig, dict | None, list[str]]
             arch = ffnn.Architecture()
     config = ffnn.TrainingConfig(arch, state["ff_loss"], state["ff_optimizer"],
                                  float(state["ff_learning_rate"]), int(state["ff_batch_size"]),
-                                 int(state["ff_epochs"]), state["ff_backend"])
+                                 int(state["ff_epochs"]), state["ff_backend"],
+                                 max_shift=int(state["ff_shift"]))
     return config, params, problems + ffnn.limit_problems(config, limits())
 
 
@@ -108,13 +110,15 @@ with st.container(border=True):
     row[3].selectbox("Initialisation", list(INIT_NAMES), key="ff_init", format_func=INIT_NAMES.get,
                      disabled=continuing, help="How the weights are drawn before training.")
     row[4].selectbox("Loss", list(LOSS_NAMES), key="ff_loss", format_func=LOSS_NAMES.get)
-    row = st.columns(4)
+    row = st.columns(5)
     row[0].selectbox("Optimizer", list(OPTIMIZER_NAMES), key="ff_optimizer",
                      format_func=OPTIMIZER_NAMES.get)
     row[1].number_input("Learning rate", min_value=1e-6, max_value=1e6, step=0.001,
                         format="%g", key="ff_learning_rate")
     row[2].number_input("Batch size", min_value=1, max_value=60_000, step=16, key="ff_batch_size")
     row[3].number_input("Epochs", min_value=1, max_value=10_000, key="ff_epochs")
+    with row[4]:
+        shift_slider(FEEDFORWARD)
     row = st.columns([2, 2, 1, 1, 1])
     dataset_picker("ff", row[0])
     row[1].checkbox("Continue from the current model", key="ff_continue",

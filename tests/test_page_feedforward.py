@@ -108,6 +108,17 @@ def test_the_run_survives_a_page_switch(at):
     assert "Finished 3 epochs" in messages(at.success)
 
 
+def test_the_shift_augmentation_reaches_the_run_and_reset_turns_it_off(at):
+    at.slider(key="ff_shift").set_value(2)
+    at.button(key="ff_start").click().run()
+    run_until_done(at)
+    assert not at.exception, [e.value for e in at.exception]
+    assert run_of(at).settings["max_shift"] == 2
+    assert run_of(at).view().model.metadata["training"]["max_shift"] == 2
+    at.button(key="ff_reset").click().run()
+    assert at.slider(key="ff_shift").value == 0
+
+
 def test_reset_forgets_the_model_and_restores_the_controls(at):
     # A run long enough to be still going when Reset is pressed (a cached compile makes the
     # tiny default one finish within a rerun).

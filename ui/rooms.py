@@ -272,6 +272,14 @@ def stop_room_run(room: Room) -> None:
         run.stop()
 
 
+def shift_slider(room: Room) -> None:
+    """The room's augmentation control (key prefix + "shift"): 0 to 4 pixels."""
+    st.slider("Augmentation: random shifts (pixels)", 0, 4, key=f"{room.prefix}shift",
+              help="Each training digit moves by up to this many pixels, a new shift every "
+                   "time: the net learns that a digit is the same a little off-centre, as "
+                   "drawn digits often are.")
+
+
 def room_buttons(cells: list, room: Room, *, start_label: str, reset_help: str) -> bool:
     """Start, Stop and Reset of a room in three cells (keys <prefix>start/stop/reset); True
     on Start. Stop ends the room's run; Reset also forgets its model and restores its controls."""
@@ -328,7 +336,8 @@ def feedforward_controls(meta: Mapping[str, Any]) -> dict[str, Any]:
         "optimizer": _pick(meta, "optimizer", str, OPTIMIZER_NAMES),
         "learning_rate": _pick(meta, "learning_rate", (int, float)),
         "batch_size": _pick(meta, "batch_size", int),
-        "epochs": _pick(meta, "epochs", int)})
+        "epochs": _pick(meta, "epochs", int),
+        "shift": _pick(meta, "max_shift", int)})
 
 
 def cnn_controls(meta: Mapping[str, Any]) -> dict[str, Any]:
