@@ -157,13 +157,15 @@ with layer_health:
 with twin:
     show_twin_check(model, state["ff_loss"], split)
 with sketch:
-    show_sketch(model, label)
+    drawing = show_sketch(model, label)
 with terrain:
     show_landscape(FEEDFORWARD, model, split)
 with one_step:
     show_one_step(model, split.x_test, split.y_test, loss_name=state["ff_loss"],
-                  optimizer=state["ff_optimizer"], learning_rate=float(state["ff_learning_rate"]))
+                  optimizer=state["ff_optimizer"], learning_rate=float(state["ff_learning_rate"]),
+                  drawing=drawing)
 with projection:
-    show_projector(model, split.x_test, split.y_test, key="ff")
+    show_projector(model, split.x_test, split.y_test, key="ff", drawing=drawing,
+                   drawing_label="your drawing")
 with model_file:
     show_model_file(FEEDFORWARD, model)

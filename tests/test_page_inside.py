@@ -4,7 +4,19 @@ test digits), and once inside its room's page."""
 
 from __future__ import annotations
 
-from helpers import APP_TIMEOUT, assert_calm, open_page, said
+import base64
+import json
+
+import numpy as np
+from helpers import (
+    APP_TIMEOUT,
+    assert_calm,
+    canvas_state,
+    mnist_digit,
+    mnist_on_canvas,
+    open_page,
+    said,
+)
 from streamlit.testing.v1 import AppTest
 
 
@@ -45,6 +57,13 @@ def conv_cells_app():
     from ui.inside_views import show_conv_cells
 
     show_conv_cells(load_default_model("cnn"), as_float(embedded_split().x_test[300]))
+
+
+def heatmap(chart) -> np.ndarray:
+    """The z matrix of a chart's first trace (plotly sends arrays as typed base64 data)."""
+    z = json.loads(chart.proto.spec)["data"][0]["z"]
+    shape = tuple(int(n) for n in z["shape"].split(","))
+    return np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(shape)
 
 
 def host(app) -> AppTest:
@@ -103,6 +122,31 @@ def test_the_feedforward_room_has_its_new_tabs():
     assert at.button(key="ff_step_all")
     assert "The test digits at hidden layer 1 (256 units)" in " ".join(
         chart.proto.spec for chart in at.get("plotly_chart"))
+
+
+def test_the_feedforward_room_steps_and_projects_the_learners_drawing():
+    """Issue 15: the digit drawn in the Sketch tab joins the One step batch with a label the
+    learner picks, and is placed among the test digits in the projector."""
+    from ui.sketch import canvas_key
+
+    at = open_page("pages/feedforward.py")
+    at.multiselect(key="ff_step_batch").set_value([-1, 0]).run()
+    assert_calm(at)
+    assert "Draw a digit in the Sketch tab to use it here." in said(at)
+    assert "x (1,784) @ W1" in " ".join(c.value for c in at.code)  # the drawing left out
+    at.session_state[canvas_key("ff")] = canvas_state(mnist_on_canvas(mnist_digit(7)))
+    at.run()
+    assert_calm(at)
+    assert at.selectbox(key="ff_step_drawing_label").value == 7  # the model's reading
+    at.selectbox(key="ff_step_drawing_label").set_value(2).run()
+    at.button(key="ff_step_loss").click().run()
+    assert_calm(at)
+    assert "x (2,784) @ W1" not in " ".join(c.value for c in at.code)  # Loss only now
+    one_hot = [heatmap(chart) for chart in at.get("plotly_chart")
+               if "onehot(labels)" in chart.proto.spec][0]
+    assert one_hot.shape == (2, 10) and one_hot[1].argmax() == 2  # the drawing, labelled 2
+    spec = " ".join(chart.proto.spec for chart in at.get("plotly_chart"))
+    assert '"name":"your drawing"' in spec and '"symbol":"star"' in spec
 
 
 def test_what_a_unit_wants_shows_every_filter_and_every_class():

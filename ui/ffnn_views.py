@@ -71,8 +71,9 @@ def show_twin_check(model: Model, loss: str, split) -> None:
                         key="ff_twin_now_chart", width="stretch")
 
 
-def show_sketch(model: Model, label: str) -> None:
-    """Draw a digit; the room's model reads it."""
+def show_sketch(model: Model, label: str) -> np.ndarray | None:
+    """Draw a digit; the room's model reads it. Returns the drawn digit as the model sees it
+    (28, 28) in [0, 1], for the room's other tabs; None before one is drawn."""
     st.markdown(f"Draw a digit: {label} reads it.")
     pre = preprocess_or_explain(sketch_input("ff"))
     if pre is not None:
@@ -83,3 +84,5 @@ def show_sketch(model: Model, label: str) -> None:
         right.plotly_chart(charts.probability_bars_figure(
             probabilities, charts.reads_title(int(probabilities.argmax()))),
             key="ff_sketch_chart", width="stretch")
+        return pre.final
+    return None

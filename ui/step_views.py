@@ -7,6 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from engine.data import as_float
 from engine.model import Model
 from engine.step_phases import CELL_KINDS, StepPhases, cell_sum, step_phases
 from ui.charts import a_digit, styled
@@ -146,9 +147,35 @@ def show_cell(phases: StepPhases) -> None:
                f"all together{offset}{factor}: {total:.6g}.")
 
 
+YOUR_DRAWING = -1  # the batch picker's item for the digit drawn in the Sketch tab
+
+
 def batch_options(labels: np.ndarray) -> dict[int, str]:
-    """{test index: "#12: a 3"} for the batch picker."""
-    return {i: f"#{i}: {a_digit(int(label))}" for i, label in enumerate(labels)}
+    """{YOUR_DRAWING: "your drawing", test index: "#12: a 3", ...} for the batch picker."""
+    return {YOUR_DRAWING: "your drawing (Sketch tab)"} | {
+        i: f"#{i}: {a_digit(int(label))}" for i, label in enumerate(labels)}
+
+
+def the_batch(model: Model, chosen: list[int], images: np.ndarray, labels: np.ndarray,
+              drawing: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(images (B, 28, 28) in [0, 1], labels (B,)) of the picked items: test digits by index,
+    and the drawing (28, 28) with the label the learner gives it (asked for here, the model's
+    reading by default) when picked. Says so when the drawing is picked but none is drawn, and
+    leaves it out."""
+    tests = [i for i in chosen if i != YOUR_DRAWING]
+    batch, targets = as_float(images[tests]), labels[tests]
+    if YOUR_DRAWING not in chosen:
+        return batch, targets
+    if drawing is None:
+        st.info("Draw a digit in the Sketch tab to use it here.")
+        return batch, targets
+    left, right = st.columns([1, 5])
+    left.image(np.kron(drawing, np.ones((3, 3))).clip(0, 1), caption="your drawing")
+    label = right.selectbox("Label of your drawing (what it should be read as)", range(10),
+                            index=int(model.predict_proba(drawing[None]).argmax()),
+                            key="ff_step_drawing_label")
+    return (np.concatenate([batch, np.asarray(drawing, batch.dtype)[None]]),
+            np.append(targets, label))
 
 
 def phase_buttons() -> list[str]:
@@ -163,10 +190,12 @@ def phase_buttons() -> list[str]:
 
 
 def show_one_step(model: Model, images: np.ndarray, labels: np.ndarray, *, loss_name: str,
-                  optimizer: str, learning_rate: float) -> None:
+                  optimizer: str, learning_rate: float, drawing: np.ndarray | None = None
+                  ) -> None:
     """One training step of the room's model on test digits the learner picks, phase by phase.
 
     images: uint8 (n, 28, 28), labels (n,); loss, optimizer, learning rate: the room's controls.
+    drawing: the learner's digit (28, 28) in [0, 1] (None: none drawn), offered in the batch.
     """
     st.markdown("One training step, slowed down: pick a few digits, then step through the "
                 "**forward** pass, the **loss**, the **backward** pass (every gradient written "
@@ -175,14 +204,18 @@ def show_one_step(model: Model, images: np.ndarray, labels: np.ndarray, *, loss_
     options = batch_options(labels[:PICKABLE])
     first_of_each = [int(np.flatnonzero(labels[:PICKABLE] == digit)[0]) for digit in (3, 7, 1, 0)
                      if (labels[:PICKABLE] == digit).any()]
-    chosen = st.multiselect("The batch (test digits)", list(options), default=first_of_each,
-                            format_func=options.get, key="ff_step_batch", max_selections=16)
+    chosen = st.multiselect("The batch (test digits, and your drawing)", list(options),
+                            default=first_of_each, format_func=options.get, key="ff_step_batch",
+                            max_selections=16)
+    if drawing is None and YOUR_DRAWING not in chosen:
+        st.caption("Draw a digit in the Sketch tab to use it here.")
+    batch, targets = the_batch(model, chosen, images, labels, drawing)
     shown = phase_buttons()
-    if not chosen:
+    if not len(batch):
         st.warning("The batch is empty: pick at least one digit above.")
         return
     params = {name: np.asarray(value) for name, value in model.params.items()}
-    phases = step_phases(params, images[chosen], labels[chosen], arch=model.architecture,
+    phases = step_phases(params, batch, targets, arch=model.architecture,
                          loss_name=loss_name, optimizer=optimizer, learning_rate=learning_rate)
     if "Forward" in shown:
         show_forward(phases)
