@@ -113,3 +113,13 @@ def test_the_cnn_room_offers_its_model_file_for_download_and_upload(at):
     (download,) = [d for d in at.get("download_button") if "Download this model" in d.proto.label]
     assert download.proto.label == "Download this model (.npz)"
     assert any("Upload a model file" in u.proto.label for u in at.get("file_uploader"))
+
+
+def test_look_inside_shows_where_the_cnn_looks_when_asked(at):
+    at.toggle(key="cnn_attribution_on").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    (chart,) = [c.proto.spec for c in at.get("plotly_chart") if c.key == "cnn_attribution"]
+    assert "Occlusion" in chart
+    at.selectbox(key="cnn_explain_class").set_value(9).run()
+    (check,) = [d.value for d in at.dataframe if "explained digit" in d.value.columns]
+    assert list(check["explained digit"]) == [9]

@@ -143,6 +143,18 @@ def test_a_sketched_digit_is_read_by_the_default_model(at):
     assert "the default model" in messages(at.markdown)
 
 
+def test_the_sketched_digit_shows_where_the_net_looks_when_asked(at):
+    at.session_state[canvas_key("ff")] = canvas_state(mnist_on_canvas(mnist_digit(7)))
+    at.run()
+    assert not [c for c in at.get("plotly_chart") if c.key == "ff_attribution"]  # off at first
+    at.toggle(key="ff_attribution_on").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    (chart,) = [c.proto.spec for c in at.get("plotly_chart") if c.key == "ff_attribution"]
+    assert "Integrated Gradients" in chart
+    (check,) = [d.value for d in at.dataframe if "explained digit" in d.value.columns]
+    assert list(check["explained digit"]) == [7]  # the net's own top guess
+
+
 def test_the_page_starts_from_the_engine_defaults(at):
     """benchmarks' T1 times ffnn.TrainingConfig(): the untouched controls start exactly that run
     (the controls are seeded from it, not from a copy)."""

@@ -14,6 +14,7 @@ from engine.model import Model
 from engine.service import RunView
 from engine.train import Progress
 from ui import charts
+from ui.explain_views import show_where_it_looks
 from ui.lab import enlarged, feature_map_mosaic, saliency_overlay
 
 DIGIT_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -97,7 +98,8 @@ def draw_latest_filters(event: Progress, key: str) -> None:
 
 
 def show_inside(model: Model, follow: np.ndarray | None, follow_label: str) -> None:
-    """The followed digit through the net: its answer, saliency and every feature map."""
+    """The followed digit through the net: its answer, saliency, every feature map and, when
+    asked, the attribution methods."""
     if follow is None:
         st.info("Draw a digit above (or follow a test digit) to look inside the net.")
         return
@@ -114,6 +116,7 @@ def show_inside(model: Model, follow: np.ndarray | None, follow_label: str) -> N
     st.markdown("**Feature maps**: what each filter of each conv layer responds to in this "
                 "digit. The first layer finds strokes and edges; later layers combine them.")
     show_feature_maps(model, follow)
+    show_where_it_looks(model, "this CNN", follow, probabilities, prefix="cnn")
 
 
 def history_key(view: RunView) -> str:

@@ -1,4 +1,5 @@
-"""The sketch lab's "why" views over (models, image): where each model looks, and how to fool it."""
+"""The "why" views over (models, image): where each model looks (the sketch lab and the rooms),
+and how to fool it (the sketch lab)."""
 
 from __future__ import annotations
 
@@ -39,24 +40,29 @@ def _attribution_settings(prefix: str) -> attr.Settings:
                          patch=patch, stride=max(1, patch // 2))
 
 
-def _completeness_table(titles: list[str], explanations: list[attr.Explanation]) -> None:
+def _completeness_table(titles: list[str], explanations: list[attr.Explanation], key: str
+                        ) -> None:
     """Integrated Gradients' check per model: the attributions add up to f(x) - f(baseline)."""
     rows = [{"model": t, "explained digit": e.cls,
              "sum of IG attributions": round(e.completeness.total, 3),
              "f(digit) − f(baseline)": round(e.completeness.gap, 3),
              "mismatch": f"{e.completeness.relative_error:.1%}"}
             for t, e in zip(titles, explanations, strict=True)]
-    st.dataframe(rows, hide_index=True, key="sk_ig_check")
+    st.dataframe(rows, hide_index=True, key=key)
     if any(e.completeness.relative_error > 0.02 for e in explanations):
         st.info("Where the mismatch is over 2%, the path from the baseline crosses many ReLU "
                 "kinks: raise the IG steps.", icon=":material/straighten:")
 
 
 def show_attribution_view(models: Mapping[str, Model], titles: Mapping[str, str],
-                          image: np.ndarray, answers: Mapping[str, np.ndarray]) -> None:
-    """Every method's map for every model on `image` (28, 28), with IG's completeness check."""
-    cls = _class_to_explain("sk_explain_class")
-    settings = _attribution_settings("sk")
+                          image: np.ndarray, answers: Mapping[str, np.ndarray], *,
+                          prefix: str = "sk") -> None:
+    """Every method's map for every model on `image` (28, 28), with IG's completeness check.
+
+    answers: each model's probabilities (10,); prefix: the page's widget-key prefix (the sketch
+    lab's "sk", or a room's for its one model)."""
+    cls = _class_to_explain(f"{prefix}_explain_class")
+    settings = _attribution_settings(prefix)
     try:
         settings.check()
         with st.spinner("Computing five attribution maps per model…"):
@@ -66,14 +72,14 @@ def show_attribution_view(models: Mapping[str, Model], titles: Mapping[str, str]
         st.warning(f"{error} Move the slider back to a usable value.")
         return
     names = [titles[s] for s in models]
-    st.plotly_chart(attribution_figure(explanations, names), key="sk_attribution",
+    st.plotly_chart(attribution_figure(explanations, names), key=f"{prefix}_attribution",
                     config={"displayModeBar": False})
     st.caption("Each row shares one colour scale across the models. Gradient: how a tiny change "
                "of each pixel moves the score. × input: only where there is ink. SmoothGrad: "
                "the gradient averaged over noisy copies. Integrated Gradients: gradients along "
                "the way from the baseline to your digit. Occlusion: how much the score drops "
                "when a patch is blacked out.")
-    _completeness_table(names, explanations)
+    _completeness_table(names, explanations, f"{prefix}_ig_check")
 
 
 def _attack_controls() -> tuple[str, str, int | None, float]:
@@ -132,3 +138,13 @@ def show_adversarial_view(models: Mapping[str, Model], titles: Mapping[str, str]
         st.info("At epsilon 0 no pixel may change: move the slider to attack.")
     if st.button("Find the smallest epsilon that fools each model", key="sk_attack_search"):
         _smallest_epsilons(models, titles, image, method, target)
+
+
+def show_where_it_looks(model: Model, title: str, image: np.ndarray, probabilities: np.ndarray,
+                        *, prefix: str) -> None:
+    """A room's one model on its digit (28, 28): the attribution maps, behind a switch (they
+    cost a compile the first time, and the room reruns often during a run)."""
+    if st.toggle("Where it looks: five attribution methods on this digit",
+                 key=f"{prefix}_attribution_on"):
+        show_attribution_view({prefix: model}, {prefix: title}, image, {prefix: probabilities},
+                              prefix=prefix)

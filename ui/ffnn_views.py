@@ -9,6 +9,7 @@ from engine import ffnn
 from engine.model import Model
 from engine.train import Progress
 from ui import charts
+from ui.explain_views import show_where_it_looks
 from ui.rooms import FEEDFORWARD, room_state, update_room
 from ui.sketch import preprocess_or_explain, sketch_input
 
@@ -84,5 +85,6 @@ def show_sketch(model: Model, label: str) -> np.ndarray | None:
         right.plotly_chart(charts.probability_bars_figure(
             probabilities, charts.reads_title(int(probabilities.argmax()))),
             key="ff_sketch_chart", width="stretch")
+        show_where_it_looks(model, "this net", pre.final, probabilities, prefix="ff")
         return pre.final
     return None
