@@ -2,7 +2,8 @@
 
 Each digit becomes a point: its activations at a chosen layer (a hidden layer of the FFNN, a
 block of the CNN, or the logits), projected on the two directions along which those activations
-vary most (principal component analysis by numpy's SVD).
+vary most (principal component analysis). Across a run's history, each snapshot's activations
+are projected on the final model's axes, so the points move in one fixed frame.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from engine import cnn
 from engine.data import as_float
+from engine.landscape import unflatten
 from engine.model import Model
 from engine.step_phases import forward_layers
 
@@ -121,3 +123,17 @@ def pca(points: np.ndarray, k: int = 2) -> PCA:
     total = variances.sum()
     return PCA(mean, components, variances[:k],
                variances[:k] / total if total > 0 else np.zeros(k))
+
+
+def at_snapshot(model: Model, flat: np.ndarray) -> Model:
+    """The model with a run snapshot's parameters: flat (P,), every parameter flattened as by
+    engine.landscape.flat_parameters. Raises LandscapeError when flat does not fit the model."""
+    return Model(model.kind, model.architecture, unflatten(flat, model.params), model.metadata)
+
+
+def snapshot_points(model: Model, flat: np.ndarray, images: np.ndarray, layer: int,
+                    axes: PCA) -> np.ndarray:
+    """Points (N, 2): images (N, 28, 28) at `layer` of the model with a snapshot's parameters
+    flat (P,), projected on `axes` (the final model's PCA: not refitted, so the picture of every
+    snapshot shares one frame)."""
+    return axes.project(activations(at_snapshot(model, flat), images, layer))

@@ -12,9 +12,11 @@ from helpers import (
     APP_TIMEOUT,
     assert_calm,
     canvas_state,
+    leave_no_run,
     mnist_digit,
     mnist_on_canvas,
     open_page,
+    run_until_done,
     said,
 )
 from streamlit.testing.v1 import AppTest
@@ -147,6 +149,29 @@ def test_the_feedforward_room_steps_and_projects_the_learners_drawing():
     assert one_hot.shape == (2, 10) and one_hot[1].argmax() == 2  # the drawing, labelled 2
     spec = " ".join(chart.proto.spec for chart in at.get("plotly_chart"))
     assert '"name":"your drawing"' in spec and '"symbol":"star"' in spec
+
+
+def test_after_a_run_the_projector_slides_through_its_snapshots():
+    at = open_page("pages/feedforward.py")
+    assert not [s for s in at.select_slider if s.key == "ff_projector_step"]  # default: no run
+    at.text_input(key="ff_hidden").set_value("32")
+    at.number_input(key="ff_epochs").set_value(1)
+    at.button(key="ff_start").click().run()
+    try:
+        run_until_done(at, "ff_room")
+    finally:
+        leave_no_run(at, "ff_room")
+    assert_calm(at)
+    slider = at.select_slider(key="ff_projector_step")
+    steps = [int(step) for step in slider.options]
+    assert len(steps) >= 2 and slider.value == steps[-1]
+    assert "every snapshot's activations are projected" in " ".join(c.value for c in at.caption)
+    final = [c for c in at.get("plotly_chart") if "The test digits at" in c.proto.spec][0]
+    slider.set_value(steps[0]).run()
+    assert_calm(at)
+    early = [c for c in at.get("plotly_chart") if "The test digits at" in c.proto.spec][0]
+    assert f"hidden layer 1 (32 units), step {steps[0]} of the run" in early.proto.spec
+    assert early.proto.spec != final.proto.spec  # the points moved
 
 
 def test_what_a_unit_wants_shows_every_filter_and_every_class():

@@ -10,7 +10,8 @@ from hypothesis.extra.numpy import arrays
 
 from engine import cnn, ffnn
 from engine.data import embedded_split
-from engine.projector import activations, layer_names, pca
+from engine.landscape import LandscapeError, flat_parameters
+from engine.projector import activations, layer_names, pca, snapshot_points
 
 clouds = st.tuples(st.integers(2, 30), st.integers(1, 40)).flatmap(
     lambda shape: arrays(np.float64, shape, elements=st.floats(-100, 100, width=32)))
@@ -86,3 +87,19 @@ def test_cnn_blocks_are_its_pooled_feature_maps(defaults, digits):
 def test_a_layer_that_is_not_there_is_refused(defaults, digits):
     with pytest.raises(IndexError, match="choose 0 to 1"):
         activations(defaults["ffnn-jax"], digits, 2)
+
+
+@pytest.mark.parametrize("kind", ["ffnn-jax", "cnn"])
+def test_a_snapshot_is_placed_on_the_final_models_axes(defaults, digits, kind):
+    model = defaults[kind]
+    final = flat_parameters(model.params)
+    axes = pca(activations(model, digits, 0), 2)
+    # the final parameters as a snapshot: exactly the model's own projection
+    np.testing.assert_allclose(snapshot_points(model, final, digits, 0, axes),
+                               axes.project(activations(model, digits, 0)), rtol=1e-5, atol=1e-5)
+    # other parameters (every weight halved) move the points, on the same axes
+    halved = snapshot_points(model, final / 2, digits, 0, axes)
+    assert halved.shape == (len(digits), 2)
+    assert np.abs(halved - axes.project(activations(model, digits, 0))).max() > 1e-3
+    with pytest.raises(LandscapeError, match="does not fit"):
+        snapshot_points(model, final[:-1], digits, 0, axes)

@@ -11,8 +11,11 @@ from engine.data import as_float
 from engine.model import Model
 from ui.charts import a_digit, styled
 from ui.inside_views import MAX_INDEX, kept
+from ui.landscape_views import run_that_trained
+from ui.rooms import CNN, FEEDFORWARD
 
 PROJECTED = 1_000  # digits placed: the first ones of the test set (all of the embedded one)
+ROOMS = {"ff": FEEDFORWARD, "cnn": CNN}  # the projector's key -> the room whose run it follows
 CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                  "#7f7f7f", "#bcbd22", "#17becf")
 
@@ -60,6 +63,32 @@ def projection(model: Model, images: np.ndarray, layer: int) -> tuple[np.ndarray
     return axes.project(cloud), axes
 
 
+def run_snapshots(key: str, model: Model) -> dict[int, np.ndarray]:
+    """{step: flat parameters (P,)} of the snapshots of the room's run that trained `model`
+    (none for a default, uploaded or restored model, or while a run is going)."""
+    run = run_that_trained(ROOMS[key], model) if key in ROOMS else None
+    latest = run.view().latest if run is not None else None
+    if latest is None:
+        return {}
+    return {step: snapshot.flat for step, snapshot in zip(
+        latest.history.snapshot_steps, latest.history.snapshots, strict=True)
+        if getattr(snapshot, "flat", None) is not None}
+
+
+def pick_snapshot(model: Model, key: str) -> tuple[int, np.ndarray] | None:
+    """A slider over the training run's snapshot steps, when the run left two or more:
+    (the chosen step, its flat parameters), or None without a history."""
+    history = run_snapshots(key, model)
+    if len(history) < 2:
+        return None
+    steps = list(history)
+    step = st.select_slider("Training step (the run's snapshots)", options=steps,
+                            value=steps[-1], key=f"{key}_projector_step",
+                            help="Slide back to see how the layer sorted the digits earlier "
+                                 "in the run.")
+    return step, history[step]
+
+
 def show_projector(model: Model, images: np.ndarray, labels: np.ndarray, *, key: str,
                    drawing: np.ndarray | None = None, drawing_label: str = "") -> None:
     """The tab: pick a layer; the test digits images (n, 28, 28) uint8 with labels (n,) as a
@@ -81,15 +110,25 @@ def show_projector(model: Model, images: np.ndarray, labels: np.ndarray, *, key:
     with st.spinner("Running the digits through the model and finding the principal axes…"):
         points, axes = kept(f"{key}_projection", model, layer,
                             lambda: projection(model, images, layer))
-    predicted = model.predict_proba(as_float(images)).argmax(axis=1)
+    seen, title = model, f"The test digits at {names[layer]}"
+    snapshot = pick_snapshot(model, key)
+    if snapshot is not None:
+        step, flat = snapshot
+        seen, title = projector.at_snapshot(model, flat), f"{title}, step {step} of the run"
+        points = kept(f"{key}_projection_step", model, (layer, step),
+                      lambda: projector.snapshot_points(model, flat, images, layer, axes))
+        st.caption("The axes are the **final** model's: PCA is fitted once on its "
+                   "activations, and every snapshot's activations are projected on those two "
+                   "directions, so the points move in one fixed frame as you slide.")
+    predicted = seen.predict_proba(as_float(images)).argmax(axis=1)
     selected = int(chosen) if 0 <= chosen < len(images) else None
     plot, digit = st.columns([3, 1])
     extra = None
     if drawing is not None:
-        extra = (axes.project(projector.activations(model, drawing[None], layer))[0],
+        extra = (axes.project(projector.activations(seen, drawing[None], layer))[0],
                  drawing_label)
     plot.plotly_chart(projector_figure(points, labels, predicted, axes.explained, selected,
-                                       f"The test digits at {names[layer]}", extra),
+                                       title, extra),
                       key=f"{key}_projector_chart", width="stretch")
     if selected is None:
         digit.warning(f"There is no digit #{int(chosen)}: choose 0 to {len(images) - 1}.")
