@@ -1,8 +1,9 @@
-"""What a unit wants: activation maximisation on the CNN, an input image grown by gradient ascent.
+"""What a unit wants: activation maximisation, an input image grown by gradient ascent.
 
 Start from a faint noisy image and repeatedly move every pixel up the gradient (jax.grad) of one
-unit's score, the response of one conv filter at the centre of its map (before its ReLU, so a
-silent unit still has a slope) or one class's logit. Three things keep the picture readable
+unit's score: the response of one CNN filter at the centre of its map, or one hidden unit of a
+feed-forward net (both before the activation, so a silent unit still has a slope), or one
+class's logit. Three things keep the picture readable
 instead of adversarial noise: jitter (the image is shifted by up to a pixel at random before
 each step, so only patterns that work a little off-centre survive), an L2 penalty (ink costs
 something) and a smoothness penalty (neighbouring pixels should agree). Pixels stay in [0, 1].
@@ -17,7 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from engine import cnn
+from engine import cnn, ffnn
+from engine.ffnn.model import layer_outputs
+from engine.layers import dense
 from engine.model import Model
 
 
@@ -35,8 +38,28 @@ class Settings:
     seed: int = 0
 
 
-def unit_score(params: cnn.Params, image: jax.Array, index: jax.Array, *, spec: cnn.CNNSpec,
-               block: int | None) -> jax.Array:
+def unit_score(params, image: jax.Array, index: jax.Array, *,
+               spec: cnn.CNNSpec | ffnn.Architecture, block: int | None) -> jax.Array:
+    """The score (a scalar) of one unit for image (28, 28), for either model (by its spec): see
+    cnn_unit_score (block: a conv block) and dense_unit_score (block: a hidden layer)."""
+    if isinstance(spec, ffnn.Architecture):
+        return dense_unit_score(params, image, index, arch=spec, layer=block)
+    return cnn_unit_score(params, image, index, spec=spec, block=block)
+
+
+def dense_unit_score(params: ffnn.Params, image: jax.Array, index: jax.Array, *,
+                     arch: ffnn.Architecture, layer: int | None) -> jax.Array:
+    """The score of one unit of a feed-forward net for image (28, 28): with layer i (0-based
+    hidden layer), unit `index`'s z (x @ W + b, before the activation); with layer None, the
+    logit of class `index`. A scalar."""
+    last = arch.n_layers - 1 if layer is None else layer
+    x = image[None]
+    seen = x.reshape(1, -1) if last == 0 else layer_outputs(params, x, arch=arch)[last - 1]
+    return dense(seen, params[f"w{last}"], params[f"b{last}"])[0, index]
+
+
+def cnn_unit_score(params: cnn.Params, image: jax.Array, index: jax.Array, *, spec: cnn.CNNSpec,
+                   block: int | None) -> jax.Array:
     """The score of one unit for image (28, 28): with block i, filter `index`'s response (before
     ReLU) at the centre of block i's map; with block None, the logit of class `index`. A scalar.
 
@@ -91,11 +114,16 @@ def _climb_all(params, start, key, *, spec, block, settings: Settings, n: int):
 
 
 def unit_count(model: Model, block: int | None) -> int:
-    """How many units a group has: block i's filters, or the 10 classes (block None).
-    Raises IndexError for a block the model does not have."""
+    """How many units a group has: block i's filters (CNN) or hidden layer i's units (FFNN), or
+    the 10 classes (block None). Raises IndexError for a block or layer the model lacks."""
     spec = model.architecture
     if block is None:
         return 10
+    if model.kind == "ffnn":
+        if not 0 <= block < len(spec.hidden):
+            raise IndexError(f"hidden layer {block + 1} does not exist: this net has "
+                             f"{len(spec.hidden)}")
+        return spec.hidden[block]
     if not 0 <= block < spec.blocks:
         raise IndexError(f"block {block + 1} does not exist: this CNN has {spec.blocks}")
     return spec.filters[block]
@@ -114,14 +142,13 @@ def receptive_field(spec: cnn.CNNSpec, block: int) -> int:
     return side
 
 
-def what_units_want(model: Model, block: int | None, settings: Settings = Settings()
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For every filter of block `block` (0-based), or every class when block is None:
-    (images (n, 28, 28) in [0, 1], each unit's score on the start image (n,), on its own final
-    image (n,)). The same start image and shifts for every unit (fixed by settings.seed)."""
-    if model.kind != "cnn":
-        raise ValueError("activation maximisation is shown for the CNN only")
-    n = unit_count(model, block)
+def what_units_want(model: Model, block: int | None, settings: Settings = Settings(), *,
+                    first: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every filter of CNN block `block` (0-based), every unit of FFNN hidden layer `block`,
+    or every class when block is None (only the first `first` units, if given): (images (n, 28,
+    28) in [0, 1], each unit's score on the start image (n,), on its own final image (n,)). The
+    same start image and shifts for every unit (fixed by settings.seed)."""
+    n = min(unit_count(model, block), first or unit_count(model, block))
     start_key, shift_key = jax.random.split(jax.random.PRNGKey(settings.seed))
     start = jnp.clip(0.1 + 0.05 * jax.random.normal(start_key, (28, 28)), 0.0, 1.0)
     images, starts, ends = _climb_all(model.params, start, shift_key, spec=model.architecture,

@@ -7,7 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from engine import ffnn
 from engine.actmax import Settings, receptive_field, unit_score, what_units_want
+from engine.model import Model
 
 FEW_STEPS = Settings(steps=24)  # enough to climb; a test stays quick
 
@@ -47,8 +49,37 @@ def test_a_unit_sees_only_its_receptive_field(defaults, block):
         assert rows.max() - rows.min() == cols.max() - cols.min() == side - 1
 
 
-def test_a_block_that_is_not_there_and_the_ffnn_are_refused(defaults):
+def test_a_block_or_layer_that_is_not_there_is_refused(defaults):
     with pytest.raises(IndexError, match="this CNN has 2"):
         what_units_want(defaults["cnn"], 2)
-    with pytest.raises(ValueError, match="CNN only"):
-        what_units_want(defaults["ffnn-jax"], None)
+    with pytest.raises(IndexError, match="hidden layer 2 does not exist: this net has 1"):
+        what_units_want(defaults["ffnn-jax"], 1)
+
+
+@pytest.fixture(scope="module")
+def deep_ffnn():
+    """A 784-32-16-10 tanh net with fresh weights: a second hidden layer to look into."""
+    arch = ffnn.Architecture((32, 16), "tanh")
+    return Model("ffnn", arch, ffnn.init_params(jax.random.PRNGKey(1), arch), {})
+
+
+def test_a_dense_units_score_is_its_z_in_the_engines_forward_pass(deep_ffnn):
+    image = jax.random.uniform(jax.random.PRNGKey(2), (28, 28))
+    params, arch = deep_ffnn.params, deep_ffnn.architecture
+    x = np.asarray(image).reshape(-1)
+    z2 = np.tanh(x @ params["w0"] + params["b0"]) @ params["w1"] + params["b1"]  # by numpy
+    assert float(unit_score(params, image, 5, spec=arch, block=1)) == pytest.approx(
+        z2[5], rel=1e-5)
+    logits = np.asarray(ffnn.logits(params, image[None], arch=arch))[0]
+    assert float(unit_score(params, image, 3, spec=arch, block=None)) == pytest.approx(
+        logits[3], rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize("block", [1, None])
+def test_every_ffnn_unit_climbs_from_the_start_image(deep_ffnn, block):
+    images, starts, ends = what_units_want(deep_ffnn, block, FEW_STEPS, first=12)
+    n = 12 if block == 1 else 10
+    assert images.shape == (n, 28, 28) and starts.shape == ends.shape == (n,)
+    assert (ends > starts).all(), (starts, ends)
+    np.testing.assert_array_equal(images, what_units_want(deep_ffnn, block, FEW_STEPS,
+                                                          first=12)[0])  # fixed seed
