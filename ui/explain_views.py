@@ -13,7 +13,7 @@ from engine import attribution as attr
 from engine.model import Model
 from ui.explain_charts import adversarial_figure, attribution_figure
 
-TOP_GUESS = "each model's top guess"
+TOP_GUESS = "the top guess (each model's own)"
 
 
 def _class_to_explain(key: str) -> int | None:
@@ -74,7 +74,8 @@ def show_attribution_view(models: Mapping[str, Model], titles: Mapping[str, str]
     names = [titles[s] for s in models]
     st.plotly_chart(attribution_figure(explanations, names), key=f"{prefix}_attribution",
                     config={"displayModeBar": False})
-    st.caption("Each row shares one colour scale across the models. Gradient: how a tiny change "
+    st.caption("Each row shares one colour scale (across the models, when there are several). "
+               "Gradient: how a tiny change "
                "of each pixel moves the score. × input: only where there is ink. SmoothGrad: "
                "the gradient averaged over noisy copies. Integrated Gradients: gradients along "
                "the way from the baseline to your digit. Occlusion: how much the score drops "
