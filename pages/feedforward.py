@@ -15,6 +15,7 @@ from ui.dataset_views import DOWNLOAD_FIRST, chosen_dataset, dataset_picker
 from ui.evaluation import show_evaluation
 from ui.ffnn_views import draw_weights, show_sketch, show_twin_check
 from ui.health_views import preset_requested, show_layer_health, show_range_test
+from ui.inside_views import show_unit_wants
 from ui.landscape_views import show_landscape
 from ui.loaders import load_embedded_dataset
 from ui.model_file import show_model_file
@@ -145,9 +146,9 @@ model, label = current_model(FEEDFORWARD)
 st.subheader("The model")
 st.markdown(f"Below: {label}.")
 
-evaluation, layer_health, twin, sketch, terrain, one_step, projection, model_file = st.tabs(
-    ["Evaluation", "Layer health", "Twin-engine check", "Sketch a digit", "Landscape", "One step",
-     "Projector", "Model file"])
+(evaluation, layer_health, twin, sketch, terrain, one_step, projection, unit_wants,
+ model_file) = st.tabs(["Evaluation", "Layer health", "Twin-engine check", "Sketch a digit",
+                        "Landscape", "One step", "Projector", "What a unit wants", "Model file"])
 with evaluation:
     predicted = model.predict_proba(as_float(split.x_test)).argmax(axis=1)
     show_evaluation(split.x_test, split.y_test, predicted, key="ff")
@@ -167,5 +168,7 @@ with one_step:
 with projection:
     show_projector(model, split.x_test, split.y_test, key="ff", drawing=drawing,
                    drawing_label="your drawing")
+with unit_wants:
+    show_unit_wants(model)
 with model_file:
     show_model_file(FEEDFORWARD, model)

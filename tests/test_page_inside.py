@@ -52,6 +52,18 @@ def unit_wants_app():
     show_unit_wants(load_default_model("cnn"))
 
 
+def deep_unit_wants_app():
+    """Host: a fresh 784-32-16-10 feed-forward net in the "What a unit wants" view."""
+    import jax
+
+    from engine import ffnn
+    from engine.model import Model
+    from ui.inside_views import show_unit_wants
+
+    arch = ffnn.Architecture((32, 16), "tanh")
+    show_unit_wants(Model("ffnn", arch, ffnn.init_params(jax.random.PRNGKey(1), arch), {}))
+
+
 def conv_cells_app():
     """Host: the default CNN on test digit #300 (a 3) in the "Convolution, cell by cell" view."""
     from engine.data import as_float, embedded_split
@@ -120,10 +132,13 @@ def test_the_projector_places_every_test_digit_and_refuses_a_digit_not_there():
 
 def test_the_feedforward_room_has_its_new_tabs():
     at = open_page("pages/feedforward.py")
-    assert {"One step", "Projector"} <= {tab.label for tab in at.tabs}
+    assert {"One step", "Projector", "What a unit wants"} <= {tab.label for tab in at.tabs}
     assert at.button(key="ff_step_all")
-    assert "The test digits at hidden layer 1 (256 units)" in " ".join(
-        chart.proto.spec for chart in at.get("plotly_chart"))
+    charts = " ".join(chart.proto.spec for chart in at.get("plotly_chart"))
+    assert "The test digits at hidden layer 1 (256 units)" in charts
+    assert "What each class's score wants" in charts  # one hidden layer: the classes only
+    assert "units of the second and deeper layers are offered" in " ".join(
+        c.value for c in at.caption)
 
 
 def test_the_feedforward_room_steps_and_projects_the_learners_drawing():
@@ -183,6 +198,18 @@ def test_what_a_unit_wants_shows_every_filter_and_every_class():
     assert_calm(at)
     spec = at.get("plotly_chart")[0].proto.spec
     assert "What each class's score wants" in spec and '"9: ' in spec
+
+
+def test_what_a_unit_wants_looks_into_a_deeper_feedforward_layer():
+    at = host(deep_unit_wants_app)
+    assert at.radio(key="ff_actmax_group").options == ["Hidden layer 2: its 16 units",
+                                                       "The 10 classes"]
+    spec = at.get("plotly_chart")[0].proto.spec
+    assert "What each unit of hidden layer 2 wants" in spec
+    assert '"15: ' in spec and '"16: ' not in spec
+    at.radio(key="ff_actmax_group").set_value("The 10 classes").run()
+    assert_calm(at)
+    assert "What each class's score wants" in at.get("plotly_chart")[0].proto.spec
 
 
 def test_the_convolution_cell_by_cell_agrees_with_the_feature_map_and_jax():

@@ -1,5 +1,5 @@
-"""The CNN room's "What a unit wants" and "Convolution, cell by cell" tabs, and the session memo
-the inside views share."""
+"""The rooms' "What a unit wants" tab (both rooms), the CNN room's "Convolution, cell by cell",
+and the session memo the inside views share."""
 
 from __future__ import annotations
 
@@ -71,37 +71,78 @@ def centre_crop(images: np.ndarray, side: int) -> np.ndarray:
     return images[:, start:start + side, start:start + side]
 
 
+FFNN_UNITS = 64  # the first units of a feed-forward hidden layer shown (a layer may have 1,024)
+
+
+def unit_groups(model: Model) -> dict[str, int | None]:
+    """{radio label: block} the view offers: each CNN block's filters, or each feed-forward
+    hidden layer from the second on (a first-layer unit wants its own weights, shown live),
+    and the classes (block None)."""
+    if model.kind == "cnn":
+        groups = {f"Block {block + 1}: its {f} filters": block
+                  for block, f in enumerate(model.architecture.filters)}
+    else:
+        groups = {f"Hidden layer {layer + 1}: " + (f"its {n} units" if n <= FFNN_UNITS else
+                                                   f"its first {FFNN_UNITS} of {n} units"): layer
+                  for layer, n in enumerate(model.architecture.hidden) if layer >= 1}
+    return groups | {CLASSES: None}
+
+
+def filter_grid(model: Model, block: int, images: np.ndarray, starts: np.ndarray,
+                ends: np.ndarray) -> tuple[go.Figure, str]:
+    """(the grid, a note) for a CNN block's filters: each image cropped to what the unit sees."""
+    side = actmax.receptive_field(model.architecture, block)
+    captions = [f"{i}: {e:.1f}" for i, e in enumerate(ends)]
+    figure = unit_grid_figure(centre_crop(images, side + 2 * MARGIN), captions, 16,
+                              f"What each filter of block {block + 1} wants (the "
+                              f"{side}x{side} pixels it sees, and {MARGIN} around)")
+    return figure, (f"A unit of block {block + 1} sees {side}x{side} input pixels; nothing "
+                    "outside them changes its score, so only the centre of each image grew. "
+                    f"Under each: its response, {np.mean(starts):.2f} on average on the start "
+                    "image.")
+
+
+def dense_grid(layer: int, images: np.ndarray, starts: np.ndarray, ends: np.ndarray
+               ) -> tuple[go.Figure, str]:
+    """(the grid, a note) for a feed-forward hidden layer's units: whole images."""
+    captions = [f"{i}: {e:.1f}" for i, e in enumerate(ends)]
+    figure = unit_grid_figure(images, captions, 16, f"What each unit of hidden layer "
+                              f"{layer + 1} wants")
+    return figure, (f"A unit of hidden layer {layer + 1} sees every pixel, through the layers "
+                    "before it. Under each: its z (before the activation), "
+                    f"{np.mean(starts):.2f} on average on the start image.")
+
+
 def show_unit_wants(model: Model) -> None:
-    """Pick a group of units (a block's filters, or the classes): for each, the image that
-    excites it most, grown by gradient ascent from the same faint noise."""
+    """Pick a group of units (a CNN block's filters, a feed-forward hidden layer's units, or the
+    classes): for each, the image that excites it most, grown by gradient ascent from the same
+    faint noise."""
     st.markdown("What does a unit respond to? Start from faint noise and let `jax.grad` push "
                 "every pixel, step after step, towards whatever raises **one unit's** score: a "
-                "filter's response at the centre of its map, or a class's score. Small random "
-                "shifts, a cost for ink and a cost for jagged edges keep the picture readable. "
-                "The same start and seed for every unit; recomputed for the current model.")
-    spec = model.architecture
-    groups = {f"Block {block + 1}: its {f} filters": block
-              for block, f in enumerate(spec.filters)}
-    groups[CLASSES] = None
-    block = groups[st.radio("Units", list(groups), horizontal=True, key="cnn_actmax_group")]
+                "filter's response at the centre of its map, a hidden unit's input, or a "
+                "class's score. Small random shifts, a cost for ink and a cost for jagged edges "
+                "keep the picture readable. The same start and seed for every unit; recomputed "
+                "for the current model.")
+    key = "cnn" if model.kind == "cnn" else "ff"
+    groups = unit_groups(model)
+    if model.kind == "ffnn" and len(groups) == 1:
+        st.caption("With two or more hidden layers, the units of the second and deeper layers "
+                   "are offered here too (a first-layer unit wants its own weights: see them "
+                   "in the live panel while training).")
+    block = groups[st.radio("Units", list(groups), horizontal=True, key=f"{key}_actmax_group")]
     with st.spinner("Growing an image for each unit…"):
-        images, starts, ends = kept("cnn_actmax", model, block,
-                                    lambda: actmax.what_units_want(model, block))
+        images, starts, ends = kept(f"{key}_actmax", model, block, lambda: actmax.what_units_want(
+            model, block, first=FFNN_UNITS if model.kind == "ffnn" else None))
     if block is None:
         captions = [f"{i}: {s:.1f}→{e:.1f}" for i, (s, e) in enumerate(zip(starts, ends,
                                                                            strict=True))]
         figure = unit_grid_figure(images, captions, 10, "What each class's score wants")
         note = "Each class's score (its logit), on the start image → on its own image."
+    elif model.kind == "cnn":
+        figure, note = filter_grid(model, block, images, starts, ends)
     else:
-        side = actmax.receptive_field(spec, block)
-        captions = [f"{i}: {e:.1f}" for i, e in enumerate(ends)]
-        figure = unit_grid_figure(centre_crop(images, side + 2 * MARGIN), captions, 16,
-                                  f"What each filter of block {block + 1} wants (the "
-                                  f"{side}x{side} pixels it sees, and {MARGIN} around)")
-        note = (f"A unit of block {block + 1} sees {side}x{side} input pixels; nothing outside "
-                "them changes its score, so only the centre of each image grew. Under each: "
-                f"its response, {np.mean(starts):.2f} on average on the start image.")
-    st.plotly_chart(figure, key="cnn_actmax_chart", width="stretch")
+        figure, note = dense_grid(block, images, starts, ends)
+    st.plotly_chart(figure, key=f"{key}_actmax_chart", width="stretch")
     st.caption(note)
 
 
