@@ -38,6 +38,13 @@ class Settings:
     seed: int = 0
 
 
+# A feed-forward net sees no neighbourhoods: with the CNN's light penalties its images saturate
+# into black-and-white speckle (its logits reach ~40 while a penalty stays under 1). These
+# weigh ink and jagged edges about as much as the score, and the images come out as smooth
+# strokes; every unit still climbs (tests/test_actmax.py).
+DENSE_SETTINGS = Settings(l2=30.0, smoothness=100.0)
+
+
 def unit_score(params, image: jax.Array, index: jax.Array, *,
                spec: cnn.CNNSpec | ffnn.Architecture, block: int | None) -> jax.Array:
     """The score (a scalar) of one unit for image (28, 28), for either model (by its spec): see
@@ -142,12 +149,14 @@ def receptive_field(spec: cnn.CNNSpec, block: int) -> int:
     return side
 
 
-def what_units_want(model: Model, block: int | None, settings: Settings = Settings(), *,
+def what_units_want(model: Model, block: int | None, settings: Settings | None = None, *,
                     first: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For every filter of CNN block `block` (0-based), every unit of FFNN hidden layer `block`,
     or every class when block is None (only the first `first` units, if given): (images (n, 28,
     28) in [0, 1], each unit's score on the start image (n,), on its own final image (n,)). The
-    same start image and shifts for every unit (fixed by settings.seed)."""
+    same start image and shifts for every unit (fixed by settings.seed); settings None: the
+    model kind's own (DENSE_SETTINGS for a feed-forward net)."""
+    settings = settings or (DENSE_SETTINGS if model.kind == "ffnn" else Settings())
     n = min(unit_count(model, block), first or unit_count(model, block))
     start_key, shift_key = jax.random.split(jax.random.PRNGKey(settings.seed))
     start = jnp.clip(0.1 + 0.05 * jax.random.normal(start_key, (28, 28)), 0.0, 1.0)

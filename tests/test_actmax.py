@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from engine import ffnn
-from engine.actmax import Settings, receptive_field, unit_score, what_units_want
+from engine.actmax import (
+    DENSE_SETTINGS,
+    Settings,
+    receptive_field,
+    unit_score,
+    what_units_want,
+)
 from engine.model import Model
 
 FEW_STEPS = Settings(steps=24)  # enough to climb; a test stays quick
@@ -77,9 +85,10 @@ def test_a_dense_units_score_is_its_z_in_the_engines_forward_pass(deep_ffnn):
 
 @pytest.mark.parametrize("block", [1, None])
 def test_every_ffnn_unit_climbs_from_the_start_image(deep_ffnn, block):
-    images, starts, ends = what_units_want(deep_ffnn, block, FEW_STEPS, first=12)
+    few = replace(DENSE_SETTINGS, steps=24)
+    images, starts, ends = what_units_want(deep_ffnn, block, few, first=12)
     n = 12 if block == 1 else 10
     assert images.shape == (n, 28, 28) and starts.shape == ends.shape == (n,)
     assert (ends > starts).all(), (starts, ends)
-    np.testing.assert_array_equal(images, what_units_want(deep_ffnn, block, FEW_STEPS,
+    np.testing.assert_array_equal(images, what_units_want(deep_ffnn, block, few,
                                                           first=12)[0])  # fixed seed

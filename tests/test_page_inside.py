@@ -122,7 +122,7 @@ def test_the_projector_places_every_test_digit_and_refuses_a_digit_not_there():
     assert '"name":"my drawing"' in chart.proto.spec and '"symbol":"star"' in chart.proto.spec
     assert [caption for image in at.get("image") for caption in image.captions][0].startswith(
         "#0: a 0, read as ")
-    at.selectbox(key="cnn_projector_layer").set_value(2).run()
+    at.selectbox(key="cnn_projector_layer").set_value("logits (10)").run()
     assert_calm(at)
     assert "The test digits at logits (10)" in at.get("plotly_chart")[0].proto.spec
     at.number_input(key="cnn_projector_digit").set_value(1000).run()

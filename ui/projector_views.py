@@ -25,6 +25,7 @@ def projector_figure(points: np.ndarray, labels: np.ndarray, predicted: np.ndarr
                      extra: tuple[np.ndarray, str] | None = None) -> go.Figure:
     """Digits as points (n, 2), one colour per true class (the legend switches classes on and
     off), misclassified ones drawn as crosses, the selected one ringed; hover names each digit.
+    Every trace is WebGL: a browser draws WebGL above SVG, so an SVG mark would hide under them.
     explained (2,): the fraction of the variance along each axis. extra: one more point (2,)
     and its name (the learner's drawing), drawn as a black star."""
     fig = go.Figure()
@@ -39,14 +40,15 @@ def projector_figure(points: np.ndarray, labels: np.ndarray, predicted: np.ndarr
             hovertemplate=(f"#%{{customdata[0]}}: {a_digit(digit)}, read as "
                            "%{customdata[1]}<extra></extra>")))
     if selected is not None:
-        fig.add_trace(go.Scatter(x=points[[selected], 0], y=points[[selected], 1], mode="markers",
+        fig.add_trace(go.Scattergl(x=points[[selected], 0], y=points[[selected], 1], mode="markers",
                                  name=f"#{selected}", hoverinfo="skip", marker=dict(
                                      size=18, color="rgba(0,0,0,0)",
                                      line=dict(color="black", width=2))))
     if extra is not None:
-        fig.add_trace(go.Scatter(x=extra[0][:1], y=extra[0][1:2], mode="markers", name=extra[1],
-                                 hovertemplate=f"{extra[1]}<extra></extra>",
-                                 marker=dict(symbol="star", size=20, color="black")))
+        fig.add_trace(go.Scattergl(x=extra[0][:1], y=extra[0][1:2], mode="markers",
+                                   name=extra[1], hovertemplate=f"{extra[1]}<extra></extra>",
+                                   marker=dict(symbol="star", size=22, color="black",
+                                               line=dict(color="white", width=1.5))))
     fig.update_xaxes(title=f"PC 1 ({explained[0]:.0%} of the variance)", zeroline=False)
     fig.update_yaxes(title=f"PC 2 ({explained[1]:.0%})" if len(explained) > 1 else "",
                      zeroline=False)
@@ -103,8 +105,8 @@ def show_projector(model: Model, images: np.ndarray, labels: np.ndarray, *, key:
                 "reads it wrong. Click a legend entry to hide a class, hover a point to name it.")
     names = projector.layer_names(model)
     left, right = st.columns([1, 3])
-    layer = left.selectbox("Layer", range(len(names)), format_func=names.__getitem__,
-                           key=f"{key}_projector_layer")
+    # The names are the options: a new model's layers replace the old ones in the picker.
+    layer = names.index(left.selectbox("Layer", names, key=f"{key}_projector_layer"))
     chosen = right.number_input(f"Digit to show (0 to {len(images) - 1})", min_value=0,
                                 max_value=MAX_INDEX, value=0, step=1, key=f"{key}_projector_digit")
     with st.spinner("Running the digits through the model and finding the principal axes…"):

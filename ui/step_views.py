@@ -169,7 +169,7 @@ def the_batch(model: Model, chosen: list[int], images: np.ndarray, labels: np.nd
     if drawing is None:
         st.info("Draw a digit in the Sketch tab to use it here.")
         return batch, targets
-    left, right = st.columns([1, 5])
+    left, right, _ = st.columns([1, 3, 3])
     left.image(np.kron(drawing, np.ones((3, 3))).clip(0, 1), caption="your drawing")
     label = right.selectbox("Label of your drawing (what it should be read as)", range(10),
                             index=int(model.predict_proba(drawing[None]).argmax()),
