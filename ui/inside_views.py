@@ -106,11 +106,13 @@ def dense_grid(layer: int, images: np.ndarray, starts: np.ndarray, ends: np.ndar
                ) -> tuple[go.Figure, str]:
     """(the grid, a note) for a feed-forward hidden layer's units: whole images."""
     captions = [f"{i}: {e:.1f}" for i, e in enumerate(ends)]
-    figure = unit_grid_figure(images, captions, 16, f"What each unit of hidden layer "
-                              f"{layer + 1} wants")
+    figure = unit_grid_figure(images, captions, 8, f"What each unit of hidden layer "
+                              f"{layer + 1} wants")  # whole 28x28 images: 8 a row stay legible
     return figure, (f"A unit of hidden layer {layer + 1} sees every pixel, through the layers "
                     "before it. Under each: its z (before the activation), "
-                    f"{np.mean(starts):.2f} on average on the start image.")
+                    f"{np.mean(starts):.2f} on average on the start image. An image that stays "
+                    "dark belongs to a unit that ink raises little (a score near 0): the costs "
+                    "of ink outweigh what it would gain.")
 
 
 def show_unit_wants(model: Model) -> None:

@@ -139,5 +139,6 @@ def show_projector(model: Model, images: np.ndarray, labels: np.ndarray, *, key:
                 caption=f"#{selected}: {a_digit(int(labels[selected]))}, read as "
                         f"{predicted[selected]}")
     wrong = int((predicted != labels).sum())
+    whose = "the final model's" if snapshot is not None else "the"
     digit.caption(f"{wrong} of {len(labels):,} digits read wrong (crosses). The two axes keep "
-                  f"{axes.explained.sum():.0%} of how much the activations vary.")
+                  f"{axes.explained.sum():.0%} of how much {whose} activations vary.")
