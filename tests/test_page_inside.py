@@ -44,6 +44,24 @@ def projector_app():
                    drawing=split.x_test[5] / 255.0, drawing_label="my drawing")
 
 
+def dead_layer_projector_app():
+    """Host: a feed-forward net whose hidden layer (wider than the 1,000 digits, so PCA goes by
+    the digits' Gram matrix) is silent for every digit: no variance at all."""
+    import numpy as np
+
+    from engine import ffnn
+    from engine.data import embedded_split
+    from engine.model import Model
+    from ui.projector_views import show_projector
+
+    arch = ffnn.Architecture((1001,))
+    params = {"w0": np.zeros((784, 1001), np.float32), "b0": -np.ones(1001, np.float32),
+              "w1": np.ones((1001, 10), np.float32), "b1": np.zeros(10, np.float32)}
+    split = embedded_split()
+    show_projector(Model("ffnn", arch, params, {}), split.x_test, split.y_test, key="ff",
+                   drawing=split.x_test[5] / 255.0, drawing_label="my drawing")
+
+
 def unit_wants_app():
     """Host: the default CNN in the "What a unit wants" view."""
     from engine.predict import load_default_model
@@ -128,6 +146,13 @@ def test_the_projector_places_every_test_digit_and_refuses_a_digit_not_there():
     at.number_input(key="cnn_projector_digit").set_value(1000).run()
     assert_calm(at)
     assert "There is no digit #1000: choose 0 to 999." in said(at)
+
+
+def test_a_silent_layer_is_drawn_as_one_axis():
+    """All 1,000 digits give the same activations: PCA keeps one axis, the plot stays up."""
+    at = host(dead_layer_projector_app)
+    spec = at.get("plotly_chart")[0].proto.spec
+    assert "The test digits at hidden layer 1 (1001 units)" in spec and "PC 2" not in spec
 
 
 def test_the_feedforward_room_has_its_new_tabs():

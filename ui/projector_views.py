@@ -22,12 +22,16 @@ CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b
 
 def projector_figure(points: np.ndarray, labels: np.ndarray, predicted: np.ndarray,
                      explained: np.ndarray, selected: int | None = None, title: str = "",
-                     extra: tuple[np.ndarray, str] | None = None) -> go.Figure:
+                     extra: tuple[np.ndarray, str] | None = None,
+                     frame: np.ndarray | None = None) -> go.Figure:
     """Digits as points (n, 2), one colour per true class (the legend switches classes on and
     off), misclassified ones drawn as crosses, the selected one ringed; hover names each digit.
     Every trace is WebGL: a browser draws WebGL above SVG, so an SVG mark would hide under them.
     explained (2,): the fraction of the variance along each axis. extra: one more point (2,)
-    and its name (the learner's drawing), drawn as a black star."""
+    and its name (the learner's drawing), drawn as a black star. frame: points (m, 2) the view
+    must hold besides these (so pictures of several snapshots share their axes' ranges)."""
+    points = on_plane(points)
+    extra = None if extra is None else (on_plane(extra[0])[0], extra[1])
     fig = go.Figure()
     for digit in range(10):
         members = np.flatnonzero(labels == digit)
@@ -49,13 +53,30 @@ def projector_figure(points: np.ndarray, labels: np.ndarray, predicted: np.ndarr
                                    name=extra[1], hovertemplate=f"{extra[1]}<extra></extra>",
                                    marker=dict(symbol="star", size=22, color="black",
                                                line=dict(color="white", width=1.5))))
-    fig.update_xaxes(title=f"PC 1 ({explained[0]:.0%} of the variance)", zeroline=False)
+    held = [points] + ([] if frame is None else [frame]) + ([] if extra is None else [extra[0]])
+    low, high = view_range(np.concatenate([on_plane(p) for p in held]))
+    fig.update_xaxes(title=f"PC 1 ({explained[0]:.0%} of the variance)", zeroline=False,
+                     range=[low[0], high[0]])
     fig.update_yaxes(title=f"PC 2 ({explained[1]:.0%})" if len(explained) > 1 else "",
-                     zeroline=False)
+                     zeroline=False, range=[low[1], high[1]])
     styled(fig, title, height=520)
     fig.update_layout(legend=dict(orientation="v", title="true digit", x=1.02, y=1,
                                   xanchor="left", yanchor="top"))
     return fig
+
+
+def on_plane(points: np.ndarray) -> np.ndarray:
+    """Points (n, 2) from (n, 2), (n, 1) or one point (k,): a cloud with no variance has one
+    axis only (engine.projector.pca), drawn at height 0."""
+    points = np.atleast_2d(points)
+    return np.pad(points, ((0, 0), (0, 2 - points.shape[1])))[:, :2]
+
+
+def view_range(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(low (2,), high (2,)): the box around points (n, 2), 5% wider each way (never empty)."""
+    low, high = points.min(axis=0), points.max(axis=0)
+    margin = np.maximum(0.05 * (high - low), 1e-6)
+    return low - margin, high + margin
 
 
 def projection(model: Model, images: np.ndarray, layer: int) -> tuple[np.ndarray, projector.PCA]:
@@ -112,7 +133,7 @@ def show_projector(model: Model, images: np.ndarray, labels: np.ndarray, *, key:
     with st.spinner("Running the digits through the model and finding the principal axes…"):
         points, axes = kept(f"{key}_projection", model, layer,
                             lambda: projection(model, images, layer))
-    seen, title = model, f"The test digits at {names[layer]}"
+    seen, title, final = model, f"The test digits at {names[layer]}", points
     snapshot = pick_snapshot(model, key)
     if snapshot is not None:
         step, flat = snapshot
@@ -130,7 +151,7 @@ def show_projector(model: Model, images: np.ndarray, labels: np.ndarray, *, key:
         extra = (axes.project(projector.activations(seen, drawing[None], layer))[0],
                  drawing_label)
     plot.plotly_chart(projector_figure(points, labels, predicted, axes.explained, selected,
-                                       title, extra),
+                                       title, extra, frame=final),
                       key=f"{key}_projector_chart", width="stretch")
     if selected is None:
         digit.warning(f"There is no digit #{int(chosen)}: choose 0 to {len(images) - 1}.")
