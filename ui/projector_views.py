@@ -99,17 +99,18 @@ def run_snapshots(key: str, model: Model) -> dict[int, np.ndarray]:
 
 
 def pick_snapshot(model: Model, key: str) -> tuple[int, np.ndarray] | None:
-    """A slider over the training run's snapshot steps, when the run left two or more:
-    (the chosen step, its flat parameters), or None without a history."""
+    """A slider over the training run's snapshots, when the run left two or more: (the chosen
+    snapshot's step, its flat parameters), or None without a history. (A plain slider over the
+    snapshots' numbers: a room's history scrubber is its one select_slider.)"""
     history = run_snapshots(key, model)
     if len(history) < 2:
         return None
     steps = list(history)
-    step = st.select_slider("Training step (the run's snapshots)", options=steps,
-                            value=steps[-1], key=f"{key}_projector_step",
-                            help="Slide back to see how the layer sorted the digits earlier "
-                                 "in the run.")
-    return step, history[step]
+    number = st.slider("Snapshot of the training run (1 = the earliest)", min_value=1,
+                       max_value=len(steps), value=len(steps), key=f"{key}_projector_step",
+                       help="Slide back to see how the layer sorted the digits earlier in the "
+                            "run.")
+    return steps[number - 1], history[steps[number - 1]]
 
 
 def show_projector(model: Model, images: np.ndarray, labels: np.ndarray, *, key: str,
@@ -140,9 +141,9 @@ def show_projector(model: Model, images: np.ndarray, labels: np.ndarray, *, key:
         seen, title = projector.at_snapshot(model, flat), f"{title}, step {step} of the run"
         points = kept(f"{key}_projection_step", model, (layer, step),
                       lambda: projector.snapshot_points(model, flat, images, layer, axes))
-        st.caption("The axes are the **final** model's: PCA is fitted once on its "
-                   "activations, and every snapshot's activations are projected on those two "
-                   "directions, so the points move in one fixed frame as you slide.")
+        st.caption(f"Step {step} of the run. The axes are the **final** model's: PCA is fitted "
+                   "once on its activations, and every snapshot's activations are projected on "
+                   "those two directions, so the points move in one fixed frame as you slide.")
     predicted = seen.predict_proba(as_float(images)).argmax(axis=1)
     selected = int(chosen) if 0 <= chosen < len(images) else None
     plot, digit = st.columns([3, 1])
