@@ -104,6 +104,13 @@ def host(app) -> AppTest:
     return at
 
 
+def ask(at: AppTest, *views: str) -> None:
+    """Press each heavy view's button (key: view + "_go"); nothing of it is computed before."""
+    for view in views:
+        at.button(key=f"{view}_go").click().run()
+        assert_calm(at)
+
+
 def test_one_step_shows_every_phase_and_explains_a_cell():
     at = host(one_step_app)
     at.button(key="ff_step_all").click().run()
@@ -123,6 +130,8 @@ def test_one_step_shows_every_phase_and_explains_a_cell():
 
 def test_one_step_refuses_a_cell_outside_and_an_empty_batch():
     at = host(one_step_app)
+    assert "Press a phase to take the step" in said(at) and not at.code  # nothing computed yet
+    at.button(key="ff_step_forward").click().run()
     at.number_input(key="ff_step_cell_row").set_value(4).run()
     assert_calm(at)
     assert "outside this 4x256 matrix: row 0 to 3" in said(at)
@@ -135,6 +144,8 @@ def test_one_step_refuses_a_cell_outside_and_an_empty_batch():
 
 def test_the_projector_places_every_test_digit_and_refuses_a_digit_not_there():
     at = host(projector_app)
+    assert not at.get("plotly_chart")  # nothing computed before it is asked for
+    ask(at, "cnn_projection")
     chart = at.get("plotly_chart")[0]
     assert "The test digits at block 1 (14x14x16)" in chart.proto.spec
     assert '"name":"my drawing"' in chart.proto.spec and '"symbol":"star"' in chart.proto.spec
@@ -151,6 +162,7 @@ def test_the_projector_places_every_test_digit_and_refuses_a_digit_not_there():
 def test_a_silent_layer_is_drawn_as_one_axis():
     """All 1,000 digits give the same activations: PCA keeps one axis, the plot stays up."""
     at = host(dead_layer_projector_app)
+    ask(at, "ff_projection")
     spec = at.get("plotly_chart")[0].proto.spec
     assert "The test digits at hidden layer 1 (1001 units)" in spec and "PC 2" not in spec
 
@@ -159,6 +171,7 @@ def test_the_feedforward_room_has_its_new_tabs():
     at = open_page("pages/feedforward.py")
     assert {"One step", "Projector", "What a unit wants"} <= {tab.label for tab in at.tabs}
     assert at.button(key="ff_step_all")
+    ask(at, "ff_projection", "ff_actmax")
     charts = " ".join(chart.proto.spec for chart in at.get("plotly_chart"))
     assert "The test digits at hidden layer 1 (256 units)" in charts
     assert "What each class's score wants" in charts  # one hidden layer: the classes only
@@ -172,7 +185,9 @@ def test_the_feedforward_room_steps_and_projects_the_learners_drawing():
     from ui.sketch import canvas_key
 
     at = open_page("pages/feedforward.py")
+    ask(at, "ff_projection")
     at.multiselect(key="ff_step_batch").set_value([-1, 0]).run()
+    at.button(key="ff_step_forward").click().run()
     assert_calm(at)
     assert "Draw a digit in the Sketch tab to use it here." in said(at)
     assert "x (1,784) @ W1" in " ".join(c.value for c in at.code)  # the drawing left out
@@ -193,6 +208,7 @@ def test_the_feedforward_room_steps_and_projects_the_learners_drawing():
 
 def test_after_a_run_the_projector_slides_through_its_snapshots():
     at = open_page("pages/feedforward.py")
+    ask(at, "ff_projection")
     assert not [s for s in at.slider if s.key == "ff_projector_step"]  # the default: no run
     at.text_input(key="ff_hidden").set_value("32")
     at.number_input(key="ff_epochs").set_value(1)
@@ -216,6 +232,7 @@ def test_after_a_run_the_projector_slides_through_its_snapshots():
 
 def test_what_a_unit_wants_shows_every_filter_and_every_class():
     at = host(unit_wants_app)
+    ask(at, "cnn_actmax")
     spec = at.get("plotly_chart")[0].proto.spec
     assert "What each filter of block 1 wants (the 3x3 pixels it sees" in spec
     assert '"15: ' in spec and '"16: ' not in spec  # 16 filters, numbered from 0
@@ -229,6 +246,7 @@ def test_what_a_unit_wants_looks_into_a_deeper_feedforward_layer():
     at = host(deep_unit_wants_app)
     assert at.radio(key="ff_actmax_group").options == ["Hidden layer 2: its 16 units",
                                                        "The 10 classes"]
+    ask(at, "ff_actmax")
     spec = at.get("plotly_chart")[0].proto.spec
     assert "What each unit of hidden layer 2 wants" in spec
     assert '"15: ' in spec and '"16: ' not in spec
@@ -257,5 +275,6 @@ def test_the_cnn_room_has_its_new_tabs():
     at = open_page("pages/cnn.py")
     assert {"Projector", "What a unit wants", "Convolution, cell by cell"} <= {
         tab.label for tab in at.tabs}
+    ask(at, "cnn_projection")
     assert "The test digits at block 1 (14x14x16)" in " ".join(
         chart.proto.spec for chart in at.get("plotly_chart"))

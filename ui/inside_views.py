@@ -48,6 +48,17 @@ def kept(key: str, model: Model, choice: Any, compute: Callable[[], Any]) -> Any
     return value
 
 
+def asked_for(key: str, label: str) -> bool:
+    """Whether this session has asked for the view under `key`: a button until it has, then
+    always (a new model or choice recomputes without asking again). Heavy views wait for it:
+    every tab of a room runs on each rerun, and their compiles and arrays cost the server
+    ~120 MB (M1) when nobody looks at them."""
+    wanted = f"{key}_wanted"
+    if not st.session_state.get(wanted) and st.button(label, key=f"{key}_go", type="primary"):
+        st.session_state[wanted] = True
+    return bool(st.session_state.get(wanted))
+
+
 def unit_grid_figure(images: np.ndarray, captions: list[str], columns: int, title: str
                      ) -> go.Figure:
     """Images (n, h, w) in [0, 1], white on black, in rows of `columns`, each captioned above."""
@@ -132,6 +143,8 @@ def show_unit_wants(model: Model) -> None:
                    "are offered here too (a first-layer unit wants its own weights: see them "
                    "in the live panel while training).")
     block = groups[st.radio("Units", list(groups), horizontal=True, key=f"{key}_actmax_group")]
+    if not asked_for(f"{key}_actmax", "Grow the images (a few seconds)"):
+        return
     with st.spinner("Growing an image for each unit…"):
         images, starts, ends = kept(f"{key}_actmax", model, block, lambda: actmax.what_units_want(
             model, block, first=FFNN_UNITS if model.kind == "ffnn" else None))

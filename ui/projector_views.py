@@ -10,7 +10,7 @@ from engine import projector
 from engine.data import as_float
 from engine.model import Model
 from ui.charts import a_digit, styled
-from ui.inside_views import MAX_INDEX, kept
+from ui.inside_views import MAX_INDEX, asked_for, kept
 from ui.landscape_views import run_that_trained
 from ui.rooms import CNN, FEEDFORWARD
 
@@ -131,6 +131,8 @@ def show_projector(model: Model, images: np.ndarray, labels: np.ndarray, *, key:
     layer = names.index(left.selectbox("Layer", names, key=f"{key}_projector_layer"))
     chosen = right.number_input(f"Digit to show (0 to {len(images) - 1})", min_value=0,
                                 max_value=MAX_INDEX, value=0, step=1, key=f"{key}_projector_digit")
+    if not asked_for(f"{key}_projection", f"Project the {len(images):,} digits"):
+        return
     with st.spinner("Running the digits through the model and finding the principal axes…"):
         points, axes = kept(f"{key}_projection", model, layer,
                             lambda: projection(model, images, layer))

@@ -186,7 +186,9 @@ def phase_buttons() -> list[str]:
             st.session_state["ff_step_phases"] = [phase]
     if cells[-1].button("All", key="ff_step_all", type="primary", width="stretch"):
         st.session_state["ff_step_phases"] = list(PHASES)
-    return st.session_state.setdefault("ff_step_phases", ["Forward"])
+    # None shown until one is pressed: the step is computed only then (the room's every tab
+    # runs on each rerun).
+    return st.session_state.setdefault("ff_step_phases", [])
 
 
 def show_one_step(model: Model, images: np.ndarray, labels: np.ndarray, *, loss_name: str,
@@ -213,6 +215,10 @@ def show_one_step(model: Model, images: np.ndarray, labels: np.ndarray, *, loss_
     shown = phase_buttons()
     if not len(batch):
         st.warning("The batch is empty: pick at least one digit above.")
+        return
+    if not shown:
+        st.info("Press a phase to take the step, or **All** to see it whole.",
+                icon=":material/play_arrow:")
         return
     params = {name: np.asarray(value) for name, value in model.params.items()}
     phases = step_phases(params, batch, targets, arch=model.architecture,
