@@ -61,16 +61,13 @@ def start_job(room: Room, model: Model, split: Any, n: int, digits: int) -> Run:
     run service; with the room's run (if any) its initial weights and its path."""
     x, y = landscape.evaluation_subset(split.x_test, split.y_test, digits)
     run = run_that_trained(room, model)
-    latest = run.view().latest if run is not None else None
     initial = (landscape.initial_params(model.kind, model.architecture, run.settings["seed"])
                if run is not None and "seed" in run.settings else None)
-    snapshots = [(step, s.flat) for step, s in zip(
-        latest.history.snapshot_steps, latest.history.snapshots, strict=True)
-        if getattr(s, "flat", None) is not None] if latest is not None else []
+    snapshots = trained_snapshots(run)
     job = landscape.LandscapeJob(
         model.kind, model.architecture, dict(model.params), initial,
-        np.stack([flat for _, flat in snapshots]) if snapshots else None,
-        tuple(step for step, _ in snapshots), as_float(x), y, n)
+        np.stack(list(snapshots.values())) if snapshots else None, tuple(snapshots),
+        as_float(x), y, n)
     return run_service().start(lambda stop: landscape.landscape_events(job, stop),
                                kind="landscape")
 
@@ -84,6 +81,17 @@ def run_that_trained(room: Room, model: Model) -> Run | None:
         return None
     same = all(np.array_equal(trained.params[name], model.params[name]) for name in model.params)
     return run if same else None
+
+
+def trained_snapshots(run: Run | None) -> dict[int, np.ndarray]:
+    """{step: flat parameters (P,)} of the run's snapshots that kept them (none without a run,
+    or for a run restored from its file)."""
+    latest = run.view().latest if run is not None else None
+    if latest is None:
+        return {}
+    return {step: snapshot.flat for step, snapshot in zip(
+        latest.history.snapshot_steps, latest.history.snapshots, strict=True)
+        if getattr(snapshot, "flat", None) is not None}
 
 
 def job_panel(job: Run, model_id: int, key: str) -> None:

@@ -11,7 +11,7 @@ from engine.data import as_float
 from engine.model import Model
 from ui.charts import a_digit, styled
 from ui.inside_views import MAX_INDEX, asked_for, kept
-from ui.landscape_views import run_that_trained
+from ui.landscape_views import run_that_trained, trained_snapshots
 from ui.rooms import CNN, FEEDFORWARD
 
 PROJECTED = 1_000  # digits placed: the first ones of the test set (all of the embedded one)
@@ -89,13 +89,7 @@ def projection(model: Model, images: np.ndarray, layer: int) -> tuple[np.ndarray
 def run_snapshots(key: str, model: Model) -> dict[int, np.ndarray]:
     """{step: flat parameters (P,)} of the snapshots of the room's run that trained `model`
     (none for a default, uploaded or restored model, or while a run is going)."""
-    run = run_that_trained(ROOMS[key], model) if key in ROOMS else None
-    latest = run.view().latest if run is not None else None
-    if latest is None:
-        return {}
-    return {step: snapshot.flat for step, snapshot in zip(
-        latest.history.snapshot_steps, latest.history.snapshots, strict=True)
-        if getattr(snapshot, "flat", None) is not None}
+    return trained_snapshots(run_that_trained(ROOMS[key], model) if key in ROOMS else None)
 
 
 def pick_snapshot(model: Model, key: str) -> tuple[int, np.ndarray] | None:
