@@ -6,15 +6,19 @@ distribution of the activations (a histogram on fixed bins, so evaluations line 
 heatmap), the units that never fire (ReLU family) or the activations stuck in a flat tail
 (tanh, sigmoid), and the gradient and weight norms. `update_ratios` adds log10(||dW|| / ||W||),
 the size of a step against the weights it changes; `diagnose` turns the latest numbers into one
-sentence per problem with what usually helps (Karpathy's "makemore" lectures' checks).
+sentence per problem with what usually helps (Karpathy's "makemore" lectures' checks);
+`health_series` lines a run's evaluations up as arrays to chart. Both model families use it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from engine.data import as_float
 
 BINS = 40
 # Where each activation's values live; values outside land in the first or last bin.
@@ -116,6 +120,54 @@ def update_ratios(before: Sequence[np.ndarray], after: Sequence[np.ndarray], ste
                          for b, a in zip(before, after, strict=True)])
 
 
+def fixed_batch(split: Any, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """A batch fixed for a run, to measure its health on: x (size, 28, 28) float32, y (size,).
+
+    Evenly spaced training digits, so every class is in it.
+    """
+    step = max(1, len(split.x_train) // size)
+    return as_float(split.x_train[::step][:size]), split.y_train[::step][:size]
+
+
+@dataclass(frozen=True)
+class HealthSeries:
+    """A run's layer health over its evaluations, E of them, as arrays to chart.
+
+    steps: (E,). histograms: (E, H, BINS) counts on the bins `edges` (BINS + 1,). dead,
+    saturated: (E, H). grad_norms: (E, L). update_ratios: (E, L), log10 of the average step
+    since the previous evaluation over the weights' size (NaN at the first).
+    """
+
+    steps: np.ndarray
+    histograms: np.ndarray
+    edges: np.ndarray
+    dead: np.ndarray
+    saturated: np.ndarray
+    grad_norms: np.ndarray
+    update_ratios: np.ndarray
+
+
+def health_series(steps: Sequence[int], snapshots: Sequence[Any],
+                  weights_of: Callable[[Any], list[np.ndarray]]) -> HealthSeries | None:
+    """The health recorded in a run's snapshots (taken at `steps`; each with a `health`
+    LayerHealth or None and its `flat` parameters), None if none has any. weights_of: a
+    snapshot -> its L weight arrays, for the update ratios."""
+    pairs = [(step, snap) for step, snap in zip(steps, snapshots, strict=True)
+             if snap.health is not None and snap.flat is not None]
+    if not pairs:
+        return None
+    records = [snap.health for _, snap in pairs]
+    weights = [weights_of(snap) for _, snap in pairs]
+    ratios = [np.full(len(weights[0]), np.nan)] + [
+        update_ratios(weights[e - 1], weights[e], max(1, pairs[e][0] - pairs[e - 1][0]))
+        for e in range(1, len(pairs))]
+    return HealthSeries(np.array([step for step, _ in pairs]),
+                        np.stack([r.histograms for r in records]), records[0].edges,
+                        np.stack([r.dead for r in records]),
+                        np.stack([r.saturated for r in records]),
+                        np.stack([r.grad_norms for r in records]), np.stack(ratios))
+
+
 @dataclass(frozen=True)
 class Finding:
     """One sentence of the diagnosis: what is happening, what usually helps, and the chart
@@ -126,19 +178,26 @@ class Finding:
     chart: str
 
 
-def layer_findings(health: LayerHealth) -> list[Finding]:
-    """Sentences for the hidden layers that are mostly dead or mostly saturated."""
+def numbered_layers(n_layers: int) -> list[str]:
+    """"Layer 1", ..., "Layer n": how a sentence names the layers unless told otherwise."""
+    return [f"Layer {i + 1}" for i in range(n_layers)]
+
+
+def layer_findings(health: LayerHealth, names: Sequence[str], unit: str = "units"
+                   ) -> list[Finding]:
+    """Sentences for the hidden layers (names: theirs, H or more) that are mostly dead or mostly
+    saturated. unit: what a layer's units are called ("filters" in a conv layer)."""
     findings = []
-    for i, (dead, saturated) in enumerate(zip(health.dead, health.saturated, strict=True)):
+    for name, dead, saturated in zip(names, health.dead, health.saturated, strict=False):
         if dead > MOSTLY:
             findings.append(Finding(
-                f"Layer {i + 1}: {dead:.0%} of its units never fire on the evaluation batch "
+                f"{name}: {dead:.0%} of its {unit} never fire on the evaluation batch "
                 "(dead ReLUs); they pass no gradient back, so they never learn again.",
                 "A smaller learning rate, He initialisation or leaky ReLU usually helps.",
                 "activations"))
         if saturated > MOSTLY:
             findings.append(Finding(
-                f"Layer {i + 1}: {saturated:.0%} of its activations sit in a flat tail "
+                f"{name}: {saturated:.0%} of its activations sit in a flat tail "
                 "(saturated), where the slope and so the gradient is almost zero.",
                 "Xavier initialisation, smaller weights or ReLU usually helps.", "activations"))
     return findings
@@ -171,41 +230,45 @@ def gradient_findings(grad_norms: np.ndarray) -> list[Finding]:
     return []
 
 
-def update_findings(ratios: np.ndarray) -> list[Finding]:
-    """A sentence when a layer's log10 update ratio (L,) leaves UPDATE_RANGE."""
+def update_findings(ratios: np.ndarray, names: Sequence[str]) -> list[Finding]:
+    """A sentence when a layer's log10 update ratio (L,) leaves UPDATE_RANGE; names: the L
+    layers'."""
     finite = np.where(np.isfinite(ratios), ratios, np.nan)
     low, high = UPDATE_RANGE
     findings = []
     if np.nanmax(finite, initial=-np.inf) > high:
         layer = int(np.nanargmax(finite))
         findings.append(Finding(
-            f"Layer {layer + 1}'s steps change its weights by 10^{finite[layer]:.1f} of their "
+            f"{names[layer]}'s steps change its weights by 10^{finite[layer]:.1f} of their "
             "size each step, above 1e-2: the learning rate is probably too large.",
             "Try a learning rate 3 to 10 times smaller.", "updates"))
     if np.nanmin(finite, initial=np.inf) < low:
         layer = int(np.nanargmin(finite))
         findings.append(Finding(
-            f"Layer {layer + 1}'s steps change its weights by only 10^{finite[layer]:.1f} of "
+            f"{names[layer]}'s steps change its weights by only 10^{finite[layer]:.1f} of "
             "their size each step, below 1e-4: it learns very slowly.",
             "A larger learning rate usually helps (or a better initialisation, if its gradient "
             "vanished).", "updates"))
     return findings
 
 
-def diagnose(health: LayerHealth, ratios: np.ndarray | None, diverged: bool) -> list[Finding]:
+def diagnose(health: LayerHealth, ratios: np.ndarray | None, diverged: bool,
+             names: Sequence[str] | None = None, unit: str = "units") -> list[Finding]:
     """Every problem the latest evaluation shows, one Finding each (empty: nothing to say).
 
     ratios: the latest log10 update ratios (L,), None before there are two evaluations.
-    diverged: the run stopped because its loss blew up.
+    diverged: the run stopped because its loss blew up. names: the L weight layers' names in
+    the sentences ("Layer 1", ... unless given); unit: what a layer's units are called.
     """
+    names = numbered_layers(len(health.grad_norms)) if names is None else names
     findings = []
     if diverged:
         findings.append(Finding(
             "The loss diverged: the steps overshoot and the weights blow up.",
             "Lower the learning rate tenfold.", "loss"))
-    findings += layer_findings(health) + gradient_findings(health.grad_norms)
+    findings += layer_findings(health, names, unit) + gradient_findings(health.grad_norms)
     if ratios is not None and len(ratios):
-        findings += update_findings(ratios)
+        findings += update_findings(ratios, names)
     return findings
 
 

@@ -13,7 +13,6 @@ import jax
 import numpy as np
 
 from engine import train as training
-from engine.data import as_float
 from engine.ffnn.model import (
     BACKENDS,
     MODEL_KIND,
@@ -30,7 +29,8 @@ from engine.ffnn.model import (
     train_logits,
     uniform_guess_loss,
 )
-from engine.health import LayerHealth, layer_health, update_ratios
+from engine.health import HealthSeries, LayerHealth, fixed_batch, layer_health
+from engine.health import health_series as series_of_snapshots
 from engine.landscape import flat_parameters, unflatten
 from engine.losses import loss_function
 from engine.model import Model
@@ -183,50 +183,16 @@ def snapshot_weights(snapshot: Snapshot, arch: Architecture) -> list[np.ndarray]
     return [params[f"w{i}"] for i in range(arch.n_layers)]
 
 
-@dataclass(frozen=True)
-class HealthSeries:
-    """A run's layer health over its evaluations, E of them, as arrays to chart.
-
-    steps: (E,). histograms: (E, H, BINS) counts on the bins `edges` (BINS + 1,). dead,
-    saturated: (E, H). grad_norms: (E, L). update_ratios: (E, L), log10 of the average step
-    since the previous evaluation over the weights' size (NaN at the first).
-    """
-
-    steps: np.ndarray
-    histograms: np.ndarray
-    edges: np.ndarray
-    dead: np.ndarray
-    saturated: np.ndarray
-    grad_norms: np.ndarray
-    update_ratios: np.ndarray
-
-
 def health_series(steps: Sequence[int], snapshots: Sequence[Snapshot], arch: Architecture
                   ) -> HealthSeries | None:
     """The health recorded in a run's snapshots (taken at `steps`), None if none has any."""
-    pairs = [(step, snap) for step, snap in zip(steps, snapshots, strict=True)
-             if snap.health is not None and snap.flat is not None]
-    if not pairs:
-        return None
-    records = [snap.health for _, snap in pairs]
-    weights = [snapshot_weights(snap, arch) for _, snap in pairs]
-    ratios = [np.full(arch.n_layers, np.nan)] + [
-        update_ratios(weights[e - 1], weights[e], max(1, pairs[e][0] - pairs[e - 1][0]))
-        for e in range(1, len(pairs))]
-    return HealthSeries(np.array([step for step, _ in pairs]),
-                        np.stack([r.histograms for r in records]), records[0].edges,
-                        np.stack([r.dead for r in records]),
-                        np.stack([r.saturated for r in records]),
-                        np.stack([r.grad_norms for r in records]), np.stack(ratios))
+    return series_of_snapshots(steps, snapshots, partial(snapshot_weights, arch=arch))
 
 
 def twin_batch(split: Any, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """A fixed batch for the twin-engine check: x (size, 28, 28) float32, y (size,).
-
-    Evenly spaced training digits, so every class is in it.
-    """
-    step = max(1, len(split.x_train) // size)
-    return as_float(split.x_train[::step][:size]), split.y_train[::step][:size]
+    """A fixed batch for the twin-engine check (engine.health.fixed_batch): x (size, 28, 28)
+    float32, y (size,)."""
+    return fixed_batch(split, size)
 
 
 def training_run(config: TrainingConfig, split: Any, *, dataset: str = "unnamed split",
