@@ -25,7 +25,10 @@ class Ops:
     """The functions a forward pass may call, for one backend.
 
     `constant` wraps an input that needs no gradient (a data batch); `one_hot(labels, n)` returns
-    a plain float32 array (n_labels, n) that multiplies either backend's arrays.
+    a plain float32 array (n_labels, n) that multiplies either backend's arrays. `frozen(x)` is
+    x with no gradient flowing into it (stored statistics). `batch_norm(z, gamma, beta)` is
+    `batch_norm` in training mode: our engine has an op of its own with a hand-written backward,
+    JAX differentiates the composition.
     """
 
     name: str
@@ -36,6 +39,31 @@ class Ops:
     sigmoid: Callable[[Array], Array]
     log_softmax: Callable[[Array], Array]
     one_hot: Callable[[Array, int], Array]
+    frozen: Callable[[Array], Array]
+    batch_norm: Callable[[Array, Array, Array], Array]
+
+
+BN_EPSILON = 1e-5  # added to a batch norm's variance, so a unit that never varies divides by >0
+
+
+def batch_statistics(z: Array) -> tuple[Array, Array]:
+    """(mean, variance) (units,) of z (batch, units) over the batch, on either backend; the
+    variance is the biased one (divided by the batch size), as batch norm uses it."""
+    mean = z.mean(axis=0)
+    centred = z - mean
+    return mean, (centred * centred).mean(axis=0)
+
+
+def normalised(z: Array, mean: Array, var: Array, gamma: Array, beta: Array) -> Array:
+    """Batch norm's output for z (batch, units) given its statistics mean, var (units,):
+    gamma * (z - mean) / sqrt(var + BN_EPSILON) + beta, with gamma, beta (units,)."""
+    return (z - mean) * ((var + BN_EPSILON) ** -0.5 * gamma) + beta
+
+
+def composed_batch_norm(z: Array, gamma: Array, beta: Array) -> Array:
+    """Batch norm in training mode, z (batch, units) -> (batch, units), by the batch's own
+    statistics, written with array operators only: what `jax.grad` differentiates."""
+    return normalised(z, *batch_statistics(z), gamma, beta)
 
 
 JAX_OPS = Ops(
@@ -47,6 +75,8 @@ JAX_OPS = Ops(
     sigmoid=jax.nn.sigmoid,
     log_softmax=jax.nn.log_softmax,
     one_hot=lambda labels, n: jax.nn.one_hot(labels, n, dtype=jnp.float32),
+    frozen=lax.stop_gradient,
+    batch_norm=composed_batch_norm,
 )
 
 
@@ -68,6 +98,8 @@ def autodiff_ops() -> Ops:
         sigmoid=autodiff.sigmoid,
         log_softmax=autodiff.log_softmax,
         one_hot=numpy_one_hot,
+        frozen=lambda x: autodiff.Tensor(x.data if isinstance(x, autodiff.Tensor) else x),
+        batch_norm=partial(autodiff.batch_norm, epsilon=BN_EPSILON),
     )
 
 

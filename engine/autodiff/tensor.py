@@ -416,6 +416,37 @@ class Tensor:
             out._backward = lambda g: (g - np.exp(out_data) * g.sum(axis=axis, keepdims=True),)
         return out
 
+    def batch_norm(self, gamma: Any, beta: Any, epsilon: float) -> Tensor:
+        """Batch normalisation in training mode (Ioffe and Szegedy 2015), with a fused backward.
+
+        self: (batch, units); gamma, beta: (units,). Each unit is centred and scaled by its own
+        mean and variance over the batch (the biased one, as in the paper), then multiplied by
+        gamma and shifted by beta: out = gamma * xhat + beta, xhat = (x - mean) / sqrt(var + eps).
+        """
+        if self.data.ndim != 2:
+            raise ValueError(f"batch_norm needs a (batch, units) input, got shape {self.shape}")
+        gamma, beta = self._lift(gamma), self._lift(beta)
+        centred = self.data - self.data.mean(axis=0)
+        inv_std = 1.0 / np.sqrt((centred * centred).mean(axis=0) + epsilon)
+        xhat = centred * inv_std
+        out = Tensor._result(xhat * gamma.data + beta.data, "batch_norm", self, gamma, beta)
+        if out.requires_grad:
+
+            def backward(g: np.ndarray) -> Grads:
+                # Every x moves the batch's mean and variance too, hence the two sums:
+                # dx = inv_std / N * (N dxhat - sum(dxhat) - xhat * sum(dxhat * xhat)).
+                dxhat = g * gamma.data
+                n = len(xhat)
+                dx = None
+                if self.requires_grad:
+                    dx = (inv_std / n) * (n * dxhat - dxhat.sum(axis=0)
+                                          - xhat * (dxhat * xhat).sum(axis=0))
+                return (dx, (g * xhat).sum(axis=0) if gamma.requires_grad else None,
+                        g.sum(axis=0) if beta.requires_grad else None)
+
+            out._backward = backward
+        return out
+
 
 # ----- helpers shared by the ops ----------------------------------------------------------------
 
@@ -518,3 +549,7 @@ def absolute(x: Any) -> Tensor:
 
 def log_softmax(x: Any, axis: int = -1) -> Tensor:
     return as_tensor(x).log_softmax(axis=axis)
+
+
+def batch_norm(x: Any, gamma: Any, beta: Any, epsilon: float) -> Tensor:
+    return as_tensor(x).batch_norm(gamma, beta, epsilon)

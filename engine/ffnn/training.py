@@ -7,6 +7,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
 import jax
@@ -25,13 +26,16 @@ from engine.ffnn.model import (
     init_params,
     layer_differences,
     layer_pass,
+    population_statistics,
     predict_labels,
     train_logits,
+    trainable,
     uniform_guess_loss,
 )
 from engine.health import HealthSeries, LayerHealth, fixed_batch, layer_health
 from engine.health import health_series as series_of_snapshots
 from engine.landscape import flat_parameters, unflatten
+from engine.layers import JAX_OPS, autodiff_ops
 from engine.losses import loss_function
 from engine.model import Model
 from engine.optim import OPTIMIZERS, make_optimizer
@@ -67,6 +71,8 @@ HEALTH_PRESETS = {
     "dead ReLUs": TrainingConfig(Architecture((128, 128), "relu", "he"), learning_rate=0.05,
                                  epochs=3),
     "healthy": TrainingConfig(Architecture((64,) * 6, "relu", "he"), epochs=3),
+    "batch norm rescues it": TrainingConfig(Architecture((64,) * 6, "sigmoid", "tiny",
+                                                         batch_norm=True), epochs=3),
 }
 
 
@@ -107,7 +113,8 @@ def step_flops(config: TrainingConfig) -> float:
 
 def make_stepper(config: TrainingConfig, x_train: np.ndarray, y_train: np.ndarray,
                  key: jax.Array) -> training.Stepper:
-    """The stepper of config.backend for this model, loss and optimizer.
+    """The stepper of config.backend for this model, loss and optimizer (with batch norm,
+    wrapped in a `PreciseStatistics`).
 
     x_train: uint8 (n, 28, 28), y_train: int (n,); key: the run's RNG key.
     """
@@ -115,10 +122,48 @@ def make_stepper(config: TrainingConfig, x_train: np.ndarray, y_train: np.ndarra
         rule = training.StepRule(train_logits, config.arch, config.loss, config.optimizer,
                                  config.learning_rate, config.max_shift,
                                  random=config.max_shift > 0)
-        return training.jax_stepper(rule, x_train, y_train, key)
-    return training.numpy_stepper(autodiff_loss_and_grads(config.arch, config.loss),
-                                  make_optimizer(config.optimizer, config.learning_rate),
-                                  x_train, y_train, max_shift=config.max_shift, seed=config.seed)
+        stepper = training.jax_stepper(rule, x_train, y_train, key)
+    else:
+        stepper = training.numpy_stepper(autodiff_loss_and_grads(config.arch, config.loss),
+                                         make_optimizer(config.optimizer, config.learning_rate),
+                                         x_train, y_train, max_shift=config.max_shift,
+                                         seed=config.seed)
+    if not config.arch.batch_norm:
+        return stepper
+    reference, _ = fixed_batch(SimpleNamespace(x_train=x_train, y_train=y_train),
+                               PRECISE_BN_DIGITS)
+    return PreciseStatistics(stepper, reference, config.arch, config.backend)
+
+
+PRECISE_BN_DIGITS = 512  # training digits the batch norms' population statistics are taken on
+
+
+@dataclass(frozen=True)
+class PreciseStatistics:
+    """Another stepper's steps on the trained parameters only, then the batch norms' stored
+    statistics recomputed at the new parameters ("precise BN", see
+    `engine.ffnn.model.population_statistics`): every chunk hands out a model ready to
+    evaluate, one image at a time too.
+
+    reference: the fixed training digits (R, 28, 28) float the statistics are taken on, by
+    `backend`'s forward pass. The optimizer never sees the statistics: its state is the inner
+    stepper's.
+    """
+
+    inner: training.Stepper
+    reference: np.ndarray
+    arch: Architecture
+    backend: str
+
+    def init(self, params: Params) -> Any:
+        return self.inner.init(trainable(params))
+
+    def run(self, params: Params, state: Any, batches: np.ndarray) -> tuple[Params, Any,
+                                                                            np.ndarray]:
+        params, state, losses = self.inner.run(trainable(params), state, batches)
+        ops = JAX_OPS if self.backend == "jax" else autodiff_ops()
+        stats = population_statistics(params, self.reference, arch=self.arch, ops=ops)
+        return {**params, **stats}, state, losses
 
 
 @dataclass(frozen=True)
