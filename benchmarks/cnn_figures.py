@@ -49,6 +49,11 @@ def conv_ratio_figure(repeats: int, n_train: int | None = None) -> Figure:
 GEMM_SIZE, GEMM_TRIES = 2048, 3
 
 
+def gemm_operands() -> np.ndarray:
+    """Two square float32 matrices (2, GEMM_SIZE, GEMM_SIZE) for `gemm_flops_per_second`."""
+    return np.random.default_rng(0).standard_normal((2, GEMM_SIZE, GEMM_SIZE), np.float32)
+
+
 def gemm_flops_per_second(a: np.ndarray, b: np.ndarray, tries: int = GEMM_TRIES) -> float:
     """The machine's float32 matmul peak: flops per second of a @ b (square), best of `tries`."""
     return 2.0 * a.shape[0] ** 3 / min(seconds(lambda: a @ b) for _ in range(tries))
@@ -61,7 +66,7 @@ def gemm_fraction_figure(repeats: int, n_train: int | None = None) -> Figure:
     epoch = cnn_epoch(ours_logits, x, y)
     epoch()  # compile
     epoch_flops = cnn.step_flops(SPEC, BATCH) * (len(x) // BATCH)
-    a, b = np.random.default_rng(0).standard_normal((2, GEMM_SIZE, GEMM_SIZE), np.float32)
+    a, b = gemm_operands()
     shares, peaks, epoch_times = [], [], []
     for _ in range(repeats):
         peaks.append(gemm_flops_per_second(a, b))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from benchmarks.cnn_figures import gemm_flops_per_second, gemm_operands
 from benchmarks.harness import Figure, seconds
-from engine import landscape
+from engine import cnn, landscape
 from engine.data import as_float, embedded_split
 from engine.predict import load_default_model
 
@@ -32,7 +33,17 @@ def slice_seconds(name: str, n: int, digits: int) -> float:
 
 def slice_figure(figure_id: str, name: str, target: float, repeats: int, n: int = 21,
                  digits: int = 1000) -> Figure:
-    """Median of `repeats` cold slices (each with its compile)."""
+    """Median of `repeats` cold slices (each with its compile). For a CNN the context adds the
+    work (forward flops of every digit at every point), the float32 GEMM peak measured in the
+    same run, and the seconds the work takes at that peak: a floor no convolution reaches."""
     samples = sorted(slice_seconds(name, n, digits) for _ in range(repeats))
+    median = float(np.median(samples))
+    context = {}
+    model = load_default_model(name)
+    if model.kind == "cnn":
+        work = cnn.step_flops(model.architecture, digits) / 3 * n * n  # forward: 2 of 6 flops
+        peak = gemm_flops_per_second(*gemm_operands())
+        context = {"work_gflop": work / 1e9, "gemm_gflops": peak / 1e9,
+                   "seconds_at_gemm_peak": work / peak, "achieved_gflops": work / median / 1e9}
     return Figure(figure_id, f"{n}x{n} loss-landscape slice, default {name}, {digits:,} digits",
-                  float(np.median(samples)), "s", target, (samples[0], samples[-1]))
+                  median, "s", target, (samples[0], samples[-1]), context)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from engine import cnn, ffnn
 from engine.landscape import (
     LINE_ALPHAS,
+    ConvPlaneNet,
     LandscapeError,
     LandscapeJob,
     PlaneNet,
@@ -152,6 +153,22 @@ def test_a_planes_values_are_the_model_evaluated_directly(digits, kind, architec
     for row, (a, b) in zip(values, [(0, 0), (0.5, -0.25), (-1.0, 0.75)], strict=True):
         moved = {n: params[n] + a * d1[n] + b * d2[n] for n in params}
         loss, accuracy = reference_metrics(logits(moved, x, architecture), y)
+        assert row[0] == pytest.approx(loss, rel=1e-4)
+        assert row[1] == pytest.approx(accuracy)
+
+
+@pytest.mark.parametrize("digits_per_pass", [7, 50, 200, 500])
+def test_a_cnns_passes_of_digits_do_not_change_its_values(digits, digits_per_pass):
+    # 200 digits in passes of 7 (the last padded), 50, one pass, one padded pass: the same
+    # values as the family's own forward pass on all of them at once.
+    x, y = digits
+    params = initial_params("cnn", TINY_CNN, seed=3)
+    d1, d2 = random_directions(4, params)
+    values = evaluate(ConvPlaneNet(TINY_CNN, digits_per_pass=digits_per_pass), params,
+                      [d1, d2], np.array([[0.0, 0.0], [0.3, -0.6]]), x, y, chunk=1)
+    for row, (a, b) in zip(values, [(0, 0), (0.3, -0.6)], strict=True):
+        moved = {n: params[n] + a * d1[n] + b * d2[n] for n in params}
+        loss, accuracy = reference_metrics(cnn.logits(moved, x, spec=TINY_CNN), y)
         assert row[0] == pytest.approx(loss, rel=1e-4)
         assert row[1] == pytest.approx(accuracy)
 
