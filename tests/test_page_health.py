@@ -50,7 +50,9 @@ def test_each_preset_trains_and_shows_the_panel_and_its_diagnosis(at, preset):
     config = HEALTH_PRESETS[preset]
     assert at.text_input(key="ff_hidden").value == ffnn.format_hidden(config.arch.hidden)
     assert at.selectbox(key="ff_init").value == config.arch.init
+    assert at.checkbox(key="ff_batch_norm").value == config.arch.batch_norm
     assert room_run(at, "ff_room") is not None, said(at)
+    assert room_run(at, "ff_room").settings["arch"]["batch_norm"] == config.arch.batch_norm
     train_until_two_evaluations(at)
     assert not at.exception, [e.value for e in at.exception]
     shown = {getattr(chart, "key", None) for chart in at.get("plotly_chart")}
@@ -60,7 +62,7 @@ def test_each_preset_trains_and_shows_the_panel_and_its_diagnosis(at, preset):
     if preset == "vanishing gradients":
         assert "Vanishing gradients" in messages(at.warning)
         assert CHART_NAMES["gradients"] in messages(at.warning)
-    if preset == "healthy":
+    if preset in ("healthy", "batch norm rescues it"):
         assert "Vanishing" not in messages(at.warning)
 
 

@@ -26,6 +26,9 @@ PRESET_STORIES = {
                   "never fire again.",
     "healthy": "6 ReLU layers with He initialisation: every layer gets a gradient of the "
                "same size.",
+    "batch norm rescues it": "the same 6 sigmoid layers and tiny weights, with batch norm "
+                             "before each activation: the gradient reaches the input at full "
+                             "size and the net learns.",
 }
 CHART_NAMES = {"activations": "the activation heatmaps", "gradients": "gradient norm per layer",
                "updates": "update ratio per layer", "loss": "the loss curve above"}

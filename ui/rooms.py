@@ -332,6 +332,7 @@ def feedforward_controls(meta: Mapping[str, Any]) -> dict[str, Any]:
                                                          if isinstance(h, int)),
         "activation": _pick(arch, "activation", str, ACTIVATIONS),
         "init": _pick(arch, "init", str, INITS),
+        "batch_norm": _pick(arch, "batch_norm", bool),
         "loss": _pick(meta, "loss", str, LOSS_NAMES),
         "optimizer": _pick(meta, "optimizer", str, OPTIMIZER_NAMES),
         "learning_rate": _pick(meta, "learning_rate", (int, float)),
