@@ -63,8 +63,11 @@ if preprocessed is not None:
                 st.warning("Not sure? Draw the digit bigger and in the middle of the canvas, "
                            "with clear strokes: that is how the training digits looked.",
                            icon=":material/help:")
-            with st.expander("Inputs no model was trained for", icon=":material/help_center:"):
-                show_unfamiliar_inputs(choices)
+            unfamiliar = st.expander("Inputs no model was trained for", key="sk_unfamiliar",
+                                     icon=":material/help_center:", on_change="rerun")
+            if unfamiliar.open:  # the same for every drawing: computed only when looked at
+                with unfamiliar:
+                    show_unfamiliar_inputs(choices)
             if "cnn" in models and models["cnn"].kind == "cnn":
                 digit, _ = top_guess(answers["cnn"])
                 st.subheader("What the CNN looks at")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import plotly.io as pio
 import pytest
 from helpers import (
     canvas_state,
@@ -21,7 +22,8 @@ from streamlit.testing.v1 import AppTest
 
 from engine import cnn, ffnn
 from engine.predict import DEFAULT_MODELS, cnn_model, ffnn_model
-from ui.lab import feature_map_mosaic, saliency_overlay, top_guess
+from ui.charts import probability_bars_figure
+from ui.lab import compact_bars_figure, compacted, feature_map_mosaic, saliency_overlay, top_guess
 from ui.models import TRAINED_MODELS_KEY
 from ui.sketch import canvas_key
 
@@ -109,6 +111,19 @@ def test_the_cnn_shows_its_saliency_and_first_layer(lab) -> None:
     assert "First layer: what each of its 4 filters responds to (bright = strong)" in cnn_captions
 
 
+def test_the_lab_bars_are_the_shared_bar_chart_made_compact() -> None:
+    """compact_bars_figure builds on a cached figure per winning digit: it must stay exactly
+    compacted(probability_bars_figure(p)), and two drawings must not leak into each other."""
+    def spec(figure) -> dict:
+        return json.loads(pio.to_json(figure, validate=False))
+
+    rng = np.random.default_rng(0)
+    for probabilities in [rng.dirichlet(np.ones(10) * a) for a in (0.1, 1.0, 10.0)] * 2 \
+            + [np.full(10, 0.1), np.eye(10)[9]]:
+        slow = compacted(probability_bars_figure(probabilities))
+        assert spec(compact_bars_figure(probabilities)) == spec(slow)
+
+
 def test_top_guess_and_the_cnn_views_are_plain_images() -> None:
     assert top_guess(np.array([0.1, 0.6, 0.3])) == (1, pytest.approx(0.6))
     image = np.zeros((28, 28), np.float32)
@@ -147,6 +162,10 @@ def test_a_high_temperature_flattens_the_bars_but_keeps_every_guess(lab) -> None
 
 def test_inputs_no_model_was_trained_for_get_every_models_answer(lab) -> None:
     draw(lab, mnist_on_canvas(mnist_digit(7)))
+    (panel,) = [e for e in lab.expander if e.label == "Inputs no model was trained for"]
+    assert not panel.children  # closed: nothing computed for it
+    lab.session_state["sk_unfamiliar"] = True  # the learner opens it
+    lab.run()
     (panel,) = [e for e in lab.expander if e.label == "Inputs no model was trained for"]
     shown = [c for image in panel.get("image") for c in image.captions]
     assert shown == ["uniform noise", "the letter A", "a faint scribble"]

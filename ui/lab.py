@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
 from engine import cnn
@@ -58,11 +62,35 @@ def show_answer(choice: ModelChoice, probabilities: np.ndarray | None,
     st.metric("Top guess", f"{digit}?" if is_unsure(probabilities) else str(digit))
     st.caption(f"Not sure: only {confidence:.0%} confident" if is_unsure(probabilities)
                else f"{confidence:.0%} confident")
-    figure = probability_bars_figure(probabilities)
+    st.plotly_chart(compact_bars_figure(probabilities), key=f"sk_bars_{choice.slot}",
+                    config={"displayModeBar": False})
+
+
+def compacted(figure: go.Figure) -> go.Figure:
+    """A probability_bars_figure made compact for a column of the lab: short, tight margins,
+    no axis titles, no probability ticks (each bar is labelled)."""
     figure.update_layout(height=BARS_HEIGHT, margin=dict(l=10, r=10, t=10, b=10))
     figure.update_xaxes(title=None)
     figure.update_yaxes(title=None, showticklabels=False)
-    st.plotly_chart(figure, key=f"sk_bars_{choice.slot}", config={"displayModeBar": False})
+    return figure
+
+
+@cache
+def _compact_bars(best: int, n: int) -> dict[str, Any]:
+    """compacted(probability_bars_figure(...)) of n bars with `best` highlighted, as a plotly
+    dict, built once per server for each digit: never mutate it."""
+    return compacted(probability_bars_figure(np.eye(n)[best])).to_dict()
+
+
+def compact_bars_figure(probabilities: np.ndarray) -> go.Figure:
+    """The same figure as compacted(probability_bars_figure(probabilities)) in ~1 ms instead of
+    ~16 (most of it applying the house template): a drawing changes only the bars' heights and
+    labels, so the rest comes from _compact_bars, unvalidated (it was validated once)."""
+    probabilities = np.asarray(probabilities, dtype=float)
+    spec = _compact_bars(top_guess(probabilities)[0], len(probabilities))
+    bars = {**spec["data"][0], "y": probabilities,
+            "text": [f"{p:.0%}" for p in probabilities]}  # as probability_bars_figure labels
+    return go.Figure({"data": [bars], "layout": spec["layout"]}, _validate=False)
 
 
 def enlarged(rgb: np.ndarray, factor: int = VIEW_PIXEL) -> np.ndarray:

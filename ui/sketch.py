@@ -132,7 +132,8 @@ def sketch_input(key_prefix: str) -> Sketch | None:
                 return None
             st.image(upload, caption="your upload", width=CANVAS_SIDE)
             return Sketch(upload, "upload")
-    return None if drawing.image_data is None else Sketch(drawing.image_data, "canvas")
+    rgba = drawing.image_data  # decoded from the canvas's PNG on each access: read it once
+    return None if rgba is None else Sketch(rgba, "canvas")
 
 
 def preprocess_or_explain(sketch: Sketch | None, *, options: PreprocessOptions | None = None
