@@ -52,12 +52,31 @@ def compute_after_a_short_run(at: AppTest, prefix: str, start: str) -> None:
     assert landscape_job(at, prefix).view().status == "finished"
 
 
+def marked_point(at: AppTest, source: str) -> tuple[np.ndarray, str, np.ndarray]:
+    """The ringed point (2,) on the training path's figure, its legend name, and the path's
+    points (T, 2)."""
+    path = next(f for f in figures(at) if "training path" in f["layout"]["title"]["text"])
+    marker = next(t for t in path["data"] if f"({source})" in t.get("name", ""))
+    on_path = next(t for t in path["data"] if t.get("name") == "training path")
+    return coordinates(marker)[0], marker["name"], coordinates(on_path)
+
+
 @pytest.mark.slow
-def test_the_feedforward_landscape_renders_after_a_short_run():
+def test_the_feedforward_landscape_renders_and_marks_the_slid_step_on_the_path():
+    # The feed-forward room has no history scrubber: a slider under the path picks the step.
     at = open_page("pages/feedforward.py")
     at.text_input(key="ff_hidden").set_value("16")
     at.number_input(key="ff_epochs").set_value(2)
     compute_after_a_short_run(at, "ff_", "ff_start")
+    steps = room_run(at, "ff_room").view().latest.history.snapshot_steps
+    point, name, path = marked_point(at, "slider")
+    assert name == f"step {steps[-1]} (slider)"
+    np.testing.assert_array_equal(point, path[-1])
+    at.select_slider(key="ff_landscape_mark").set_value(steps[1]).run()
+    assert_calm(at)
+    point, name, path = marked_point(at, "slider")
+    assert name == f"step {steps[1]} (slider)"
+    np.testing.assert_array_equal(point, path[1])
 
 
 @pytest.mark.slow
@@ -70,11 +89,9 @@ def test_the_cnn_landscape_renders_and_marks_the_scrubbed_step_on_the_path():
     steps = view.latest.history.snapshot_steps
     at.select_slider(key=f"cnn_history_{view.id}").set_value(1).run()
     assert_calm(at)
-    path = next(f for f in figures(at) if "training path" in f["layout"]["title"]["text"])
-    marker = next(t for t in path["data"] if "history tab" in t.get("name", ""))
-    assert marker["name"] == f"step {steps[1]} (history tab)"
-    on_path = next(t for t in path["data"] if t.get("name") == "training path")
-    np.testing.assert_array_equal(coordinates(marker)[0], coordinates(on_path)[1])
+    point, name, path = marked_point(at, "history tab")
+    assert name == f"step {steps[1]} (history tab)"
+    np.testing.assert_array_equal(point, path[1])
 
 
 @pytest.mark.slow

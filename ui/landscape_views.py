@@ -134,10 +134,22 @@ def draw(result: landscape.Landscape, key: str, marked_step: int | None) -> None
     surface.plotly_chart(surface_figure(result.axis, result.slice[..., 0]),
                          key=f"{key}_surface")
     if result.path is not None:
-        st.plotly_chart(pca_figure(result, marked_step), key=f"{key}_pca")
+        marked, source = (marked_step, "history tab") if marked_step is not None else (
+            pick_step(result.steps, key), "slider")
+        st.plotly_chart(pca_figure(result, marked, source), key=f"{key}_pca")
     else:
         st.caption("The training path appears after a run in this session (it needs the "
                    "weights recorded along the run).")
+
+
+def pick_step(steps: tuple[int, ...], key: str) -> int | None:
+    """Where the room has no history scrubber: a slider over the path's recorded steps, its step
+    (None for a path of one step)."""
+    if len(steps) < 2:
+        return None
+    return st.select_slider("Mark a step of the run on its path", options=list(steps),
+                            value=steps[-1], key=f"{key}_mark",
+                            help="Where the weights were at that step, ringed on the path.")
 
 
 def line_figure(values: np.ndarray) -> go.Figure:
@@ -177,9 +189,10 @@ def surface_figure(axis: np.ndarray, loss: np.ndarray) -> go.Figure:
     return styled(fig, "The same slice in 3-D (drag to turn)", height=440)
 
 
-def pca_figure(result: landscape.Landscape, marked_step: int | None) -> go.Figure:
+def pca_figure(result: landscape.Landscape, marked_step: int | None, source: str) -> go.Figure:
     """The loss over the PCA plane with the run's path (its snapshots) drawn on it, and the
-    snapshot of `marked_step` (if it is one of the path's) ringed."""
+    snapshot of `marked_step` (if it is one of the path's) ringed, labelled with the `source`
+    of the step (the control that chose it)."""
     path, (xs, ys), c = result.path, result.path_axes, result.path.coordinates
     fig = go.Figure([
         go.Contour(x=xs, y=ys, z=result.path_grid[..., 0], colorscale="Viridis", ncontours=25,
@@ -194,7 +207,7 @@ def pca_figure(result: landscape.Landscape, marked_step: int | None) -> go.Figur
     if marked_step in result.steps:
         at = result.steps.index(marked_step)
         fig.add_trace(go.Scatter(x=c[at:at + 1, 0], y=c[at:at + 1, 1], mode="markers",
-                                 name=f"step {marked_step} (history tab)",
+                                 name=f"step {marked_step} ({source})",
                                  marker=dict(size=18, color="rgba(0,0,0,0)", symbol="circle",
                                              line=dict(color="#ef4444", width=3))))
     share = path.explained * 100
