@@ -119,7 +119,11 @@ class PlaneNet:
 
 @dataclass(frozen=True)
 class DensePlaneNet(PlaneNet):
-    """engine.ffnn's network: x (n, 28, 28) -> z = x·w0 (n, h0) -> logits (n, 10)."""
+    """engine.ffnn's network: x (n, 28, 28) -> z = x·w0 (n, h0) -> logits (n, 10).
+
+    With batch norm, each point normalises by the n digits' own statistics, as training does:
+    the loss is then a function of the trained parameters alone (the stored statistics, which
+    the line would move through negative variances, are not read)."""
 
     architecture: Any
     first: str | None = "w0"
@@ -128,11 +132,14 @@ class DensePlaneNet(PlaneNet):
         return x.reshape(x.shape[0], -1) @ w
 
     def logits(self, params: Params, z: jax.Array) -> jax.Array:
+        from engine.ffnn.model import by_batch
         from engine.layers import JAX_OPS, activation, dense
 
         nonlinearity = activation(JAX_OPS, self.architecture.activation)
         h = z + params["b0"]
         for i in range(1, self.architecture.n_layers):
+            if self.architecture.batch_norm:
+                h = by_batch(params, i - 1, h, JAX_OPS)
             h = dense(nonlinearity(h), params[f"w{i}"], params[f"b{i}"])
         return h
 

@@ -16,9 +16,9 @@ import numpy as np
 
 from engine import cnn
 from engine.data import as_float
+from engine.ffnn.model import layer_outputs
 from engine.landscape import unflatten
 from engine.model import Model
-from engine.step_phases import forward_layers
 
 EVAL_BATCH = 250  # CNN activations are computed this many digits at a time (im2col memory)
 
@@ -56,10 +56,8 @@ def activations(model: Model, images: np.ndarray, layer: int) -> np.ndarray:
     if not 0 <= layer <= last:
         raise IndexError(f"layer {layer} does not exist: choose 0 to {last}")
     images = as_float(np.asarray(images))
-    if model.kind == "ffnn":
-        params = {name: np.asarray(value) for name, value in model.params.items()}
-        return forward_layers(params, images.reshape(len(images), -1), model.architecture
-                              )[layer][2]
+    if model.kind == "ffnn":  # the shared forward pass (batch norm by the stored statistics)
+        return np.asarray(layer_outputs(model.params, images, arch=model.architecture)[layer])
     outputs = [np.asarray(_cnn_layer(model.params, images[start:start + EVAL_BATCH],
                                      spec=model.architecture, layer=layer))
                for start in range(0, len(images), EVAL_BATCH)]

@@ -162,8 +162,12 @@ def step_phases(params: ffnn.Params, images: np.ndarray, labels: np.ndarray, *,
     """One training step on images (B, 28, 28) (uint8 or floats in [0, 1]) and labels (B,).
 
     The optimizer starts from a fresh state (a model keeps no optimizer state), so the update
-    is that optimizer's first step. Raises ValueError for an empty or malformed batch.
+    is that optimizer's first step. Raises ValueError for an empty or malformed batch, and for
+    a net with batch norm (written out here are dense layers and activations only).
     """
+    if arch.batch_norm:
+        raise ValueError("One step is written out for nets without batch norm, and this one "
+                         "has it: train one without the Batch norm box to follow its step.")
     images, labels = as_float(np.asarray(images)), np.asarray(labels, np.int64)
     check_batch(images, labels)
     params = {name: np.asarray(value, np.float32) for name, value in params.items()}

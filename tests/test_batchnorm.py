@@ -12,12 +12,14 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import engine.autodiff as ad
-from engine import checkpoint, ffnn
+from engine import checkpoint, ffnn, projector
 from engine.data import as_float, embedded_split
 from engine.ffnn.model import layer_differences, population_statistics, trainable
 from engine.ffnn.training import HEALTH_PRESETS, make_stepper, measure_health
+from engine.landscape import plane_net
 from engine.layers import BN_EPSILON, JAX_OPS, autodiff_ops, composed_batch_norm
 from engine.model import Model
+from engine.step_phases import step_phases
 from engine.teach import teach
 from engine.train import seed_key
 
@@ -243,3 +245,39 @@ def test_batch_norm_rescues_the_vanishing_gradients_preset(split, batch, backend
     assert without < 1e-2  # the health panel's "vanishing" line
     assert with_bn > 1e-2
     assert with_bn >= 10 * without
+
+
+# --- the other views that run the net themselves -----------------------------------------------
+
+
+def test_the_landscape_of_a_batch_norm_net_is_its_training_loss_at_each_point(batch):
+    x, y = batch
+    params = trained_like(ffnn.init_params(seed_key(8), ARCH), x)
+    net = plane_net(ffnn.MODEL_KIND, ARCH)
+    z = net.product(jnp.asarray(x), jnp.asarray(params["w0"]))
+    np.testing.assert_allclose(net.logits(params, z),
+                               ffnn.forward(params, x, arch=ARCH, batch_stats=True),
+                               rtol=1e-4, atol=1e-5)
+    # The stored statistics are not read: moved anywhere, even below zero, the loss is the same.
+    moved = dict(params, var0=-params["var0"], mean1=params["mean1"] + 5.0)
+    np.testing.assert_array_equal(net.logits(moved, z), net.logits(params, z))
+    loss, _ = np.asarray(net.metrics(params, z, jnp.asarray(y, jnp.int32)))
+    np.testing.assert_allclose(loss, ffnn.loss(params, x, y, arch=ARCH, loss_name="cross_entropy"),
+                               rtol=1e-5)
+
+
+def test_the_projector_reads_a_batch_norm_net_by_its_stored_statistics(batch, split):
+    params = trained_like(ffnn.init_params(seed_key(9), ARCH), batch[0])
+    model = Model(ffnn.MODEL_KIND, ARCH, params, {})
+    digits = split.x_test[:7]
+    np.testing.assert_allclose(projector.activations(model, digits, 2),
+                               ffnn.logits(params, digits, arch=ARCH), rtol=1e-5, atol=1e-5)
+    one = projector.activations(model, digits[2:3], 1)
+    np.testing.assert_allclose(one[0], projector.activations(model, digits, 1)[2], rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_one_step_written_out_refuses_a_batch_norm_net_in_words(batch):
+    params = ffnn.init_params(seed_key(0), ARCH)
+    with pytest.raises(ValueError, match="without batch norm"):
+        step_phases(params, batch[0][:4], batch[1][:4], arch=ARCH)

@@ -221,8 +221,13 @@ def show_one_step(model: Model, images: np.ndarray, labels: np.ndarray, *, loss_
                 icon=":material/play_arrow:")
         return
     params = {name: np.asarray(value) for name, value in model.params.items()}
-    phases = step_phases(params, batch, targets, arch=model.architecture,
-                         loss_name=loss_name, optimizer=optimizer, learning_rate=learning_rate)
+    try:
+        phases = step_phases(params, batch, targets, arch=model.architecture,
+                             loss_name=loss_name, optimizer=optimizer,
+                             learning_rate=learning_rate)
+    except ValueError as error:  # a net this view cannot write out (batch norm)
+        st.warning(str(error))
+        return
     if "Forward" in shown:
         show_forward(phases)
     if "Loss" in shown:
