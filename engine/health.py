@@ -230,9 +230,11 @@ def gradient_findings(grad_norms: np.ndarray) -> list[Finding]:
     return []
 
 
-def update_findings(ratios: np.ndarray, names: Sequence[str]) -> list[Finding]:
+def update_findings(ratios: np.ndarray, names: Sequence[str], decaying: bool = False
+                    ) -> list[Finding]:
     """A sentence when a layer's log10 update ratio (L,) leaves UPDATE_RANGE; names: the L
-    layers'."""
+    layers'. decaying: the run's step size is decayed toward 0 on purpose (cosine decay), so
+    small steps late in the run are what was asked for."""
     finite = np.where(np.isfinite(ratios), ratios, np.nan)
     low, high = UPDATE_RANGE
     findings = []
@@ -242,7 +244,15 @@ def update_findings(ratios: np.ndarray, names: Sequence[str]) -> list[Finding]:
             f"{names[layer]}'s steps change its weights by 10^{finite[layer]:.1f} of their "
             "size each step, above 1e-2: the learning rate is probably too large.",
             "Try a learning rate 3 to 10 times smaller.", "updates"))
-    if np.nanmin(finite, initial=np.inf) < low:
+    if np.nanmin(finite, initial=np.inf) < low and decaying:
+        layer = int(np.nanargmin(finite))
+        findings.append(Finding(
+            f"{names[layer]}'s steps change its weights by only 10^{finite[layer]:.1f} of "
+            "their size each step, below 1e-4: the learning-rate decay is taking the step size "
+            "down to 0.",
+            "Near the end of the run that is intended; earlier on, a larger learning rate "
+            "usually helps.", "updates"))
+    elif np.nanmin(finite, initial=np.inf) < low:
         layer = int(np.nanargmin(finite))
         findings.append(Finding(
             f"{names[layer]}'s steps change its weights by only 10^{finite[layer]:.1f} of "
@@ -253,12 +263,14 @@ def update_findings(ratios: np.ndarray, names: Sequence[str]) -> list[Finding]:
 
 
 def diagnose(health: LayerHealth, ratios: np.ndarray | None, diverged: bool,
-             names: Sequence[str] | None = None, unit: str = "units") -> list[Finding]:
+             names: Sequence[str] | None = None, unit: str = "units", decaying: bool = False
+             ) -> list[Finding]:
     """Every problem the latest evaluation shows, one Finding each (empty: nothing to say).
 
     ratios: the latest log10 update ratios (L,), None before there are two evaluations.
     diverged: the run stopped because its loss blew up. names: the L weight layers' names in
     the sentences ("Layer 1", ... unless given); unit: what a layer's units are called.
+    decaying: the step size is decayed toward 0 on purpose (see `update_findings`).
     """
     names = numbered_layers(len(health.grad_norms)) if names is None else names
     findings = []
@@ -268,25 +280,28 @@ def diagnose(health: LayerHealth, ratios: np.ndarray | None, diverged: bool,
             "Lower the learning rate tenfold.", "loss"))
     findings += layer_findings(health, names, unit) + gradient_findings(health.grad_norms)
     if ratios is not None and len(ratios):
-        findings += update_findings(ratios, names)
+        findings += update_findings(ratios, names, decaying)
     return findings
 
 
-def layer_status(health: LayerHealth, ratios: np.ndarray | None) -> list[str]:
+def layer_status(health: LayerHealth, ratios: np.ndarray | None, decaying: bool = False
+                 ) -> list[str]:
     """Per weight layer (L,), "bad", "watch" or "ok" at the latest evaluation: bad when mostly
     dead or saturated, its gradient VANISHING x the last layer's or smaller (or EXPLODING x
     larger), or its update ratio outside UPDATE_RANGE; watch at a fifth of a layer dead or
-    saturated, or a gradient a tenth of the last's (or ten times)."""
+    saturated, or a gradient a tenth of the last's (or ten times), or, when the step size is
+    decayed on purpose (decaying), an update ratio below UPDATE_RANGE."""
     unhealthy = np.append(np.fmax(health.dead, health.saturated), np.nan)  # the output: neither
     relative = health.grad_norms / max(float(health.grad_norms[-1]), 1e-30)
     low, high = UPDATE_RANGE
     steps = np.full(len(relative), np.nan) if ratios is None else np.asarray(ratios)
     statuses = []
     for fraction, gradient, step in zip(unhealthy, relative, steps, strict=True):
+        too_small = np.isfinite(step) and step < low
         if (fraction > MOSTLY or not VANISHING <= gradient <= EXPLODING
-                or (np.isfinite(step) and not low <= step <= high)):
+                or (np.isfinite(step) and step > high) or (too_small and not decaying)):
             statuses.append("bad")
-        elif fraction > 0.2 or not 0.1 <= gradient <= 10:
+        elif fraction > 0.2 or not 0.1 <= gradient <= 10 or too_small:
             statuses.append("watch")
         else:
             statuses.append("ok")

@@ -8,6 +8,7 @@ import streamlit as st
 
 from engine import cnn
 from engine.data import as_float
+from engine.health import fixed_batch
 from engine.model import Model
 from engine.settings import limits
 from ui.charts import a_digit
@@ -20,6 +21,7 @@ from ui.cnn_views import (
 )
 from ui.dataset_views import DOWNLOAD_FIRST, chosen_dataset, dataset_picker
 from ui.evaluation import show_evaluation
+from ui.health_views import CNN_TAB, show_layer_health
 from ui.inside_views import show_conv_cells, show_unit_wants
 from ui.landscape_views import show_landscape
 from ui.loaders import load_embedded_dataset
@@ -73,7 +75,8 @@ def start_training(room: RoomState, dataset, follow: np.ndarray | None, followed
         return
     run = run_service().start(
         lambda stop: cnn.training_run(config, dataset.split, stop=stop, follow=follow,
-                                      dataset=dataset.name),
+                                      dataset=dataset.name,
+                                      health_batch=fixed_batch(dataset.split)),
         kind=CNN.kind, settings=config.to_metadata())
     state[CNN.key] = RoomState(run=run, model=room.model, label=room.label, followed=followed)
 
@@ -175,14 +178,17 @@ show_room_run(CNN, draw_snapshot=draw_latest_filters,
 model, model_label = current_model(CNN)
 st.subheader("3 · Inside the net")
 st.markdown(f"Shown: {model_label}.")
-inside, history, evaluation, terrain, projection, wants, cells, model_file = st.tabs(
-    ["Look inside", "Training history", "Evaluation", "Landscape", "Projector",
-     "What a unit wants", "Convolution, cell by cell", "Model file"])
+(inside, history, layer_health, evaluation, terrain, projection, wants, cells,
+ model_file) = st.tabs(["Look inside", "Training history", "Layer health", "Evaluation",
+                        "Landscape", "Projector", "What a unit wants",
+                        "Convolution, cell by cell", "Model file"])
 with inside:
     show_inside(model, follow, follow_label)
 with history:
     show_history(None if room.run is None else room.run.view(),
                  room.followed or "the digit it followed")
+with layer_health:
+    show_layer_health(room.run, CNN_TAB)
 with evaluation:
     show_evaluation(split.x_test, split.y_test, evaluated_labels(model, split.x_test), key="cnn")
 with terrain:

@@ -6,7 +6,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import canvas_state, leave_no_run, messages, open_page, room_run, vertical_one
+from helpers import (
+    canvas_state,
+    leave_no_run,
+    messages,
+    open_page,
+    room_run,
+    said,
+    vertical_one,
+)
 from helpers import run_until_done as until_done
 from streamlit.testing.v1 import AppTest
 
@@ -106,6 +114,34 @@ def test_a_short_run_shows_live_filters_then_its_history(at):
     slider.set_value(0).run()
     assert "First-layer filters at step 7" in chart_titles(at)
     assert "Its answer for test digit #492 (a 4) at step 7" in chart_titles(at)
+
+
+HEALTH_CHARTS = ("cnn_health_overview", "cnn_health_activations", "cnn_health_gradients",
+                 "cnn_health_updates")
+
+
+def test_the_layer_health_tab_shows_a_short_runs_health_and_its_diagnosis(at):
+    """Issue 12 in the CNN room: one block of 4 filters, 1 epoch of 14 steps of 256 digits,
+    measured twice (update ratios need two evaluations)."""
+    assert "recorded while a net trains: press **Train**" in said(at)
+    assert not set(HEALTH_CHARTS) & {c.key for c in at.get("plotly_chart")}
+    at.text_input(key="cnn_filters").set_value("4")
+    at.number_input(key="cnn_batch_size").set_value(256)
+    at.number_input(key="cnn_epochs").set_value(1)
+    at.button(key="cnn_start").click().run()
+    run_until_done(at)
+    assert not at.exception, [e.value for e in at.exception]
+    charts = {c.key: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+    assert set(HEALTH_CHARTS) <= set(charts), set(charts)
+    tiles = charts["cnn_health_overview"]["data"][0]["text"][0]
+    assert [tile.split("<br>")[0] for tile in tiles] == ["<b>conv1</b>", "<b>dense (output)</b>"]
+    (heatmap,) = charts["cnn_health_activations"]["data"]  # one block: one heatmap
+    assert heatmap["type"] == "heatmap"
+    assert [line["name"] for line in charts["cnn_health_updates"]["data"]] == [
+        "conv1", "dense (output)"]
+    diagnosis = messages(at.warning) + messages(at.success)
+    assert "See " in diagnosis or "No layer shows a problem" in diagnosis
+    assert "filter plays the part of a unit" in messages(at.markdown)
 
 
 def test_the_cnn_room_offers_its_model_file_for_download_and_upload(at):

@@ -1,18 +1,25 @@
-"""The feed-forward room's "Layer health" tab: presets, a diagnosis in words, one overview row,
-then the activations, gradients and update ratios of every layer over the run."""
+"""The rooms' "Layer health" tabs: a diagnosis in words, one overview row, then the
+activations, gradients and update ratios of every layer over the run; in the feed-forward room
+presets and the learning-rate finder too. `HealthTab` is what differs between the rooms."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from engine import ffnn, health
-from engine.ffnn.training import HEALTH_PRESETS, HealthSeries, health_series
+from engine import cnn, ffnn, health
+from engine.cnn.training import health_series as cnn_health_series
+from engine.ffnn.training import HEALTH_PRESETS, health_series
+from engine.health import HealthSeries
 from engine.lr_finder import RangeTest, ffnn_range_test
 from engine.service import Run, RunView
-from engine.train import seed_key
+from engine.train import History, seed_key
 from ui.charts import styled
 from ui.rooms import FEEDFORWARD
 from ui.training import refresh_seconds, run_service
@@ -67,12 +74,18 @@ def layer_names(n_layers: int) -> list[str]:
             for i in range(n_layers)]
 
 
-def overview_figure(series: HealthSeries, statuses: list[str]) -> go.Figure:
-    """One tile per weight layer (L,), coloured by its status, with its latest numbers."""
+def conv_layer_names(blocks: int) -> list[str]:
+    """"conv1", ..., "conv<blocks>", "dense (output)": a CNN's weight layers."""
+    return [f"conv{i + 1}" for i in range(blocks)] + ["dense (output)"]
+
+
+def overview_figure(series: HealthSeries, statuses: list[str], names: list[str]) -> go.Figure:
+    """One tile per weight layer (L,), named `names`, coloured by its status, with its latest
+    numbers."""
     last = -1
     unhealthy = np.append(np.fmax(series.dead[last], series.saturated[last]), np.nan)
     texts = []
-    for i, name in enumerate(layer_names(len(statuses))):
+    for i, name in enumerate(names):
         lines = [f"<b>{name}</b>", f"gradient {series.grad_norms[last, i]:.1e}"]
         if np.isfinite(unhealthy[i]):
             word = "dead" if np.isfinite(series.dead[last, i]) else "saturated"
@@ -91,12 +104,13 @@ def overview_figure(series: HealthSeries, statuses: list[str]) -> go.Figure:
                        "red: a problem)", height=170)
 
 
-def activation_heatmaps_figure(series: HealthSeries) -> go.Figure:
-    """Per hidden layer, its activations' histogram at each evaluation: step on x, value on
-    y, colour the log of the count (a spike at 0 would hide the rest)."""
+def activation_heatmaps_figure(series: HealthSeries, names: list[str]) -> go.Figure:
+    """Per hidden layer (names: the L weight layers'), its activations' histogram at each
+    evaluation: step on x, value on y, colour the log of the count (a spike at 0 would hide
+    the rest)."""
     n_hidden = series.histograms.shape[1]
     fig = make_subplots(rows=1, cols=max(1, n_hidden), shared_yaxes=True,
-                        subplot_titles=layer_names(n_hidden + 1)[:n_hidden] or ["no hidden layer"])
+                        subplot_titles=names[:n_hidden] or ["no hidden layer"])
     centres = (series.edges[:-1] + series.edges[1:]) / 2
     for i in range(n_hidden):
         fig.add_trace(go.Heatmap(x=series.steps, y=centres,
@@ -108,11 +122,11 @@ def activation_heatmaps_figure(series: HealthSeries) -> go.Figure:
     return styled(fig, "Activations over time, each hidden layer (on the 64 fixed digits)")
 
 
-def lines_figure(series: HealthSeries, values: np.ndarray, title: str, y_title: str,
-                 log_y: bool) -> go.Figure:
-    """One line per weight layer: values (E, L) against the evaluation steps."""
+def lines_figure(series: HealthSeries, values: np.ndarray, names: list[str], title: str,
+                 y_title: str, log_y: bool) -> go.Figure:
+    """One line per weight layer, named `names`: values (E, L) against the evaluation steps."""
     fig = go.Figure([go.Scatter(x=series.steps, y=values[:, i], name=name, mode="lines+markers")
-                     for i, name in enumerate(layer_names(values.shape[1]))])
+                     for i, name in enumerate(names)])
     fig.update_xaxes(title="step")
     fig.update_yaxes(title=y_title, type="log" if log_y else "linear", exponentformat="e")
     styled(fig, title, height=380)
@@ -121,10 +135,10 @@ def lines_figure(series: HealthSeries, values: np.ndarray, title: str, y_title: 
     return fig
 
 
-def update_ratio_figure(series: HealthSeries) -> go.Figure:
+def update_ratio_figure(series: HealthSeries, names: list[str]) -> go.Figure:
     """The update ratios (E, L) per layer, the usual band [-4, -2] shaded, the -3 guide."""
-    fig = lines_figure(series, series.update_ratios, "Update ratio per layer: log10(step size "
-                       "/ weight size)", "log10 ratio", log_y=False)
+    fig = lines_figure(series, series.update_ratios, names, "Update ratio per layer: "
+                       "log10(step size / weight size)", "log10 ratio", log_y=False)
     low, high = health.UPDATE_RANGE
     fig.add_hrect(y0=low, y1=high, fillcolor="#2ca02c", opacity=0.08, line_width=0)
     fig.add_hline(y=-3, line_dash="dash", line_color="#7f7f7f", annotation_text="-3: a common "
@@ -141,23 +155,52 @@ def show_diagnosis(findings: list[health.Finding]) -> None:
         st.warning(f"{finding.problem} {finding.advice} *(See {CHART_NAMES[finding.chart]}.)*")
 
 
-def show_series(series: HealthSeries, view: RunView) -> None:
-    """The diagnosis, the overview row and the three detailed charts of a run's health."""
+@dataclass(frozen=True)
+class HealthTab:
+    """What differs between the rooms' Layer health tabs.
+
+    prefix: the widget keys' ("ff"). series: (a run's history, its training settings) -> (its
+    HealthSeries, the L weight layers' names), None when it recorded none or its settings are
+    unreadable. unit: what a layer's units are called in the diagnosis. counted: what one
+    activation histogram counts, in words. note: said after the tab's introduction. start: what
+    starts a run, in words. presets: the feed-forward presets are offered.
+    """
+
+    prefix: str
+    series: Callable[[History, Mapping[str, Any]], tuple[HealthSeries, list[str]] | None]
+    unit: str
+    counted: str
+    note: str
+    start: str
+    presets: bool = False
+
+
+def show_series(series: HealthSeries, names: list[str], view: RunView, tab: HealthTab, *,
+                decaying: bool) -> None:
+    """The diagnosis, the overview row and the three detailed charts of a run's health; names:
+    its L weight layers'; decaying: its step size is decayed to 0 on purpose (cosine decay)."""
     latest = view.latest.history.snapshots[-1].health
     ratios = series.update_ratios[-1] if len(series.steps) > 1 else None
-    show_diagnosis(health.diagnose(latest, ratios, diverged=view.status == "diverged"))
-    st.plotly_chart(overview_figure(series, health.layer_status(latest, ratios)),
-                    key="ff_health_overview", width="stretch")
-    st.plotly_chart(activation_heatmaps_figure(series), key="ff_health_activations",
+    show_diagnosis(health.diagnose(latest, ratios, diverged=view.status == "diverged",
+                                   names=[name[0].upper() + name[1:] for name in names],
+                                   unit=tab.unit, decaying=decaying))
+    key = f"{tab.prefix}_health"
+    st.plotly_chart(overview_figure(series, health.layer_status(latest, ratios, decaying), names),
+                    key=f"{key}_overview", width="stretch")
+    st.plotly_chart(activation_heatmaps_figure(series, names), key=f"{key}_activations",
                     width="stretch")
-    st.caption("Colour: how many activations (64 digits × the layer's units) fall in each "
-               "value bin, on a log scale; values beyond the axis count in its top or bottom "
-               "bin. With ReLU, the bright line at 0 is the units that are off for a digit.")
+    st.caption(f"Colour: how many activations ({tab.counted}) fall in each value bin, on a log "
+               "scale; values beyond the axis count in its top or bottom bin. With ReLU, the "
+               "bright line at 0 is the activations that are off.")
     left, right = st.columns(2)
-    left.plotly_chart(lines_figure(series, series.grad_norms, "Gradient norm per layer",
+    left.plotly_chart(lines_figure(series, series.grad_norms, names, "Gradient norm per layer",
                                    "‖∂loss/∂W‖", log_y=True),
-                      key="ff_health_gradients", width="stretch")
-    right.plotly_chart(update_ratio_figure(series), key="ff_health_updates", width="stretch")
+                      key=f"{key}_gradients", width="stretch")
+    right.plotly_chart(update_ratio_figure(series, names), key=f"{key}_updates",
+                       width="stretch")
+    if decaying:
+        right.caption("This run's cosine decay takes the step size down to 0 over the run: "
+                      "the update ratios fall with it, by design.")
 
 
 def range_test_figure(found: RangeTest) -> go.Figure:
@@ -216,32 +259,60 @@ def show_range_test(config: ffnn.TrainingConfig, params: dict | None, problems: 
               on_click=use_rate, args=(found.suggestion,))
 
 
-def show_layer_health(run: Run | None) -> None:
-    """The tab: presets, then the health the room's latest run recorded, live while it runs."""
+def ffnn_series(history: History, settings: Mapping[str, Any]
+                ) -> tuple[HealthSeries, list[str]] | None:
+    """A feed-forward run's health and its layers' names (see HealthTab.series)."""
+    try:
+        arch = ffnn.Architecture.from_metadata(settings.get("arch", {}))
+    except ValueError:
+        return None
+    series = health_series(history.snapshot_steps, history.snapshots, arch)
+    return None if series is None else (series, layer_names(arch.n_layers))
+
+
+def cnn_series(history: History, settings: Mapping[str, Any]
+               ) -> tuple[HealthSeries, list[str]] | None:
+    """A CNN run's health and its layers' names, conv1 ... dense (see HealthTab.series)."""
+    try:
+        spec = cnn.CNNSpec.from_metadata(settings.get("spec", {}))
+    except ValueError:  # ArchitectureError is a ValueError
+        return None
+    series = cnn_health_series(history.snapshot_steps, history.snapshots, spec)
+    return None if series is None else (series, conv_layer_names(spec.blocks))
+
+
+FEEDFORWARD_TAB = HealthTab("ff", ffnn_series, "units", "64 digits × the layer's units", "",
+                            "**Start** or a preset", presets=True)
+CNN_TAB = HealthTab(
+    "cnn", cnn_series, "filters", "64 digits × every position × the block's filters",
+    "In a conv block a filter plays the part of a unit: it is dead when its ReLU output is 0 at "
+    "every position of all 64 digits, and each histogram counts every position of every "
+    "filter.", "**Train**")
+
+
+def show_layer_health(run: Run | None, tab: HealthTab = FEEDFORWARD_TAB) -> None:
+    """The tab: presets (if the room has them), then the health the room's latest run
+    recorded, live while it runs."""
     st.markdown("How healthy is each layer? At every evaluation the training step also records, "
                 "on 64 fixed digits, each layer's activations, its gradient and how far a step "
                 "moves its weights. Dead or saturated units, gradients that fade toward the "
-                "input and steps far too large or small show up here first.")
-    show_presets()
+                f"input and steps far too large or small show up here first. {tab.note}")
+    if tab.presets:
+        show_presets()
     if run is None:
-        st.info("Layer health is recorded while a net trains: press **Start** or a preset.")
+        st.info(f"Layer health is recorded while a net trains: press {tab.start}.")
         return
 
     @st.fragment(run_every=refresh_seconds(run.view(), run_service()))
     def live() -> None:
         view = run.view()
-        snapshots = view.latest.history if view.latest is not None else None
-        try:
-            arch = ffnn.Architecture.from_metadata(run.settings.get("arch", {}))
-        except ValueError:
-            arch = None
-        series = (health_series(snapshots.snapshot_steps, snapshots.snapshots, arch)
-                  if snapshots is not None and arch is not None else None)
-        if series is None:
+        found = (tab.series(view.latest.history, run.settings) if view.latest is not None
+                 else None)
+        if found is None:
             st.info("No layer health yet: it appears at the run's first evaluation." if
                     view.active else "This run kept no layer health (a run brought back by its "
                     "link keeps only its curves): train again to see it.")
             return
-        show_series(series, view)
+        show_series(*found, view, tab, decaying=bool(run.settings.get("cosine_decay")))
 
     live()

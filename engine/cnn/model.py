@@ -191,23 +191,33 @@ def conv_block(params: Params, i: int, x: jax.Array, *, spec: CNNSpec
     return swap_batch_and_channels(activation), swap_batch_and_channels(pooled)
 
 
-def logits(params: Params, images: jax.Array, *, spec: CNNSpec, train: bool = False,
-           key: jax.Array | None = None, conv: ConvFn = conv2d_chwn) -> jax.Array:
-    """Class scores. images: (N, 28, 28) uint8 pixels or floats in [0, 1] -> (N, 10).
+def forward(params: Params, images: jax.Array, *, spec: CNNSpec, train: bool = False,
+            key: jax.Array | None = None, conv: ConvFn = conv2d_chwn
+            ) -> tuple[jax.Array, list[jax.Array]]:
+    """(class scores (N, 10), each block's activation after conv + ReLU and before pooling,
+    channels first (filters, H, W, N)) of images (N, 28, 28), uint8 pixels or floats in [0, 1].
 
     The blocks compute channels first (see `conv2d_chwn`). `train=True` with dropout in the spec
     needs `key`; `conv` swaps the convolution (benchmarks; it takes and gives CHWN).
     """
-    x = swap_batch_and_channels(as_nhwc(images))
+    x, activations = swap_batch_and_channels(as_nhwc(images)), []
     for i in range(spec.blocks):
-        _, x = chwn_block(params, i, x, spec=spec, conv=conv)
+        activation, x = chwn_block(params, i, x, spec=spec, conv=conv)
+        activations.append(activation)
     x = swap_batch_and_channels(x)
     x = x.reshape(x.shape[0], -1)
     if train and spec.dropout:
         if key is None:
             raise ValueError("training with dropout needs an RNG key: logits(..., key=...)")
         x = dropout(key, x, spec.dropout)
-    return x @ params["dense_w"] + params["dense_b"]
+    return x @ params["dense_w"] + params["dense_b"], activations
+
+
+def logits(params: Params, images: jax.Array, *, spec: CNNSpec, train: bool = False,
+           key: jax.Array | None = None, conv: ConvFn = conv2d_chwn) -> jax.Array:
+    """Class scores. images: (N, 28, 28) uint8 pixels or floats in [0, 1] -> (N, 10); the
+    arguments as `forward`'s (under jit the unused activations cost nothing)."""
+    return forward(params, images, spec=spec, train=train, key=key, conv=conv)[0]
 
 
 @partial(jax.jit, static_argnames="spec")
@@ -250,11 +260,8 @@ def feature_maps(params: Params, image: jax.Array, *, spec: CNNSpec) -> list[jax
 
     image: (28, 28) -> [(H, W, filters) per block].
     """
-    x, maps = as_nhwc(jnp.asarray(image)[None]), []
-    for i in range(spec.blocks):
-        activation, x = conv_block(params, i, x, spec=spec)
-        maps.append(activation[0])
-    return maps
+    _, activations = forward(params, jnp.asarray(image)[None], spec=spec)
+    return [jnp.transpose(activation[..., 0], (1, 2, 0)) for activation in activations]
 
 
 @partial(jax.jit, static_argnames="spec")

@@ -4,7 +4,7 @@ augmentation, dropout, cosine decay), run settings, limits and model files."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
@@ -21,13 +21,18 @@ from engine.cnn.model import (
     CNNSpec,
     Params,
     first_layer_filters,
+    forward,
     init_params,
     logits,
     predict_labels,
     predict_proba,
 )
 from engine.data import N_CLASSES, embedded_dataset
-from engine.landscape import flat_parameters
+from engine.health import HealthSeries, LayerHealth, layer_health
+from engine.health import health_series as series_of_snapshots
+from engine.landscape import flat_parameters, unflatten
+from engine.layers import JAX_OPS
+from engine.losses import loss_function
 from engine.model import Model, model_file
 from engine.optim import OPTIMIZERS
 from engine.settings import Limits, parameter_problems, run_length_problems
@@ -151,12 +156,14 @@ def step_memory_mb(spec: CNNSpec, batch_size: int) -> float:
 class Snapshot:
     """What the net looked like at one evaluation: first-layer filters (F, k, k) and, when a
     digit to follow was given, its probabilities for that digit (10,). flat: every parameter,
-    flattened (engine.landscape.flat_parameters), for the training path's PCA (not saved with a
-    run: None after a restore)."""
+    flattened (engine.landscape.flat_parameters), for the training path's PCA and the update
+    ratios. health: the layers' statistics (engine.health) on a fixed batch, if asked for.
+    Neither flat nor health is saved with a run: None after a restore."""
 
     filters: np.ndarray
     probabilities: np.ndarray | None
     flat: np.ndarray | None = None
+    health: LayerHealth | None = None
 
     def to_record(self) -> dict[str, Any]:
         """JSON-ready, for a saved run (a few KB: the scrubber comes back with the run)."""
@@ -180,22 +187,75 @@ class Snapshot:
         return cls(filters, probabilities)
 
 
-def take_snapshot(params: Params, *, spec: CNNSpec, follow: np.ndarray | None) -> Snapshot:
-    """The Snapshot of params; follow: a float (28, 28) image whose prediction to record."""
+def weight_names(spec: CNNSpec) -> list[str]:
+    """The L = blocks + 1 weight arrays' names, input to output: conv0_w, ..., dense_w."""
+    return [f"conv{i}_w" for i in range(spec.blocks)] + ["dense_w"]
+
+
+@partial(jax.jit, static_argnames="spec")
+def health_pass(params: Params, x: jax.Array, y: jax.Array, *, spec: CNNSpec
+                ) -> tuple[jax.Array, list[jax.Array], list[jax.Array]]:
+    """One forward and backward pass on a batch x (B, 28, 28) float, y (B,) int, without
+    dropout or shifts: (cross-entropy loss, each block's activations after conv + ReLU as
+    (B * H * W, filters), the L weight gradients as `weight_names`). A filter is a column: all
+    its positions for every digit of the batch are its rows."""
+
+    def loss_and_activations(params: Params) -> tuple[jax.Array, list[jax.Array]]:
+        scores, activations = forward(params, x, spec=spec)
+        return loss_function("cross_entropy")(JAX_OPS, scores, y), activations
+
+    (loss, activations), grads = jax.value_and_grad(loss_and_activations, has_aux=True)(params)
+    # channels first (F, H, W, B) -> (F, H * W * B) -> one column per filter
+    columns = [activation.reshape(activation.shape[0], -1).T for activation in activations]
+    return loss, columns, [grads[name] for name in weight_names(spec)]
+
+
+def measure_health(params: Params, batch: tuple[np.ndarray, np.ndarray], *, spec: CNNSpec
+                   ) -> LayerHealth:
+    """The layers' health at params on batch (x (B, 28, 28) float, y (B,)): one jitted pass
+    (compiled once per architecture and batch size). A conv filter is dead when its ReLU output
+    is 0 at every position of every digit; histograms count every position and filter."""
+    loss, columns, grads = health_pass(params, batch[0], np.asarray(batch[1], np.int32),
+                                       spec=spec)
+    return layer_health([np.asarray(c) for c in columns],
+                        [np.asarray(params[name]) for name in weight_names(spec)],
+                        [np.asarray(g) for g in grads], "relu", float(loss))
+
+
+def take_snapshot(params: Params, *, spec: CNNSpec, follow: np.ndarray | None,
+                  health_batch: tuple[np.ndarray, np.ndarray] | None = None) -> Snapshot:
+    """The Snapshot of params; follow: a float (28, 28) image whose prediction to record;
+    health_batch: x (B, 28, 28) float, y (B,), the batch to measure the layers' health on."""
     probabilities = None
     if follow is not None:
         probabilities = np.asarray(predict_proba(params, follow[None], spec=spec))[0]
-    return Snapshot(first_layer_filters(params), probabilities, flat_parameters(params))
+    health = None if health_batch is None else measure_health(params, health_batch, spec=spec)
+    return Snapshot(first_layer_filters(params), probabilities, flat_parameters(params), health)
+
+
+def snapshot_weights(snapshot: Snapshot, spec: CNNSpec) -> list[np.ndarray]:
+    """The L weight arrays (`weight_names`) a snapshot's `flat` holds."""
+    shapes = {name: np.empty(shape, np.float32) for name, shape in spec.param_shapes().items()}
+    params = unflatten(snapshot.flat, shapes)
+    return [params[name] for name in weight_names(spec)]
+
+
+def health_series(steps: Sequence[int], snapshots: Sequence[Snapshot], spec: CNNSpec
+                  ) -> HealthSeries | None:
+    """The health recorded in a run's snapshots (taken at `steps`), None if none has any."""
+    return series_of_snapshots(steps, snapshots, partial(snapshot_weights, spec=spec))
 
 
 def training_run(config: TrainingConfig, split: Any, *, dataset: str = "unnamed split",
                  params: Params | None = None, stop: Any = None,
-                 follow: np.ndarray | None = None, evals_per_epoch: int = 2
+                 follow: np.ndarray | None = None, evals_per_epoch: int = 2,
+                 health_batch: tuple[np.ndarray, np.ndarray] | None = None
                  ) -> Iterator[training.Progress[Snapshot]]:
     """Train a CNN per `config` on `split` (see engine.train.train), from `params` if given.
 
-    Each evaluation records a `Snapshot` in the history (first-layer filters, and the
-    prediction for `follow`, a float (28, 28) image, if given). An evaluation is a pass over
+    Each evaluation records a `Snapshot` in the history (first-layer filters, the prediction
+    for `follow`, a float (28, 28) image, if given, and with health_batch (x (B, 28, 28) float,
+    y (B,)) the layers' health on it, engine.health). An evaluation is a pass over
     1,300 digits, so there are fewer than in the feed-forward room. dataset: the data set's
     name, for the model's metadata. The last event's model is a "cnn" Model.
     """
@@ -215,7 +275,8 @@ def training_run(config: TrainingConfig, split: Any, *, dataset: str = "unnamed 
                      {"training": config.to_metadata(), "dataset": dataset})
     return training.train(stepper, params, split, schedule,
                           partial(predict_labels, spec=config.spec), template=template, stop=stop,
-                          snapshot=partial(take_snapshot, spec=config.spec, follow=follow))
+                          snapshot=partial(take_snapshot, spec=config.spec, follow=follow,
+                                           health_batch=health_batch))
 
 
 # ----------------------------------------------------------------------------- model files
