@@ -11,6 +11,8 @@ from helpers import leave_no_run, messages, open_page, room_run, run_until_done,
 from streamlit.testing.v1 import AppTest
 
 from engine import checkpoint, ffnn
+from engine.data import embedded_split
+from engine.ffnn.model import population_statistics
 from engine.ffnn.training import HEALTH_PRESETS
 from engine.train import seed_key
 from ui.health_views import CHART_NAMES
@@ -26,6 +28,15 @@ def at() -> Iterator[AppTest]:
     app = open_page(PAGE)
     yield app
     leave_no_run(app, "ff_room")
+
+
+@pytest.fixture(scope="module")
+def batch_norm_file() -> bytes:
+    """A model file of a small batch-norm net, its statistics taken on training digits."""
+    arch = ffnn.Architecture((16, 12), "sigmoid", "he", batch_norm=True)
+    params = ffnn.init_params(seed_key(0), arch)
+    x, _ = ffnn.twin_batch(embedded_split())
+    return ffnn.checkpoint_bytes(arch, {**params, **population_statistics(params, x, arch=arch)})
 
 
 def train_until_two_evaluations(at: AppTest) -> None:
@@ -126,3 +137,18 @@ def test_a_run_brought_back_by_its_link_keeps_its_initialisation_and_says_it_has
     reloaded = open_page(PAGE, run=run.token)
     assert reloaded.selectbox(key="ff_init").value == "lecun"
     assert "kept no layer health" in said(reloaded)
+
+
+def test_a_batch_norm_model_works_in_every_view_of_the_room_or_says_why_not(at, batch_norm_file):
+    at.file_uploader(key="ff_model_file").set_value(("bn.npz", batch_norm_file,
+                                                     "application/zip")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "batch norm" in at.session_state["ff_room"].label
+    at.button(key="ff_twin_button").click().run()
+    assert "Pass: the largest difference" in messages(at.success)
+    for view in ("ff_projection", "ff_actmax"):
+        at.button(key=f"{view}_go").click().run()
+        assert not at.exception, (view, [e.value for e in at.exception])
+    at.button(key="ff_step_all").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "One step is written out for nets without batch norm" in messages(at.warning)
