@@ -75,6 +75,8 @@ def test_each_preset_trains_and_shows_the_panel_and_its_diagnosis(at, preset):
         assert CHART_NAMES["gradients"] in messages(at.warning)
     if preset in ("healthy", "batch norm rescues it"):
         assert "Vanishing" not in messages(at.warning)
+    overview = next(c for c in at.get("plotly_chart") if c.key == "ff_health_overview")
+    assert ("layer 1 (BN)" in overview.proto.spec) == config.arch.batch_norm
 
 
 def test_the_initialisation_control_reaches_the_run(at):

@@ -68,9 +68,11 @@ def show_presets() -> None:
         column.caption(story)
 
 
-def layer_names(n_layers: int) -> list[str]:
-    """"layer 1", ..., "layer L (output)"."""
-    return [f"layer {i + 1}" + (" (output)" if i == n_layers - 1 else "")
+def layer_names(n_layers: int, batch_norm: bool = False) -> list[str]:
+    """"layer 1", ..., "layer L (output)"; with batch norm the hidden layers are "layer 1 (BN)",
+    ...: their activations are read after the batch norm."""
+    hidden = " (BN)" if batch_norm else ""
+    return [f"layer {i + 1}" + (" (output)" if i == n_layers - 1 else hidden)
             for i in range(n_layers)]
 
 
@@ -267,7 +269,7 @@ def ffnn_series(history: History, settings: Mapping[str, Any]
     except ValueError:
         return None
     series = health_series(history.snapshot_steps, history.snapshots, arch)
-    return None if series is None else (series, layer_names(arch.n_layers))
+    return None if series is None else (series, layer_names(arch.n_layers, arch.batch_norm))
 
 
 def cnn_series(history: History, settings: Mapping[str, Any]
