@@ -18,6 +18,7 @@ from engine.ffnn.model import layer_differences, population_statistics, trainabl
 from engine.ffnn.training import HEALTH_PRESETS, make_stepper, measure_health
 from engine.landscape import plane_net
 from engine.layers import BN_EPSILON, JAX_OPS, autodiff_ops, composed_batch_norm
+from engine.lr_finder import ffnn_range_test
 from engine.model import Model
 from engine.step_phases import step_phases
 from engine.teach import teach
@@ -281,3 +282,10 @@ def test_one_step_written_out_refuses_a_batch_norm_net_in_words(batch):
     params = ffnn.init_params(seed_key(0), ARCH)
     with pytest.raises(ValueError, match="without batch norm"):
         step_phases(params, batch[0][:4], batch[1][:4], arch=ARCH)
+
+
+def test_the_learning_rate_finder_runs_on_a_batch_norm_net(split):
+    config = ffnn.TrainingConfig(ARCH)
+    params = ffnn.init_params(seed_key(0), ARCH)
+    found = ffnn_range_test(config, split.x_train, split.y_train, params, steps=12)
+    assert len(found.losses) >= 2 and np.isfinite(found.losses).all()

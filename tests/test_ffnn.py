@@ -173,6 +173,9 @@ def test_hidden_widths_round_trip_through_their_text():
 def test_architecture_round_trips_through_metadata():
     arch = ffnn.Architecture((32, 16), "tanh", "xavier")
     assert ffnn.Architecture.from_metadata(arch.to_metadata()) == arch
+    normalised = ffnn.Architecture((32, 16), "sigmoid", "tiny", batch_norm=True)
+    assert ffnn.Architecture.from_metadata(normalised.to_metadata()) == normalised
+    assert not ffnn.Architecture().batch_norm
     with pytest.raises(ValueError):
         ffnn.Architecture.from_metadata({"hidden": ["x"], "activation": "relu"})
 
