@@ -94,14 +94,18 @@ def test_a_network_that_cannot_be_built_is_refused_with_the_reason(at, filters, 
     assert run_of(at) is None
 
 
-def test_a_short_run_shows_live_filters_then_its_history(at):
-    # Tiny settings: one block of 4 filters, 2 epochs of 14 steps of 256 digits.
+def train_tiny(at: AppTest, epochs: int) -> None:
+    """Train one block of 4 filters for `epochs` epochs of 14 steps of 256 digits, to the end."""
     at.text_input(key="cnn_filters").set_value("4")
     at.number_input(key="cnn_batch_size").set_value(256)
-    at.number_input(key="cnn_epochs").set_value(2)
+    at.number_input(key="cnn_epochs").set_value(epochs)
     at.button(key="cnn_start").click().run()
     run_until_done(at)
     assert not at.exception, [e.value for e in at.exception]
+
+
+def test_a_short_run_shows_live_filters_then_its_history(at):
+    train_tiny(at, epochs=2)
     assert "First-layer filters, live" in chart_titles(at)  # the live panel keeps the last view
     assert "Finished 2 epochs" in messages(at.success)
     assert "your CNN (conv 3x3x4 - ReLU - maxpool 2 - dense 10, finished)" in messages(at.markdown)
@@ -121,16 +125,10 @@ HEALTH_CHARTS = ("cnn_health_overview", "cnn_health_activations", "cnn_health_gr
 
 
 def test_the_layer_health_tab_shows_a_short_runs_health_and_its_diagnosis(at):
-    """Issue 12 in the CNN room: one block of 4 filters, 1 epoch of 14 steps of 256 digits,
-    measured twice (update ratios need two evaluations)."""
+    """Issue 12 in the CNN room: one epoch, measured twice (update ratios need two)."""
     assert "recorded while a net trains: press **Train**" in said(at)
     assert not set(HEALTH_CHARTS) & {c.key for c in at.get("plotly_chart")}
-    at.text_input(key="cnn_filters").set_value("4")
-    at.number_input(key="cnn_batch_size").set_value(256)
-    at.number_input(key="cnn_epochs").set_value(1)
-    at.button(key="cnn_start").click().run()
-    run_until_done(at)
-    assert not at.exception, [e.value for e in at.exception]
+    train_tiny(at, epochs=1)
     charts = {c.key: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
     assert set(HEALTH_CHARTS) <= set(charts), set(charts)
     tiles = charts["cnn_health_overview"]["data"][0]["text"][0]
