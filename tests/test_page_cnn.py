@@ -19,6 +19,7 @@ from helpers import run_until_done as until_done
 from streamlit.testing.v1 import AppTest
 
 from engine import cnn
+from ui.training import run_service
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/cnn.py"
@@ -140,6 +141,14 @@ def test_the_layer_health_tab_shows_a_short_runs_health_and_its_diagnosis(at):
     diagnosis = messages(at.warning) + messages(at.success)
     assert "See " in diagnosis or "No layer shows a problem" in diagnosis
     assert "filter plays the part of a unit" in messages(at.markdown)
+
+
+def test_a_run_brought_back_by_its_link_says_it_kept_no_health(at, runs_dir):
+    train_tiny(at, epochs=1)
+    run_service.clear()  # as after a server restart: only the saved file is left
+    reloaded = open_page(PAGE, run=run_of(at).token)
+    assert not reloaded.exception, [e.value for e in reloaded.exception]
+    assert "kept no layer health" in said(reloaded)
 
 
 def test_the_cnn_room_offers_its_model_file_for_download_and_upload(at):
