@@ -110,6 +110,17 @@ def test_an_uploaded_model_with_an_unknown_initialiser_gets_a_message(at):
     assert "'orthogonal'" in messages(at.error)
 
 
+def test_an_uploaded_model_with_a_bad_batch_norm_value_gets_a_message(at):
+    arch = ffnn.Architecture((4,))
+    params = ffnn.init_params(seed_key(0), arch)
+    odd = SimpleNamespace(to_metadata=lambda: {**arch.to_metadata(), "batch_norm": "sometimes"})
+    data = checkpoint.model_bytes(ffnn.MODEL_KIND, odd, params)
+    at.file_uploader(key="ff_model_file").set_value(("odd.npz", data, "application/zip")).run()
+    assert not at.exception
+    assert "architecture is unusable" in messages(at.error)
+    assert "batch_norm" in messages(at.error) and "'sometimes'" in messages(at.error)
+
+
 def test_the_learning_rate_finder_suggests_a_rate_and_puts_it_in_the_control(at):
     at.button(key="ff_range_test_button").click().run()
     assert not at.exception, [e.value for e in at.exception]
