@@ -96,11 +96,17 @@ TITLES = {EMBEDDED: data.EMBEDDED_TITLE,
           **{key: source.title for key, source in SOURCES.items()}}
 
 
+def class_names_of(title: str) -> tuple[str, ...]:
+    """The classes a model trained on the data set of this title (a Model's metadata "dataset")
+    reads: its source's, or the digits for any other title (the embedded digits, an older file)."""
+    return next((source.class_names for source in SOURCES.values() if source.title == title),
+                data.DIGIT_NAMES)
+
+
 def reads_digits(title: str) -> bool:
-    """Whether a model trained on the data set of this title (a Model's metadata "dataset")
-    reads handwritten digits: False for a known set of other classes (Fashion-MNIST)."""
-    return all(source.class_names == data.DIGIT_NAMES for source in SOURCES.values()
-               if source.title == title)
+    """Whether a model trained on the data set of this title reads handwritten digits: False for
+    a known set of other classes (Fashion-MNIST)."""
+    return class_names_of(title) == data.DIGIT_NAMES
 
 
 # --- where the files live -------------------------------------------------------------------

@@ -20,7 +20,7 @@ from ui.cnn_views import (
     show_inside,
 )
 from ui.dataset_views import DOWNLOAD_FIRST, chosen_dataset, dataset_picker
-from ui.evaluation import show_evaluation
+from ui.evaluation import reads_classes_of, show_evaluation
 from ui.health_views import CNN_TAB, show_layer_health
 from ui.inside_views import show_conv_cells, show_unit_wants
 from ui.landscape_views import show_landscape
@@ -190,7 +190,9 @@ with history:
 with layer_health:
     show_layer_health(room.run, CNN_TAB)
 with evaluation:
-    show_evaluation(split.x_test, split.y_test, evaluated_labels(model, split.x_test), key="cnn")
+    if reads_classes_of(model, dataset or load_embedded_dataset()):
+        show_evaluation(split.x_test, split.y_test, evaluated_labels(model, split.x_test),
+                        key="cnn")
 with terrain:
     show_landscape(CNN, model, split,
                    scrubbed_step(None if room.run is None else room.run.view()))

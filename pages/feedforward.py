@@ -12,7 +12,7 @@ from engine.data import as_float
 from engine.layers import ACTIVATIONS
 from engine.settings import limits
 from ui.dataset_views import DOWNLOAD_FIRST, chosen_dataset, dataset_picker
-from ui.evaluation import show_evaluation
+from ui.evaluation import reads_classes_of, show_evaluation
 from ui.ffnn_views import draw_weights, show_sketch, show_twin_check
 from ui.health_views import preset_requested, show_layer_health, show_range_test
 from ui.inside_views import show_unit_wants
@@ -155,8 +155,9 @@ st.markdown(f"Below: {label}.")
  model_file) = st.tabs(["Evaluation", "Layer health", "Twin-engine check", "Sketch a digit",
                         "Landscape", "One step", "Projector", "What a unit wants", "Model file"])
 with evaluation:
-    predicted = model.predict_proba(as_float(split.x_test)).argmax(axis=1)
-    show_evaluation(split.x_test, split.y_test, predicted, key="ff")
+    if reads_classes_of(model, dataset or load_embedded_dataset()):
+        predicted = model.predict_proba(as_float(split.x_test)).argmax(axis=1)
+        show_evaluation(split.x_test, split.y_test, predicted, key="ff")
 with layer_health:
     show_layer_health(room.run)
     show_range_test(*config_from_controls(), split)

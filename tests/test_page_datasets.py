@@ -63,6 +63,11 @@ def test_picking_a_missing_set_offers_its_download_and_refuses_to_train(cache, p
     assert room_run(at, f"{prefix}_room") is None
 
 
+def _graded(at) -> bool:
+    """Whether the Evaluation tab shows a test accuracy."""
+    return any(metric.label.startswith("Test accuracy") for metric in at.metric)
+
+
 def _has_button(at, prefix: str) -> bool:
     return any(button.key == f"{prefix}_get_dataset" for button in at.button)
 
@@ -75,6 +80,8 @@ def test_download_from_the_page_then_train_on_it(cache, mirror) -> None:
     assert datasets.is_downloaded(cache / "fashion")
     assert not _has_button(at, "ff")  # the page reran with the set in place
     assert "0 T-shirt/top" in messages(at.caption) and "9 Ankle boot" in messages(at.caption)
+    # The default digit reader is not graded on clothes; the clothes model it trains is.
+    assert "cannot be graded" in messages(at.info) and not _graded(at)
     at.text_input(key="ff_hidden").set_value("8")
     at.number_input(key="ff_batch_size").set_value(20)
     at.number_input(key="ff_epochs").set_value(1)
@@ -90,6 +97,8 @@ def test_download_from_the_page_then_train_on_it(cache, mirror) -> None:
             "dataset"]
         kept = at.session_state.get("trained_models", {})
         assert "ffnn-jax" not in kept
+        at.run()
+        assert _graded(at) and "cannot be graded" not in messages(at.info)
     finally:
         leave_no_run(at, "ff_room")
 

@@ -5,11 +5,25 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from engine.data import as_float
+from engine.data import Dataset, as_float
+from engine.datasets import class_names_of
+from engine.model import Model
 from engine.train import confusion_matrix
 from ui import charts
 
 GALLERY_SIZE = 40
+
+
+def reads_classes_of(model: Model, dataset: Dataset) -> bool:
+    """Whether `model` was trained on classes the data set's test images are labelled with; if
+    not, the tab says so (grading a digit model on clothing would only print noise)."""
+    trained_on = model.metadata.get("dataset", "")
+    if class_names_of(trained_on) == dataset.class_names:
+        return True
+    st.info(f"The model shown was trained on {trained_on or 'other images'}; its classes are "
+            f"not those of {dataset.name}, so it cannot be graded on them. Press **Start** to "
+            f"train one on {dataset.name}.", icon=":material/info:")
+    return False
 
 
 def show_evaluation(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, *,
