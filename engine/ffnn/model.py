@@ -151,16 +151,19 @@ def init_params(key: jax.Array, arch: Architecture) -> Params:
     sizes = arch.layer_sizes
     for i in range(arch.n_layers):
         params[f"w{i}"], params[f"b{i}"] = init_dense(rng, sizes[i], sizes[i + 1], arch.init)
-        params.update({name: np.full(sizes[i + 1], NORM_STARTS[name.rstrip("0123456789")],
-                                     np.float32)
+        params.update({name: np.full(sizes[i + 1], NORM_STARTS[stem(name)], np.float32)
                        for name in arch.norm_names(i) + arch.statistic_names(i)})
     return params
 
 
+def stem(name: str) -> str:
+    """A parameter's name without its layer number: "gamma2" -> "gamma"."""
+    return name.rstrip("0123456789")
+
+
 def trainable(params: dict[str, Array]) -> dict[str, Array]:
     """params without the batch norms' stored statistics: what an optimizer moves."""
-    return {name: value for name, value in params.items()
-            if name.rstrip("0123456789") not in STATISTICS}
+    return {name: value for name, value in params.items() if stem(name) not in STATISTICS}
 
 
 # normalise(params, i, z (batch, h_i), ops) -> (batch, h_i): hidden layer i's batch norm
