@@ -7,7 +7,7 @@ import numpy as np
 import streamlit as st
 
 from engine import cnn
-from engine.data import as_float
+from engine.data import DIGIT_NAMES, as_float
 from engine.health import fixed_batch
 from engine.model import Model
 from engine.settings import limits
@@ -90,6 +90,13 @@ def evaluated_labels(model: Model, images: np.ndarray) -> np.ndarray:
     return cached[2]
 
 
+def test_image_label(index: int, label: int, class_names: tuple[str, ...]) -> str:
+    """"test digit #3 (a 7)", or for a set of other classes "test image #3 (Trouser)"."""
+    if class_names == DIGIT_NAMES:
+        return f"test digit #{index} ({a_digit(label)})"
+    return f"test image #{index} ({class_names[label]})"
+
+
 # --- page ----------------------------------------------------------------------------------
 
 st.title(":material/grid_on: CNN")
@@ -121,7 +128,8 @@ with source_column:
         index = st.number_input(f"Test digit number (0 to {len(split.x_test) - 1})",
                                 min_value=0, max_value=len(split.x_test) - 1, key="cnn_test_index")
         follow = as_float(split.x_test[int(index)])
-        follow_label = f"test digit #{int(index)} ({a_digit(int(split.y_test[int(index)]))})"
+        follow_label = test_image_label(int(index), int(split.y_test[int(index)]),
+                                        (dataset or load_embedded_dataset()).class_names)
 with digit_column:
     if follow is not None:
         show_digit(follow, f"what the net sees: {follow_label}")

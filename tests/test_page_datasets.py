@@ -63,6 +63,11 @@ def test_picking_a_missing_set_offers_its_download_and_refuses_to_train(cache, p
     assert room_run(at, f"{prefix}_room") is None
 
 
+def _image_captions(at) -> str:
+    """Every image's caption on the page, one per line."""
+    return "\n".join(image.caption for element in at.get("image") for image in element.proto.imgs)
+
+
 def _graded(at) -> bool:
     """Whether the Evaluation tab shows a test accuracy."""
     return any(metric.label.startswith("Test accuracy") for metric in at.metric)
@@ -101,6 +106,18 @@ def test_download_from_the_page_then_train_on_it(cache, mirror) -> None:
         assert _graded(at) and "cannot be graded" not in messages(at.info)
     finally:
         leave_no_run(at, "ff_room")
+
+
+def test_the_cnn_room_names_a_followed_image_by_its_class(cache, mirror) -> None:
+    at = open_page(CNN)
+    at.number_input(key="cnn_test_index").set_value(0).run()
+    assert "what the net sees: test digit #0 (a " in _image_captions(at)
+    at.selectbox(key="cnn_dataset").set_value("fashion").run()
+    at.button(key="cnn_get_dataset").click().run()
+    source = datasets.SOURCES["fashion"]
+    label = int(datasets.read_downloaded(source, cache / "fashion").split.y_test[0])
+    assert (f"what the net sees: test image #0 ({source.class_names[label]})"
+            in _image_captions(at))
 
 
 def test_offline_download_says_so_and_the_room_stays_usable(cache, mirror, monkeypatch) -> None:
