@@ -109,6 +109,10 @@ class PlaneNet:
     def logits(self, params: Params, z: jax.Array) -> jax.Array:
         raise NotImplementedError
 
+    def reads(self, name: str) -> bool:
+        """Whether the loss depends on parameter `name` (False: a stored statistic it skips)."""
+        return True
+
     def metrics(self, params: Params, z: jax.Array, y: jax.Array) -> jax.Array:
         """[softmax cross-entropy, accuracy] (2,) of labels y (n,) int."""
         scores = self.logits(params, z)
@@ -130,6 +134,11 @@ class DensePlaneNet(PlaneNet):
 
     def product(self, x: jax.Array, w: jax.Array) -> jax.Array:
         return x.reshape(x.shape[0], -1) @ w
+
+    def reads(self, name: str) -> bool:
+        from engine.ffnn.model import STATISTICS, stem
+
+        return stem(name) not in STATISTICS
 
     def logits(self, params: Params, z: jax.Array) -> jax.Array:
         from engine.ffnn.model import by_batch
@@ -390,8 +399,16 @@ class Plane:
     points: np.ndarray
 
 
-def job_planes(job: LandscapeJob) -> tuple[list[Plane], PCAPath | None]:
-    """The planes a job evaluates, in order (line, slice, path), and its PCA path if any."""
+def read_coordinates(net: PlaneNet, params: Params) -> np.ndarray:
+    """A mask (P,) of `flat_parameters(params)`: True where the net's loss reads the coordinate."""
+    return np.concatenate([np.full(np.size(params[name]), net.reads(name))
+                           for name in sorted(params)])
+
+
+def job_planes(job: LandscapeJob, net: PlaneNet) -> tuple[list[Plane], PCAPath | None]:
+    """The planes a job evaluates, in order (line, slice, path), and its PCA path if any: the
+    PCA of the coordinates the net reads (a batch norm's stored statistics, which a run's
+    snapshots also record, would otherwise tilt the plane toward directions the loss ignores)."""
     n, final = job.resolution, job.final
     planes = []
     if job.initial is not None:
@@ -403,7 +420,8 @@ def job_planes(job: LandscapeJob) -> tuple[list[Plane], PCAPath | None]:
     planes.append(Plane("slice", final, random_directions(0, final), grid(axis, axis)))
     path = None
     if job.snapshots is not None and len(job.snapshots) >= 2:
-        path = pca_path(job.snapshots, flat_parameters(final))
+        read = read_coordinates(net, final)
+        path = pca_path(job.snapshots * read, flat_parameters(final) * read)
         xs, ys = path_axes(path, n)
         planes.append(Plane("path", final, [unflatten(d, final) for d in path.directions],
                             grid(xs, ys)))
@@ -426,7 +444,7 @@ def landscape_events(job: LandscapeJob, stop: threading.Event) -> Iterator[Lands
     """Compute the job chunk by chunk, an event after each; between two chunks, a set `stop`
     ends it (a last event with status "stopped")."""
     net = plane_net(job.kind, job.architecture)
-    planes, path = job_planes(job)
+    planes, path = job_planes(job, net)
     chunk = points_per_chunk(job.kind, len(job.x))
     total, done, values = sum(len(p.points) for p in planes), 0, {}
     for plane in planes:

@@ -23,6 +23,7 @@ from engine.landscape import (
     grid,
     grid_problems,
     initial_params,
+    job_planes,
     landscape_events,
     pca_path,
     plane_net,
@@ -258,3 +259,21 @@ def digits():
 
     split = embedded_split()
     return as_float(split.x_test[:200]), split.y_test[:200]
+
+
+def test_a_batch_norm_nets_path_leaves_out_the_statistics_its_loss_does_not_read(digits):
+    # The trained weights move along one line while the stored statistics swing widely: the
+    # path's plane is that line (~100% of the variance), with nothing along the statistics.
+    arch = ffnn.Architecture(hidden=(4,), batch_norm=True)
+    final = initial_params("ffnn", arch, seed=1)
+    net = plane_net("ffnn", arch)
+    read = np.concatenate([np.full(np.size(final[n]), n not in ("mean0", "var0"))
+                           for n in sorted(final)])
+    line = np.random.default_rng(0).normal(size=read.size) * read
+    swings = np.random.default_rng(1).normal(size=read.size) * 100 * ~read
+    snapshots = np.stack([flat_parameters(final) + t * line + (-1) ** t * swings
+                          for t in range(4)])
+    job = LandscapeJob("ffnn", arch, final, None, snapshots, (0, 1, 2, 3), *digits, 3)
+    _, path = job_planes(job, net)
+    assert np.all(path.directions[:, ~read] == 0)
+    assert path.explained[0] == pytest.approx(1.0, abs=1e-6)
