@@ -30,16 +30,21 @@ def draw_weights(event: Progress, key: str, *, n_units: int) -> None:
     left.plotly_chart(charts.weight_grid_figure(snapshot.weights, columns=16, title=title),
                       key=f"{key}_weights_chart", width="stretch")
     if snapshot.twin:
-        right.plotly_chart(twin_figure(snapshot.twin, "Twin-engine check (our engine vs "
-                                                      "jax.grad), latest"),
-                           key=f"{key}_twin_chart", width="stretch")
+        figure = twin_figure(snapshot.twin, "Twin check: ours vs jax.grad, latest",
+                             numbered=True)
+        right.plotly_chart(figure, key=f"{key}_twin_chart", width="stretch")
 
 
-def twin_figure(differences, title: str):
-    return charts.gradient_difference_figure([d.layer for d in differences],
-                                             [d.max_abs for d in differences],
-                                             [d.max_rel for d in differences], title,
-                                             tolerance=TWIN_TOLERANCE)
+def twin_figure(differences, title: str, numbered: bool = False):
+    """The twin check's differences per layer; numbered: the layers named by number only, under
+    an axis titled "layer" (a narrow column has no room for "layer 7 (BN)" eight times)."""
+    names = [d.layer.removeprefix("layer ") if numbered else d.layer for d in differences]
+    figure = charts.gradient_difference_figure(names, [d.max_abs for d in differences],
+                                               [d.max_rel for d in differences], title,
+                                               tolerance=TWIN_TOLERANCE)
+    if numbered:  # the axis title goes where the legend was: the legend moves down
+        figure.update_xaxes(title="layer", type="category").update_layout(legend_y=-0.3)
+    return figure
 
 
 def twin_verdict(differences) -> tuple[bool, str]:

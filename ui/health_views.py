@@ -35,7 +35,8 @@ PRESET_STORIES = {
                "same size.",
     "batch norm rescues it": "the same 6 sigmoid layers and tiny weights, with batch norm "
                              "before each activation: the gradient reaches the input at full "
-                             "size and the net learns.",
+                             "size and the net learns (the first layer's tiny weights still "
+                             "take steps large beside them: see its update ratio).",
 }
 CHART_NAMES = {"activations": "the activation heatmaps", "gradients": "gradient norm per layer",
                "updates": "update ratio per layer", "loss": "the loss curve above"}
