@@ -106,6 +106,11 @@ with st.container(border=True):
                       disabled=continuing,
                       help="e.g. 256, or 256,128 for two layers; empty for none. When "
                            "continuing, the current model's layers are kept.")
+    row[1].checkbox("Batch norm", key="ff_batch_norm", disabled=continuing,
+                    help="Normalise each hidden layer's inputs to its activation over the "
+                         "batch, then scale and shift them by two trained numbers per unit "
+                         "(Ioffe and Szegedy 2015). A trained net predicts with statistics "
+                         "taken on 512 training digits.")
     row[2].selectbox("Activation", list(ACTIVATIONS), key="ff_activation",
                      disabled=continuing)
     row[3].selectbox("Initialisation", list(INIT_NAMES), key="ff_init", format_func=INIT_NAMES.get,
@@ -120,17 +125,12 @@ with st.container(border=True):
     row[3].number_input("Epochs", min_value=1, max_value=10_000, key="ff_epochs")
     with row[4]:
         shift_slider(FEEDFORWARD)
-    row = st.columns([2, 2, 2, 1, 1, 1])
+    row = st.columns([2, 2, 1, 1, 1])
     dataset_picker("ff", row[0])
-    row[1].checkbox("Batch norm", key="ff_batch_norm", disabled=continuing,
-                    help="Normalise each hidden layer's inputs to its activation over the "
-                         "batch, then scale and shift them by two trained numbers per unit "
-                         "(Ioffe and Szegedy 2015). A trained net predicts with statistics "
-                         "taken on 512 training digits.")
-    row[2].checkbox("Continue from the current model", key="ff_continue",
+    row[1].checkbox("Continue training", key="ff_continue",
                     help="Start from the weights of the model below (trained, uploaded or "
                          "default) instead of fresh ones; its architecture is kept.")
-    start = room_buttons(row[3:], FEEDFORWARD, start_label="Start",
+    start = room_buttons(row[2:], FEEDFORWARD, start_label="Start",
                         reset_help="Stop, forget the trained model, restore the defaults")
     start = start or preset_requested()
 
