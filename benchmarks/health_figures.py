@@ -1,5 +1,5 @@
-"""D1: the feed-forward epoch with layer-health statistics at its evaluations, over one without;
-D2: the learning-rate range test's time."""
+"""D1: the feed-forward epoch (each backend) and the CNN epoch with layer-health statistics at
+their evaluations, over one without; D2: the learning-rate range test's time."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from dataclasses import replace
 
 from benchmarks.harness import Figure, median_and_spread, seconds
 from benchmarks.mlp_figures import epoch_ratio_figure
-from engine import ffnn
+from engine import cnn, ffnn
 from engine.data import embedded_split
+from engine.health import fixed_batch
 from engine.lr_finder import ffnn_range_test
 from engine.train import seed_key
 
@@ -28,15 +29,31 @@ def epoch_run(config: ffnn.TrainingConfig, with_health: bool):
     return one_epoch
 
 
+def cnn_epoch_run(with_health: bool):
+    """A function training one epoch of the CNN room's defaults as the page does, with the
+    layers' health measured at each evaluation on 64 fixed training digits, or not."""
+    split = embedded_split()
+    config = replace(cnn.TrainingConfig(), epochs=1)
+    health = fixed_batch(split) if with_health else None
+
+    def one_epoch() -> None:
+        for _ in cnn.training_run(config, split, health_batch=health):
+            pass
+
+    return one_epoch
+
+
 def health_overhead_figures(repeats: int) -> list[Figure]:
-    """D1 per backend: the default settings' epoch time with health on over off (compile of
-    both excluded by a first untimed epoch each)."""
+    """D1 per FFNN backend and for the CNN: the default settings' epoch time with health on
+    over off (compile of both excluded by a first untimed epoch each)."""
     figures = []
     for backend in ffnn.BACKENDS:
         config = replace(ffnn.TrainingConfig(), epochs=1, backend=backend)
         figures.append(epoch_ratio_figure(
             f"D1-{backend}", f"FFNN epoch with layer health / without, {backend}",
             epoch_run(config, True), epoch_run(config, False), 1.15, repeats))
+    figures.append(epoch_ratio_figure("D1-cnn", "CNN epoch with layer health / without",
+                                      cnn_epoch_run(True), cnn_epoch_run(False), 1.15, repeats))
     return figures
 
 
