@@ -132,15 +132,17 @@ def test_the_health_pass_sees_what_the_feature_maps_show(batch):
 
 
 def test_the_health_pass_compiles_once_per_architecture(small_split, batch):
-    """A run's second and later evaluations reuse the first one's program."""
+    """A run's second and later evaluations reuse the first one's program, and so does a second
+    run of the same architecture. (Counted from the first evaluation on: starting a run may
+    drop every compiled program, `engine.train.keep_compiled_programs_bounded`.)"""
     spec = cnn.CNNSpec((3,))
     config = cnn.TrainingConfig(spec, batch_size=64, epochs=2)
-    compiled = health_pass._cache_size()
-    *_, last = cnn.training_run(config, small_split, health_batch=batch)
-    assert len(last.history.snapshots) == 4
-    assert health_pass._cache_size() == compiled + 1
+    sizes = [health_pass._cache_size() for event in cnn.training_run(
+        config, small_split, health_batch=batch) if event.history.snapshots]
+    assert len(sizes) >= 4 and len(set(sizes)) == 1  # one program, from the first evaluation on
     *_, last = cnn.training_run(replace(config, seed=1), small_split, health_batch=batch)
-    assert health_pass._cache_size() == compiled + 1
+    assert len(last.history.snapshots) == 4
+    assert health_pass._cache_size() <= sizes[-1]
 
 
 def test_without_a_health_batch_nothing_is_measured(small_split):
