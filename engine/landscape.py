@@ -159,37 +159,24 @@ class ConvPlaneNet(PlaneNet):
 
     No split: its first product (F0 maps a digit, 50 MB for 1,000 digits) is cheap to compute
     but costly to read back three times a point (measured 3x slower). A point's digits go
-    through in passes of `digits_per_pass` (the last padded), channels last, with XLA's
-    convolution (`lax_conv2d`, tested equal to ours): a pass's maps stay in cache, and on a
-    pass of inference XLA's channels-last kernel beats both the channels-first one and our
-    im2col (built for training batches of 64). Measured on 2 cores, 1,000 digits of the
-    default CNN: 209 ms a point channels first in one pass, 74 ms channels last in one pass,
-    ~40 ms in passes of 50-500 digits."""
+    through our own convolution (channels first: one matmul a conv) in passes of
+    `digits_per_pass`, the last padded, so that a pass's maps stay in cache. Measured on 2 cores,
+    a point of the default CNN on 1,000 digits: 200 ms in one pass; in passes of 40-50, 29 ms
+    (XLA's channels-last convolution: 38 ms in passes of 50-500)."""
 
     architecture: Any
     first: str | None = None
-    digits_per_pass: int = 100
+    digits_per_pass: int = 50
 
     def logits(self, params: Params, z: jax.Array) -> jax.Array:
+        from engine import cnn
+
         n, per = z.shape[0], self.digits_per_pass
         passes = -(-n // per)
         padded = jnp.pad(z, [(0, passes * per - n)] + [(0, 0)] * (z.ndim - 1))
-        scores = jax.lax.map(partial(channels_last_logits, params, spec=self.architecture),
+        scores = jax.lax.map(partial(cnn.logits, params, spec=self.architecture),
                              padded.reshape(passes, per, *z.shape[1:]))
         return scores.reshape(passes * per, -1)[:n]
-
-
-def channels_last_logits(params: Params, images: jax.Array, *, spec: Any) -> jax.Array:
-    """engine.cnn's class scores (N, 10) of images (N, 28, 28) in [0, 1], computed channels last
-    with XLA's convolution (no dropout: inference)."""
-    from engine import cnn
-
-    x = cnn.as_nhwc(images)
-    for i in range(spec.blocks):
-        x = jax.nn.relu(cnn.lax_conv2d(x, params[f"conv{i}_w"], padding=spec.padding)
-                        + params[f"conv{i}_b"])
-        x = x if spec.pool == "none" else cnn.pool2d(x, spec.pool)
-    return x.reshape(x.shape[0], -1) @ params["dense_w"] + params["dense_b"]
 
 
 def plane_net(kind: str, architecture: Any) -> PlaneNet:
