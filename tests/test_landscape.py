@@ -175,16 +175,18 @@ def test_a_cnns_passes_of_digits_do_not_change_its_values(digits, digits_per_pas
 
 
 @settings(max_examples=8, deadline=None)
-@given(chunk=st.integers(1, 9), count=st.integers(1, 9))
-def test_chunking_and_padding_do_not_change_the_values(digits, chunk, count):
+@given(chunk=st.integers(1, 9), count=st.integers(1, 9), workers=st.integers(1, 4))
+def test_chunking_padding_and_workers_do_not_change_the_values(digits, chunk, count, workers):
+    # Chunks evaluated side by side still come back in the points' order.
     x, y = digits[0][:20], digits[1][:20]
     arch = ffnn.Architecture(hidden=(4,))
     params = {k: np.asarray(v) for k, v in ffnn.init_params(jax.random.key(0), arch).items()}
     directions = random_directions(1, params)
     points = np.random.default_rng(count).uniform(-1, 1, (count, 2))
     net = plane_net("ffnn", arch)
-    np.testing.assert_allclose(evaluate(net, params, directions, points, x, y, chunk),
-                               evaluate(net, params, directions, points, x, y, count),
+    together = np.concatenate(list(plane_values(net, params, directions, points, x, y, chunk,
+                                                workers=workers)))
+    np.testing.assert_allclose(together, evaluate(net, params, directions, points, x, y, count),
                                rtol=1e-5, atol=1e-6)
 
 
