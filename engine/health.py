@@ -120,13 +120,18 @@ def update_ratios(before: Sequence[np.ndarray], after: Sequence[np.ndarray], ste
                          for b, a in zip(before, after, strict=True)])
 
 
+def evenly_spaced(n: int, size: int) -> np.ndarray:
+    """Indices (<= size,) of `size` rows evenly spaced over n, from the first."""
+    return np.arange(0, n, max(1, n // size))[:size]
+
+
 def fixed_batch(split: Any, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """A batch fixed for a run, to measure its health on: x (size, 28, 28) float32, y (size,).
 
     Evenly spaced training digits, so every class is in it.
     """
-    step = max(1, len(split.x_train) // size)
-    return as_float(split.x_train[::step][:size]), split.y_train[::step][:size]
+    keep = evenly_spaced(len(split.x_train), size)
+    return as_float(split.x_train[keep]), split.y_train[keep]
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,13 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from types import SimpleNamespace
 from typing import Any
 
 import jax
 import numpy as np
 
 from engine import train as training
+from engine.data import as_float
 from engine.ffnn.model import (
     BACKENDS,
     MODEL_KIND,
@@ -32,7 +32,7 @@ from engine.ffnn.model import (
     trainable,
     uniform_guess_loss,
 )
-from engine.health import HealthSeries, LayerHealth, fixed_batch, layer_health
+from engine.health import HealthSeries, LayerHealth, evenly_spaced, fixed_batch, layer_health
 from engine.health import health_series as series_of_snapshots
 from engine.landscape import flat_parameters, unflatten
 from engine.layers import JAX_OPS, autodiff_ops
@@ -130,8 +130,7 @@ def make_stepper(config: TrainingConfig, x_train: np.ndarray, y_train: np.ndarra
                                          seed=config.seed)
     if not config.arch.batch_norm:
         return stepper
-    reference, _ = fixed_batch(SimpleNamespace(x_train=x_train, y_train=y_train),
-                               PRECISE_BN_DIGITS)
+    reference = as_float(x_train[evenly_spaced(len(x_train), PRECISE_BN_DIGITS)])
     return PreciseStatistics(stepper, reference, config.arch, config.backend)
 
 
