@@ -17,7 +17,7 @@ from engine import train as training
 from engine.assets import default_model_path
 from engine.checkpoint import CheckpointError
 from engine.cnn import ArchitectureError, CNNSpec
-from engine.cnn.layers import conv2d_chwn, swap_batch_and_channels
+from engine.cnn.layers import conv2d_chwn, conv_relu_pool_direct, swap_batch_and_channels
 from engine.data import Split, as_float, embedded_split, load_embedded
 from engine.settings import Limits
 
@@ -133,6 +133,41 @@ def test_pooling_matches_numpy_reference(kind, shape):
     x = np.random.default_rng(1).normal(size=shape).astype(np.float32)
     np.testing.assert_allclose(cnn.pool2d(jnp.asarray(x), kind), pool_reference(x, kind),
                                rtol=1e-6, atol=1e-6)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    n=st.integers(1, 3), h=st.integers(2, 9), w=st.integers(2, 9), cin=st.integers(1, 2),
+    cout=st.integers(1, 3), k=st.integers(1, 5), pool=st.sampled_from(["max", "avg", "none"]),
+    padding=st.sampled_from(["same", "valid"]), seed=st.integers(0, 2**16),
+)
+def test_direct_conv_relu_pool_matches_lax_conv_then_numpy_pooling(n, h, w, cin, cout, k, pool,
+                                                                  padding, seed):
+    # The landscape's first block: shifted multiply-adds per pooling phase, against the
+    # library's convolution, a ReLU and the loop-by-loop pooling, odd sizes and both paddings.
+    step = 1 if pool == "none" else 2
+    assume(cnn.conv_output_size(h, k, 1, padding) >= step)
+    assume(cnn.conv_output_size(w, k, 1, padding) >= step)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(cin, h, w, n)).astype(np.float32)  # CHWN
+    kernel = rng.normal(size=(k, k, cin, cout)).astype(np.float32)
+    bias = rng.normal(size=cout).astype(np.float32)
+    conv = cnn.lax_conv2d(jnp.asarray(x), jnp.asarray(kernel), padding=padding, layout="CHWN")
+    activation = np.maximum(np.asarray(conv) + bias[:, None, None, None], 0)
+    nhwc = swap_batch_and_channels(activation)
+    expected = nhwc if pool == "none" else pool_reference(np.asarray(nhwc), pool)
+    ours = conv_relu_pool_direct(jnp.asarray(x), jnp.asarray(kernel), jnp.asarray(bias),
+                                 pool=pool, padding=padding)
+    np.testing.assert_allclose(swap_batch_and_channels(ours), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_direct_conv_relu_pool_names_what_does_not_fit():
+    with pytest.raises(ArchitectureError, match="too small"):
+        conv_relu_pool_direct(jnp.zeros((1, 3, 3, 1)), jnp.zeros((3, 3, 1, 2)), jnp.zeros(2),
+                              pool="max", padding="valid")
+    with pytest.raises(ValueError, match="pool kind"):
+        conv_relu_pool_direct(jnp.zeros((1, 4, 4, 1)), jnp.zeros((3, 3, 1, 2)), jnp.zeros(2),
+                              pool="median")
 
 
 def test_pooling_a_map_smaller_than_its_window_is_an_architecture_error():

@@ -158,18 +158,24 @@ def test_a_planes_values_are_the_model_evaluated_directly(digits, kind, architec
         assert row[1] == pytest.approx(accuracy)
 
 
-@pytest.mark.parametrize("digits_per_pass", [7, 50, 200, 500])
-def test_a_cnns_passes_of_digits_do_not_change_its_values(digits, digits_per_pass):
-    # 200 digits in passes of 7 (the last padded), 50, one pass, one padded pass: the same
-    # values as the family's own forward pass on all of them at once.
+@pytest.mark.parametrize("spec", [TINY_CNN, cnn.CNNSpec((2, 3, 2), 5, pool="avg"),
+                                  cnn.CNNSpec((3,), 3, pool="none", padding="valid")])
+@pytest.mark.parametrize(("digits_per_pass", "passes_per_group"),
+                         [(7, 3), (16, 8), (50, 1), (200, 2), (500, 1)])
+def test_a_cnns_passes_of_digits_do_not_change_its_values(digits, spec, digits_per_pass,
+                                                          passes_per_group):
+    # 200 digits in passes of 7 (groups of 3: the last group padded), 16, 50, one pass, one
+    # padded pass; three blocks of 5x5 kernels with average pooling, one unpooled valid block:
+    # the same values as the family's own forward pass on all of them at once.
     x, y = digits
-    params = initial_params("cnn", TINY_CNN, seed=3)
+    params = initial_params("cnn", spec, seed=3)
     d1, d2 = random_directions(4, params)
-    values = evaluate(ConvPlaneNet(TINY_CNN, digits_per_pass=digits_per_pass), params,
+    net = ConvPlaneNet(spec, digits_per_pass=digits_per_pass, passes_per_group=passes_per_group)
+    values = evaluate(net, params,
                       [d1, d2], np.array([[0.0, 0.0], [0.3, -0.6]]), x, y, chunk=1)
     for row, (a, b) in zip(values, [(0, 0), (0.3, -0.6)], strict=True):
         moved = {n: params[n] + a * d1[n] + b * d2[n] for n in params}
-        loss, accuracy = reference_metrics(cnn.logits(moved, x, spec=TINY_CNN), y)
+        loss, accuracy = reference_metrics(cnn.logits(moved, x, spec=spec), y)
         assert row[0] == pytest.approx(loss, rel=1e-4)
         assert row[1] == pytest.approx(accuracy)
 

@@ -5,6 +5,8 @@ because the matmuls of a training step are fastest there."""
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -103,6 +105,46 @@ def lax_conv2d(x: jax.Array, kernel: jax.Array, *, stride: int = 1, padding: str
         x, kernel, window_strides=(stride, stride), padding=padding.upper(),
         dimension_numbers=(layout, "HWIO", layout),
     )
+
+
+def conv_relu_pool_direct(x: jax.Array, kernel: jax.Array, bias: jax.Array, *, pool: str = "max",
+                          padding: str = "same") -> jax.Array:
+    """pool(relu(conv(x, kernel) + bias)) as shifted multiply-adds, one pooling phase at a time.
+
+    x: (Cin, H, W, N), kernel: (k, k, Cin, Cout), bias: (Cout,) -> (Cout, PH, PW, N): the value
+    of `pool2d(relu(conv2d_chwn(x, kernel) + bias), pool)` (pool "none": unpooled), stride 1.
+    Phase (di, dj) of the 2x2 window is the convolution at rows 2a + di, columns 2b + dj: a sum
+    of k*k*Cin scaled strided slices, which XLA fuses with the ReLU and the pooling into one
+    loop, so neither the patches nor the full map are written. For the forward pass alone of a
+    block with few input channels (the first: Cin = 1, where im2col's matmul has K = 9 and is
+    bound by memory): 6.6 ms for 1,000 digits of the default CNN's first block against 11.4 ms
+    for im2col + matmul + pooling. In a training step, whose backward goes through every slice,
+    it measured slower (0.18 of the GEMM peak against 0.28), so training keeps `conv2d_chwn`.
+    """
+    kh, kw, cin, _ = kernel.shape
+    _, h, w, _ = x.shape
+    step = 1 if pool == "none" else POOL_SIZE
+    ph = conv_output_size(h, kh, 1, padding) // step
+    pw = conv_output_size(w, kw, 1, padding) // step
+    if ph == 0 or pw == 0:
+        raise ArchitectureError(f"a {h}x{w} input is too small for a {kh}x{kw} kernel and "
+                                f"{step}x{step} pooling")
+    padded = jnp.pad(x, ((0, 0), padding_amounts(h, kh, 1, padding),
+                         padding_amounts(w, kw, 1, padding), (0, 0)))
+
+    def phase(di: int, dj: int) -> jax.Array:
+        z = sum(kernel[i, j, c][:, None, None, None]
+                * padded[c, di + i: di + i + (ph - 1) * step + 1: step,
+                         dj + j: dj + j + (pw - 1) * step + 1: step]
+                for i in range(kh) for j in range(kw) for c in range(cin))
+        return jax.nn.relu(z + bias[:, None, None, None])
+
+    phases = [phase(di, dj) for di in range(step) for dj in range(step)]
+    if pool == "avg":
+        return sum(phases) / len(phases)
+    if pool in ("max", "none"):
+        return functools.reduce(jnp.maximum, phases)
+    raise ValueError(f"pool kind must be 'max', 'avg' or 'none', got {pool!r}")
 
 
 # ----------------------------------------------------------------------------- pooling

@@ -200,8 +200,17 @@ def forward(params: Params, images: jax.Array, *, spec: CNNSpec, train: bool = F
     The blocks compute channels first (see `conv2d_chwn`). `train=True` with dropout in the spec
     needs `key`; `conv` swaps the convolution (benchmarks; it takes and gives CHWN).
     """
-    x, activations = swap_batch_and_channels(as_nhwc(images)), []
-    for i in range(spec.blocks):
+    return forward_chwn(params, swap_batch_and_channels(as_nhwc(images)), spec=spec,
+                        train=train, key=key, conv=conv)
+
+
+def forward_chwn(params: Params, x: jax.Array, *, spec: CNNSpec, start: int = 0,
+                 train: bool = False, key: jax.Array | None = None, conv: ConvFn = conv2d_chwn
+                 ) -> tuple[jax.Array, list[jax.Array]]:
+    """`forward` from block `start` on: x (C, H, W, N) is that block's input, channels first
+    (for start = 0, the images (1, 28, 28, N) as floats); activations of blocks start.. only."""
+    activations = []
+    for i in range(start, spec.blocks):
         activation, x = chwn_block(params, i, x, spec=spec, conv=conv)
         activations.append(activation)
     x = swap_batch_and_channels(x)
