@@ -213,5 +213,8 @@ def pca_figure(result: landscape.Landscape, marked_step: int | None, source: str
     share = path.explained * 100
     fig.update_xaxes(title=f"PCA direction 1 ({share[0]:.1f}% of the path's variance)")
     fig.update_yaxes(title=f"PCA direction 2 ({share[1]:.1f}%)")
-    return styled(fig, f"The training path on the plane it moved in most "
-                       f"({share.sum():.1f}% of its variance)", height=480)
+    styled(fig, f"The training path on the plane it moved in most ({share.sum():.1f}% of its "
+                f"variance)", height=500)
+    # Under the axis: beside that long title, the legend ran over its end.
+    return fig.update_layout(legend=dict(yanchor="top", y=-0.14, x=0.5, xanchor="center"),
+                             margin=dict(b=40))
