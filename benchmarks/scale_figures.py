@@ -205,9 +205,9 @@ def sketch_rerun_figure(repeats: int) -> Figure:
 
 C1_VISITORS = 30
 CANVAS = "canvas.upper-canvas"
-GUESSES = "[data-testid='stMetricValue']"  # one top guess per model, once the drawing is read
 SEVEN = [(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]  # a "7", in fractions of the canvas
 C1_TIMEOUT_MS = 300_000  # a bound for a stuck page, not a speed claim
+SETTLED_CPU_SHARE = 0.1  # of one core: Chromium below this for a second has drawn its pages
 
 
 async def open_lab(browser, url: str):
@@ -228,6 +228,8 @@ async def seconds_to_answer(page, n_models: int) -> float | None:
     shown, None when they never came."""
     from playwright.async_api import TimeoutError as PlaywrightTimeout
 
+    from benchmarks.server import ANSWERED_GUESSES
+
     canvas = page.locator(CANVAS)
     await canvas.scroll_into_view_if_needed()
     box = await canvas.bounding_box()
@@ -239,15 +241,48 @@ async def seconds_to_answer(page, n_models: int) -> float | None:
     await page.mouse.up()
     lifted = time.perf_counter()
     try:
-        await page.locator(GUESSES).nth(n_models - 1).wait_for()
+        await page.locator(ANSWERED_GUESSES).nth(n_models - 1).wait_for()
     except PlaywrightTimeout:
         return None
     return time.perf_counter() - lifted
 
 
-async def class_draws(url: str, visitors: int, n_models: int) -> list[float | None]:
+def chromium_cpu_seconds() -> float:
+    """CPU seconds (user + system) used so far by this process's Chromium: the browser and
+    every page's renderer (the processes Playwright started)."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "chrom" in " ".join(child.cmdline()):
+                times = child.cpu_times()
+                total += times.user + times.system
+    return total
+
+
+async def browsers_settled(idle_share: float = SETTLED_CPU_SHARE) -> float:
+    """Wait until this process's Chromium uses under `idle_share` of a core for a second (the
+    pages have drawn what they opened with); the seconds waited."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < C1_TIMEOUT_MS / 1000:
+        before = chromium_cpu_seconds()
+        await asyncio.sleep(1.0)
+        if chromium_cpu_seconds() - before < idle_share:
+            break
+    return time.perf_counter() - start
+
+
+async def class_draws(url: str, visitors: int, n_models: int
+                      ) -> tuple[list[float | None], dict[str, float]]:
     """After one drawing that warms the server, `visitors` contexts in one headless Chromium
-    open the lab, then all draw at once: each one's seconds to its answers (None: never)."""
+    open the lab and, once the browsers have settled, all draw at once: (each one's seconds
+    to its answers (None: never), {"pages_settle_s": the seconds the opened pages took to
+    settle, "browsers_cpu_s": Chromium's CPU seconds from the first stroke to the last answer}).
+
+    A class opens the page, then draws for seconds: what the figure times is the answer to a
+    drawing, not the rest of the page's first paint (30 pages opening at once keep the two
+    cores busy for about half a minute)."""
     from playwright.async_api import async_playwright
 
     from benchmarks.server import CHROMIUM, CHROMIUM_ARGS
@@ -257,8 +292,11 @@ async def class_draws(url: str, visitors: int, n_models: int) -> list[float | No
         try:  # the teacher draws first: the models' loading and compiling are not the class's
             await seconds_to_answer(await open_lab(browser, url), n_models)
             pages = await asyncio.gather(*(open_lab(browser, url) for _ in range(visitors)))
-            return list(await asyncio.gather(*(seconds_to_answer(page, n_models)
-                                               for page in pages)))
+            settle_s = await browsers_settled()
+            cpu_before = chromium_cpu_seconds()
+            waits = await asyncio.gather(*(seconds_to_answer(page, n_models) for page in pages))
+            return list(waits), {"pages_settle_s": settle_s,
+                                 "browsers_cpu_s": chromium_cpu_seconds() - cpu_before}
         finally:
             await browser.close()
 
@@ -283,7 +321,8 @@ def class_figures(visitors: int = C1_VISITORS) -> list[Figure]:
         sampler.start()
         started, cpu_before = time.perf_counter(), server_cpu_seconds(server.process.pid)
         try:
-            waits = asyncio.run(class_draws(server.url, visitors, len(DEFAULT_MODELS)))
+            waits, browsers = asyncio.run(class_draws(server.url, visitors,
+                                                      len(DEFAULT_MODELS)))
         finally:
             sampler.done.set()
             sampler.join()
@@ -292,11 +331,11 @@ def class_figures(visitors: int = C1_VISITORS) -> list[Figure]:
     answered = sorted(wait for wait in waits if wait is not None)
     p95 = float(np.percentile(answered, 95)) if len(answered) == visitors else float("inf")
     spread = (answered[0], answered[-1]) if answered else None
-    # The server's share of the machine tells whether it or the browsers beside it were short
-    # of CPU: on 2 cores, 30 Chromium pages compete with it.
+    # The server's share of the machine, against the browsers', tells which of them the answers
+    # waited for: on 2 cores, 30 Chromium pages compete with it.
     context = {"answered": len(answered), "visitors": visitors,
                "median_s": float(np.median(answered)) if answered else float("nan"),
-               "server_cpu_s": server_cpu, "wall_s": wall}
+               "server_cpu_s": server_cpu, "wall_s": wall, **browsers}
     return [Figure("C1", f"{visitors} visitors draw at once: {len(answered)}/{visitors} "
                          "answered; p95 pen lift -> every model's answer", p95, "s", 3.0, spread,
                    context),

@@ -29,6 +29,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 APP_IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+# The Sketch lab's top guesses once given: one per model (a dash stands there before a drawing).
+ANSWERED_GUESSES = "[data-testid='stMetricValue'] >> text=/^[0-9]/"
 
 
 class ServerError(RuntimeError):

@@ -9,6 +9,7 @@ from ui.lab import (
     show_answer,
     show_cnn_view,
     show_unfamiliar_inputs,
+    show_waiting_answer,
     temperature_slider,
     top_guess,
 )
@@ -33,6 +34,12 @@ st.caption("Draw a digit (or upload a photo of one) and every model answers at o
 drawing = sketch_input("sk")
 choices = current_models()  # loaded (once per server) while the learner starts drawing
 preprocessed = preprocess_or_explain(drawing, options=preprocessing_options("sk"))
+
+if preprocessed is None:
+    st.subheader("What the models will answer")
+    for column, choice in zip(st.columns(len(choices)), choices, strict=True):
+        with column:
+            show_waiting_answer(choice)
 
 if preprocessed is not None:
     st.subheader("1 · What the models see")

@@ -22,8 +22,16 @@ from streamlit.testing.v1 import AppTest
 
 from engine import cnn, ffnn
 from engine.predict import DEFAULT_MODELS, cnn_model, ffnn_model
-from ui.charts import probability_bars_figure
-from ui.lab import compact_bars_figure, compacted, feature_map_mosaic, saliency_overlay, top_guess
+from ui.charts import IDLE_BAR, probability_bars_figure
+from ui.lab import (
+    WAITING,
+    compact_bars_figure,
+    compacted,
+    feature_map_mosaic,
+    saliency_overlay,
+    top_guess,
+    waiting_bars_figure,
+)
 from ui.models import TRAINED_MODELS_KEY
 from ui.sketch import canvas_key
 
@@ -54,9 +62,30 @@ def captions(at: AppTest) -> list[str]:
     return [caption.value for caption in at.caption]
 
 
-def test_an_empty_canvas_gets_a_friendly_prompt(lab) -> None:
+def test_an_empty_canvas_gets_a_friendly_prompt_and_every_model_waiting(lab) -> None:
     assert "Draw a digit" in lab.info[0].value
-    assert not lab.error and not lab.warning and not lab.metric
+    assert not lab.error and not lab.warning
+    assert guesses(lab) == [WAITING] * len(DEFAULT_MODELS)
+    assert captions(lab).count("waiting for your drawing") == len(DEFAULT_MODELS)
+    for chart in lab.get("plotly_chart"):  # ten empty, unlabelled bars, none highlighted
+        bars = json.loads(chart.proto.spec)["data"][0]
+        assert bars["y"] == [0.0] * 10 and bars["text"] == [""] * 10
+        assert bars["marker"]["color"] == IDLE_BAR
+
+
+def test_a_drawing_replaces_the_waiting_columns_with_answers(lab) -> None:
+    draw(lab, vertical_one())
+    assert WAITING not in guesses(lab) and "waiting for your drawing" not in captions(lab)
+    assert len(lab.get("plotly_chart")) == len(DEFAULT_MODELS)  # the answers' bars only
+    lab.session_state[canvas_key("sk")] = None  # the canvas cleared
+    lab.run()
+    assert guesses(lab) == [WAITING] * len(DEFAULT_MODELS)
+
+
+def test_the_waiting_bars_are_the_answer_bars_at_zero() -> None:
+    waiting, answer = waiting_bars_figure().to_dict(), compact_bars_figure(np.eye(10)[3]).to_dict()
+    assert waiting["layout"] == answer["layout"]
+    assert waiting["data"][0]["x"] == answer["data"][0]["x"]
 
 
 def test_a_drawn_one_is_answered_by_every_model_with_its_source(lab) -> None:

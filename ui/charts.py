@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 CHART_HEIGHT = 300
 MARGIN = dict(l=10, r=10, t=40, b=10)
 TRAIN_COLOUR, VAL_COLOUR, TEST_COLOUR = "#1f77b4", "#ff7f0e", "#2ca02c"
+BEST_BAR, IDLE_BAR = "#d62728", "#9ecae1"  # a probability chart's most probable digit, the rest
 
 
 def styled(fig: go.Figure, title: str, height: int = CHART_HEIGHT) -> go.Figure:
@@ -147,7 +148,7 @@ def probability_bars_figure(probabilities: Sequence[float], title: str = "") -> 
     """One bar per digit (10,), the most probable one highlighted."""
     probabilities = np.asarray(probabilities, dtype=float)
     best = int(probabilities.argmax())
-    colours = ["#d62728" if i == best else "#9ecae1" for i in range(len(probabilities))]
+    colours = [BEST_BAR if i == best else IDLE_BAR for i in range(len(probabilities))]
     fig = go.Figure(go.Bar(x=[str(i) for i in range(len(probabilities))], y=probabilities,
                            marker_color=colours, text=[f"{p:.0%}" for p in probabilities],
                            textposition="outside"))

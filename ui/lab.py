@@ -11,12 +11,14 @@ import streamlit as st
 
 from engine import cnn
 from engine.confidence import tempered, unfamiliar_inputs
+from engine.data import N_CLASSES
 from engine.predict import Model, probabilities_of
 from engine.preprocess import FIELD
-from ui.charts import probability_bars_figure
+from ui.charts import IDLE_BAR, probability_bars_figure
 from ui.models import ModelChoice
 
 NOT_SURE = 0.5  # a top probability below this is shown as "not sure"
+WAITING = "–"  # the top guess shown before there is a drawing
 BARS_HEIGHT = 230  # px: three bar charts side by side stay compact
 VIEW_PIXEL = 7  # screen pixels per model-input pixel in the CNN's views (28 -> 196 px)
 HEAT = np.array([1.0, 0.15, 0.05], dtype=np.float32)  # the saliency overlay's red
@@ -64,6 +66,32 @@ def show_answer(choice: ModelChoice, probabilities: np.ndarray | None,
                else f"{confidence:.0%} confident")
     st.plotly_chart(compact_bars_figure(probabilities), key=f"sk_bars_{choice.slot}",
                     config={"displayModeBar": False})
+
+
+def show_waiting_answer(choice: ModelChoice) -> None:
+    """One model's column before there is a drawing: laid out as `show_answer`'s, a dash for
+    the guess and ten empty bars.
+
+    Besides showing what is coming, it loads the browser's chart and metric code while the
+    learner draws: on this machine a page's first chart and metric took ~1 s of CPU, which
+    came after the pen's lift (the first answer in 1.4 s; 0.55 s with them already shown)."""
+    if choice.model is None:
+        show_answer(choice, None)  # its name and why it is missing
+        return
+    st.markdown(f"**{choice.title}**", help=choice.model.describe())
+    st.caption(choice.source)
+    st.metric("Top guess", WAITING)
+    st.caption("waiting for your drawing")
+    st.plotly_chart(waiting_bars_figure(), key=f"sk_waiting_bars_{choice.slot}",
+                    config={"displayModeBar": False})
+
+
+def waiting_bars_figure(n: int = N_CLASSES) -> go.Figure:
+    """The compact bars of `compact_bars_figure` at zero, unlabelled, none highlighted."""
+    spec = _compact_bars(0, n)
+    marker = {**spec["data"][0]["marker"], "color": IDLE_BAR}
+    bars = {**spec["data"][0], "y": [0.0] * n, "text": [""] * n, "marker": marker}
+    return go.Figure({"data": [bars], "layout": spec["layout"]}, _validate=False)
 
 
 def compacted(figure: go.Figure) -> go.Figure:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.server import ANSWERED_GUESSES as GUESSES
 from benchmarks.server import APP_IDLE
 from engine.predict import DEFAULT_MODELS
 
@@ -21,7 +22,6 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 CANVAS = "canvas.upper-canvas"
-GUESSES = "[data-testid='stMetricValue']"
 TIMEOUT_MS = 30_000  # a cold server compiles every model on its first drawing
 CARDS = ".st-key-home_rooms > [data-testid='stLayoutWrapper']"  # the home page's room cards
 
