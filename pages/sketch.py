@@ -40,8 +40,7 @@ if preprocessed is None:
     for column, choice in zip(st.columns(len(choices)), choices, strict=True):
         with column:
             show_waiting_answer(choice)
-
-if preprocessed is not None:
+else:
     st.subheader("1 · What the models see")
     st.markdown("MNIST's digits were cropped, scaled to fit 20×20 pixels (with strokes about "
                 "3 pixels wide) and centred by their centre of mass in a 28×28 square, so the "

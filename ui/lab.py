@@ -72,9 +72,9 @@ def show_waiting_answer(choice: ModelChoice) -> None:
     """One model's column before there is a drawing: laid out as `show_answer`'s, a dash for
     the guess and ten empty bars.
 
-    Besides showing what is coming, it loads the browser's chart and metric code while the
-    learner draws: on this machine a page's first chart and metric took ~1 s of CPU, which
-    came after the pen's lift (the first answer in 1.4 s; 0.55 s with them already shown)."""
+    Besides showing what is coming, it has the browser load its chart and metric code while
+    the learner draws, not after the pen's lift: one visitor's first answer came 1.45 s after
+    the lift without these columns, 0.6-0.9 s with them (the page's CPU ~0.8 s less)."""
     if choice.model is None:
         show_answer(choice, None)  # its name and why it is missing
         return
