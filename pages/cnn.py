@@ -112,7 +112,8 @@ messages = st.container()
 with messages:
     room = open_room(CNN)
     dataset = chosen_dataset("cnn")  # None until the picked set is downloaded
-split = (dataset or load_embedded_dataset()).split
+shown = dataset or load_embedded_dataset()  # the picked set once present
+split = shown.split
 
 st.subheader("1 · A digit to follow")
 source_column, digit_column = st.columns([3, 1])
@@ -129,7 +130,7 @@ with source_column:
                                 min_value=0, max_value=len(split.x_test) - 1, key="cnn_test_index")
         follow = as_float(split.x_test[int(index)])
         follow_label = test_image_label(int(index), int(split.y_test[int(index)]),
-                                        (dataset or load_embedded_dataset()).class_names)
+                                        shown.class_names)
 with digit_column:
     if follow is not None:
         show_digit(follow, f"what the net sees: {follow_label}")
@@ -198,7 +199,7 @@ with history:
 with layer_health:
     show_layer_health(room.run, CNN_TAB)
 with evaluation:
-    if reads_classes_of(model, dataset or load_embedded_dataset()):
+    if reads_classes_of(model, shown):
         show_evaluation(split.x_test, split.y_test, evaluated_labels(model, split.x_test),
                         key="cnn")
 with terrain:

@@ -134,7 +134,8 @@ with st.container(border=True):
                         reset_help="Stop, forget the trained model, restore the defaults")
     start = start or preset_requested()
 
-split = (dataset or load_embedded_dataset()).split
+shown = dataset or load_embedded_dataset()  # the picked set once present
+split = shown.split
 with messages:
     if start and dataset is None:
         st.warning(DOWNLOAD_FIRST)
@@ -155,7 +156,7 @@ st.markdown(f"Below: {label}.")
  model_file) = st.tabs(["Evaluation", "Layer health", "Twin-engine check", "Sketch a digit",
                         "Landscape", "One step", "Projector", "What a unit wants", "Model file"])
 with evaluation:
-    if reads_classes_of(model, dataset or load_embedded_dataset()):
+    if reads_classes_of(model, shown):
         predicted = model.predict_proba(as_float(split.x_test)).argmax(axis=1)
         show_evaluation(split.x_test, split.y_test, predicted, key="ff")
 with layer_health:
