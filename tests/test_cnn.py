@@ -135,6 +135,37 @@ def test_pooling_matches_numpy_reference(kind, shape):
                                rtol=1e-6, atol=1e-6)
 
 
+def lax_max_pool(x: jax.Array) -> jax.Array:
+    """The library's 2x2 max pooling of x (N, H, W, C), leftover rows and columns dropped."""
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(1, 3), h=st.integers(2, 9), w=st.integers(2, 9), c=st.integers(1, 3),
+       levels=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_max_pooling_gradient_goes_to_the_first_maximum_as_lax_reduce_window_sends_it(
+        n, h, w, c, levels, seed):
+    # Values from a few levels, so most windows hold ties (one level: every window is a tie):
+    # each window's gradient must land on its first maximum in row-major order, as the
+    # gradient of lax.reduce_window's max puts it, and nowhere in the cropped rows/columns.
+    rng = np.random.default_rng(seed)
+    x = jnp.asarray(rng.integers(0, levels, size=(n, h, w, c)), jnp.float32)
+    weights = jnp.asarray(rng.normal(size=(n, h // 2, w // 2, c)), jnp.float32)
+    ours = jax.grad(lambda x: jnp.sum(weights * cnn.pool2d(x, "max")))(x)
+    reference = jax.grad(lambda x: jnp.sum(weights * lax_max_pool(x)))(x)
+    np.testing.assert_array_equal(ours, reference)
+
+
+def test_max_pooling_gradient_in_the_channels_first_layout():
+    # CHWN pools the same axes; a tie in every window (all ones) puts each window's gradient
+    # on its top-left corner.
+    x = jnp.ones((2, 4, 6, 3))  # (C, H, W, N)
+    grad = jax.grad(lambda x: jnp.sum(cnn.pool2d(x, "max")))(x)
+    corners = np.zeros((4, 6), np.float32)
+    corners[::2, ::2] = 1.0
+    np.testing.assert_array_equal(grad, np.broadcast_to(corners[None, :, :, None], x.shape))
+
+
 @settings(max_examples=12, deadline=None)
 @given(
     n=st.integers(1, 3), h=st.integers(2, 9), w=st.integers(2, 9), cin=st.integers(1, 2),

@@ -163,10 +163,46 @@ def pool2d(x: jax.Array, kind: str = "max", size: int = POOL_SIZE) -> jax.Array:
         raise ArchitectureError(f"a {h}x{w} map is too small for {size}x{size} pooling")
     windows = x[:, : oh * size, : ow * size, :].reshape(n, oh, size, ow, size, c)
     if kind == "max":
-        return windows.max(axis=(2, 4))
+        return window_max(windows)
     if kind == "avg":
         return windows.mean(axis=(2, 4))
     raise ValueError(f"pool kind must be 'max' or 'avg', got {kind!r}")
+
+
+@jax.custom_vjp
+def window_max(windows: jax.Array) -> jax.Array:
+    """Each window's largest value: (N, OH, size, OW, size, C) -> (N, OH, OW, C).
+
+    Its gradient goes to the window's first maximum in row-major order, as the gradient of
+    `lax.reduce_window`'s max and PyTorch's max pooling send it. JAX's own `max` splits it
+    evenly among tied values (ties are common: a thick stroke gives equal ReLU outputs side by
+    side), which costs a reduction, a division and a broadcast per pooling layer: the benchmark
+    CNN's training step took 1.75-1.78 ms with it, 1.53 ms with this one.
+    """
+    return windows.max(axis=(2, 4))
+
+
+def window_max_forward(windows: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    top = windows.max(axis=(2, 4))
+    return top, (windows, top)
+
+
+def window_max_backward(residuals: tuple[jax.Array, jax.Array], grad: jax.Array
+                        ) -> tuple[jax.Array]:
+    """The pooled gradient (N, OH, OW, C) placed at each window's first maximum."""
+    windows, top = residuals
+    size = windows.shape[2]
+    first = jnp.full(top.shape, size * size - 1, jnp.int32)  # where no earlier offset is the max
+    for offset in reversed(range(size * size - 1)):
+        row, col = divmod(offset, size)
+        first = jnp.where(windows[:, :, row, :, col, :] == top, offset, first)
+    offsets = (size * lax.broadcasted_iota(jnp.int32, windows.shape, 2)
+               + lax.broadcasted_iota(jnp.int32, windows.shape, 4))
+    spread = (slice(None), slice(None), None, slice(None), None, slice(None))
+    return (jnp.where(offsets == first[spread], grad[spread], 0.0),)
+
+
+window_max.defvjp(window_max_forward, window_max_backward)
 
 
 
