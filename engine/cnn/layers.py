@@ -119,7 +119,8 @@ def conv_relu_pool_direct(x: jax.Array, kernel: jax.Array, bias: jax.Array, *, p
     block with few input channels (the first: Cin = 1, where im2col's matmul has K = 9 and is
     bound by memory): 6.6 ms for 1,000 digits of the default CNN's first block against 11.4 ms
     for im2col + matmul + pooling. In a training step, whose backward goes through every slice,
-    it measured slower (0.18 of the GEMM peak against 0.28), so training keeps `conv2d_chwn`.
+    it measured slower (0.16-0.18 of the GEMM peak against im2col's 0.28 at the time), so
+    training keeps `conv2d_chwn`.
     """
     kh, kw, cin, _ = kernel.shape
     _, h, w, _ = x.shape
