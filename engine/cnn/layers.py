@@ -156,7 +156,8 @@ def pool2d(x: jax.Array, kind: str = "max", size: int = POOL_SIZE) -> jax.Array:
     x: (N, H, W, C) -> (N, H // size, W // size, C), or the same with C and N swapped (CHWN).
     A reshape needs H and W divisible by `size`, so trailing rows/columns that do not fill a
     window are cropped (PyTorch's floor mode, XLA's "VALID" window): a 7x7 map max-pools to 3x3
-    and its last row and column are never seen.
+    and its last row and column are never seen. Max pooling's gradient goes to each window's
+    first maximum (see `window_max`).
     """
     n, h, w, c = x.shape  # (c, h, w, n) in CHWN: only axes 1 and 2 are pooled
     oh, ow = h // size, w // size
@@ -172,7 +173,8 @@ def pool2d(x: jax.Array, kind: str = "max", size: int = POOL_SIZE) -> jax.Array:
 
 @jax.custom_vjp
 def window_max(windows: jax.Array) -> jax.Array:
-    """Each window's largest value: (N, OH, size, OW, size, C) -> (N, OH, OW, C).
+    """Each window's largest value: (N, OH, size, OW, size, C) -> (N, OH, OW, C), or the same
+    with C and N swapped (CHWN).
 
     Its gradient goes to the window's first maximum in row-major order, as the gradient of
     `lax.reduce_window`'s max and PyTorch's max pooling send it. JAX's own `max` splits it
@@ -184,6 +186,7 @@ def window_max(windows: jax.Array) -> jax.Array:
 
 
 def window_max_forward(windows: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    """`window_max`, keeping the windows and their maxima for the backward pass."""
     top = windows.max(axis=(2, 4))
     return top, (windows, top)
 
@@ -204,7 +207,6 @@ def window_max_backward(residuals: tuple[jax.Array, jax.Array], grad: jax.Array
 
 
 window_max.defvjp(window_max_forward, window_max_backward)
-
 
 
 # ----------------------------------------------------------------------------- regularisation
