@@ -4,7 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine.tuning import tune_server
+from engine.app.tuning import tune_server
 from ui.rooms import adopt_ended_runs, keep_run_links_out_of_history, keep_runs_alive
 from ui.state import init_state
 

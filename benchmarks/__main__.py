@@ -67,7 +67,7 @@ def figure_builders(quick: bool, measured: dict[str, float]
         # M3's target is M1 + 100 MB: the M1 measured earlier in this run, if it was.
         "M3": lambda: [app_figures().memory_after_sessions_figure(
             measured.get("M1"), *((2, 1) if quick else ()))],
-        # Full MNIST where its files are here, else the named stand-in (engine.standin).
+        # Full MNIST where its files are here, else the named stand-in (engine.data.standin).
         "M2": lambda: [scale_figures.full_mnist_memory_figure(quick)],
         "T3": lambda: [scale_figures.time_to_99_figure(quick)],
         "L4": lambda: [scale_figures.sketch_rerun_figure(5 if quick else 30)],

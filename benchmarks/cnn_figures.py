@@ -12,8 +12,8 @@ import numpy as np
 from benchmarks.harness import Figure, median_and_spread, seconds, warm_up
 from benchmarks.mlp_figures import BATCH, LR, StepperEpoch, epoch_ratio_figure, workload
 from engine import cnn
-from engine import train as training
-from engine.data import embedded_split
+from engine.data.mnist import embedded_split
+from engine.training import loop
 
 # The fixed workload of shared/benchmarks.md: conv 3x3x8 - ReLU - maxpool 2 - conv 3x3x16 -
 # ReLU - maxpool 2 - dense 10, "same" padding, float32, batch 64, momentum 0.9, lr 0.1.
@@ -21,7 +21,7 @@ SPEC = cnn.CNNSpec(filters=(8, 16), kernel_size=3, pool="max", padding="same")
 
 
 def ours_logits(params, images, key, *, arch):
-    """The benchmark CNN with our im2col convolution (a `engine.train.StepRule` logits)."""
+    """The benchmark CNN with our im2col convolution (a `engine.training.loop.StepRule` logits)."""
     return cnn.logits(params, images, spec=arch)
 
 
@@ -33,8 +33,8 @@ def lax_logits(params, images, key, *, arch):
 
 def cnn_epoch(logits, x: np.ndarray, y: np.ndarray) -> StepperEpoch:
     """One epoch of the benchmark CNN with these logits, as one jitted lax.scan."""
-    rule = training.StepRule(logits, SPEC, "cross_entropy", "momentum", LR)
-    stepper = training.jax_stepper(rule, x, y, jax.random.key(0))
+    rule = loop.StepRule(logits, SPEC, "cross_entropy", "momentum", LR)
+    stepper = loop.jax_stepper(rule, x, y, jax.random.key(0))
     return StepperEpoch(stepper, cnn.init_params(jax.random.key(0), SPEC), len(x),
                         chunk_steps=len(x) // BATCH)
 

@@ -8,9 +8,9 @@ import numpy as np
 
 from benchmarks.harness import Figure, median_and_spread
 from benchmarks.sketch_latency import drawn_canvas
-from engine import adversarial, attribution
-from engine.predict import load_default_models
-from engine.preprocess import preprocess
+from engine.app.predict import load_default_models
+from engine.data.preprocess import preprocess
+from engine.explain import adversarial, attribution
 
 WARM_UP = 2  # runs before timing: the compiles are paid by then
 

@@ -8,10 +8,10 @@ from dataclasses import replace
 from benchmarks.harness import Figure, median_and_spread, seconds
 from benchmarks.mlp_figures import epoch_ratio_figure
 from engine import cnn, ffnn
-from engine.data import embedded_split
-from engine.health import fixed_batch
-from engine.lr_finder import ffnn_range_test
-from engine.train import seed_key
+from engine.data.mnist import embedded_split
+from engine.explain.health import fixed_batch
+from engine.explain.lr_finder import ffnn_range_test
+from engine.training.loop import seed_key
 
 
 def epoch_run(config: ffnn.TrainingConfig, with_health: bool):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 from benchmarks.harness import Figure, median_and_spread, seconds
-from engine import actmax, projector
-from engine.data import embedded_split
-from engine.predict import load_default_model
+from engine.app.predict import load_default_model
+from engine.data.mnist import embedded_split
+from engine.explain import actmax, projector
 
 
 def pca_figure(repeats: int) -> Figure:

@@ -7,9 +7,10 @@ import numpy as np
 
 from benchmarks.cnn_figures import gemm_flops_per_second, gemm_operands
 from benchmarks.harness import Figure, seconds
-from engine import cnn, landscape
-from engine.data import as_float, embedded_split
-from engine.predict import load_default_model
+from engine import cnn
+from engine.app.predict import load_default_model
+from engine.data.mnist import as_float, embedded_split
+from engine.explain import landscape
 
 
 def slice_seconds(name: str, n: int, digits: int) -> float:

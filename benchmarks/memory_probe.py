@@ -25,7 +25,7 @@ TRAIN_DIGITS = 512  # a short epoch: the growth comes from compiling, not from t
 
 REMEDIES = {
     "baseline": "nothing between runs (the engine clears JAX's caches when a new model evicts "
-                "a kept chunk: engine.train.keep_compiled_programs_bounded)",
+                "a kept chunk: engine.training.loop.keep_compiled_programs_bounded)",
     "malloc_trim": "glibc malloc_trim(0) after each run",
     "arenas": "the server's mallopt tuning (2 arenas, fixed mmap threshold) before the first run",
     "clear_chunks": "cache_clear() of the kept chunks, clear_cache() of every jitted function",
@@ -52,7 +52,7 @@ def clear_jitted() -> None:
     """Drop the compiled programs of every jitted function and every lru cache of the FFNN and
     the training loop (the kept compiled chunks), whichever modules hold them."""
     modules = [module for name, module in list(sys.modules.items())
-               if name.startswith(("engine.ffnn", "engine.train"))]
+               if name.startswith(("engine.ffnn", "engine.training.loop"))]
     for module in modules:
         for value in vars(module).values():
             for method in ("clear_cache", "cache_clear"):
@@ -76,10 +76,10 @@ def after_each_run(remedy: str, runs_so_far: int) -> None:
 def probe(remedy: str, sizes: int) -> list[float]:
     """RSS (MB) after each of `sizes` runs, one new hidden width each, with `remedy` applied."""
     from engine import ffnn
-    from engine.data import embedded_dataset
+    from engine.data.mnist import embedded_dataset
 
     if remedy == "arenas":
-        from engine.tuning import limit_malloc_arenas
+        from engine.app.tuning import limit_malloc_arenas
 
         limit_malloc_arenas()
     split = embedded_dataset().split

@@ -10,8 +10,8 @@ import numpy as np
 from benchmarks import numpy_mlp
 from benchmarks.harness import Figure, paired_ratio
 from engine import ffnn
-from engine import train as training
-from engine.data import as_float, embedded_split, epoch_permutation
+from engine.data.mnist import as_float, embedded_split, epoch_permutation
+from engine.training import loop
 
 # The fixed workload of shared/benchmarks.md: 784-128-10 ReLU, batch 64, momentum 0.9, lr 0.1,
 # on the 4,000 non-test digits of the embedded split.
@@ -45,16 +45,16 @@ class NumpyEpoch:
 
 
 class StepperEpoch:
-    """One epoch of an `engine.train` stepper, as the app trains; parameters carry over."""
+    """One epoch of an `engine.training.loop` stepper, as the app trains; parameters carry over."""
 
-    def __init__(self, stepper: training.Stepper, params, n_train: int, chunk_steps: int) -> None:
+    def __init__(self, stepper: loop.Stepper, params, n_train: int, chunk_steps: int) -> None:
         self.stepper, self.params = stepper, params
         self.state = stepper.init(params)
-        self.schedule = training.Schedule(epochs=1, batch_size=BATCH, chunk_steps=chunk_steps)
+        self.schedule = loop.Schedule(epochs=1, batch_size=BATCH, chunk_steps=chunk_steps)
         self.n, self.epoch = n_train, 0
 
     def __call__(self) -> None:
-        for batches in training.epoch_chunks(self.n, self.schedule, self.epoch):
+        for batches in loop.epoch_chunks(self.n, self.schedule, self.epoch):
             self.params, self.state, _ = self.stepper.run(self.params, self.state, batches)
         self.epoch += 1
 
@@ -65,7 +65,7 @@ def jax_mlp_epoch(x: np.ndarray, y: np.ndarray) -> StepperEpoch:
                                  batch_size=BATCH, backend="jax")
     key = jax.random.key(0)
     stepper = ffnn.make_stepper(config, x, y, key)
-    steps = training.chunk_steps(ffnn.step_flops(config), len(x) // BATCH)
+    steps = loop.chunk_steps(ffnn.step_flops(config), len(x) // BATCH)
     return StepperEpoch(stepper, ffnn.init_params(key, ARCH), len(x), steps)
 
 
@@ -105,7 +105,7 @@ def seconds_to_accuracy(backend: str, target: float, config: ffnn.TrainingConfig
     config = ffnn.TrainingConfig(**{**config.__dict__, "backend": backend})
     split = embedded_split()
     # Every run pays its compile, as a first press of Start does.
-    training.compiled_chunk.cache_clear()
+    loop.compiled_chunk.cache_clear()
     jax.clear_caches()
     start = time.perf_counter()
     # As the page trains: with the twin-engine check at every evaluation.

@@ -1,6 +1,6 @@
 """Figures at scale. Full MNIST: the server's peak memory with a CNN run on it (M2) and the
 CNN's time to 99.0% test accuracy (T3), on full MNIST where its files are here (env
-GLASSBOX_MNIST_DIR, or downloaded into the cache), else on the named stand-in (engine.standin).
+GLASSBOX_MNIST_DIR, or downloaded into the cache), else on the named stand-in (engine.data.standin).
 A class at once: 30 visitors drawing in the Sketch lab together (C1), and the lab's script run
 for a new drawing (L4).
 """
@@ -21,7 +21,9 @@ import jax
 import numpy as np
 
 from benchmarks.harness import Figure, median_and_spread
-from engine import cnn, data, datasets, standin
+from engine import cnn
+from engine.data import datasets, standin
+from engine.data import mnist as data
 
 T3_TARGET = 0.99
 QUICK_STANDIN = 10_000  # --quick: 5,000 copies to train on, 5,000 to validate
@@ -314,7 +316,7 @@ def class_figures(visitors: int = C1_VISITORS) -> list[Figure]:
     answer (inf unless all were answered), and the server's peak RSS meanwhile."""
     from benchmarks.app_figures import MemorySampler
     from benchmarks.server import streamlit_server
-    from engine.predict import DEFAULT_MODELS
+    from engine.app.predict import DEFAULT_MODELS
 
     with streamlit_server() as server:
         sampler = MemorySampler(server.process.pid)

@@ -8,8 +8,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from benchmarks.harness import Figure, median_and_spread
-from engine.predict import load_default_models, probabilities_of
-from engine.preprocess import preprocess
+from engine.app.predict import load_default_models, probabilities_of
+from engine.data.preprocess import preprocess
 
 CANVAS_SIDE, PEN_WIDTH = 280, 18  # the sketch widget's canvas and pen
 SEVEN = [(70, 60), (210, 60), (120, 230)]  # a "7", in canvas pixels

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from engine import overfit
 from engine.autodiff import explore
 from engine.autodiff.expr import Formula, FormulaError, evaluate_with_gradients, parse_formula
 from engine.autodiff.graph import export_graph, gradients_after
-from engine.data import as_float
+from engine.data.mnist import as_float
+from engine.playground import overfit
 from ui import autodiff_views as views
 from ui import race_views
 from ui.charts import loss_curve_figure
@@ -159,7 +159,7 @@ if evaluation is not None:
 st.header("5 · The optimiser race")
 st.markdown(
     "The networks in the other rooms learn with the same optimisers raced here "
-    "(`engine.optim`). Each starts from the same point; momentum builds up speed, RMSProp and "
+    "(`engine.nn.optim`). Each starts from the same point; momentum builds up speed, RMSProp and "
     "Adam rescale each direction's step. Change a step size until one flies off."
 )
 if evaluation is not None:

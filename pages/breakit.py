@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from engine import broken
+from engine.playground import broken
 from ui import breakit
 from ui.state import ensure_router
 

@@ -7,15 +7,14 @@ import numpy as np
 import streamlit as st
 
 from engine import cnn
-from engine.data import DIGIT_NAMES, as_float
-from engine.health import fixed_batch
-from engine.model import Model
-from engine.settings import limits
+from engine.app.settings import limits
+from engine.data.mnist import DIGIT_NAMES, as_float
+from engine.explain.health import fixed_batch
+from engine.models.model import Model
 from ui.charts import a_digit
 from ui.cnn_views import (
     draw_latest_filters,
     scrubbed_step,
-    show_digit,
     show_history,
     show_inside,
 )
@@ -26,6 +25,7 @@ from ui.inside_views import show_conv_cells, show_unit_wants
 from ui.landscape_views import show_landscape
 from ui.loaders import load_embedded_dataset
 from ui.model_file import show_model_file
+from ui.pictures import show_digit
 from ui.projector_views import show_projector
 from ui.rooms import (
     CNN,
@@ -209,7 +209,7 @@ with projection:
     show_projector(model, split.x_test, split.y_test, key="cnn", drawing=follow,
                    drawing_label=follow_label)
 with wants:
-    show_unit_wants(model)
+    show_unit_wants(model, key="cnn")
 with cells:
     show_conv_cells(model, follow)
 with model_file:

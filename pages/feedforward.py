@@ -8,9 +8,9 @@ import numpy as np
 import streamlit as st
 
 from engine import ffnn
-from engine.data import as_float
-from engine.layers import ACTIVATIONS
-from engine.settings import limits
+from engine.app.settings import limits
+from engine.data.mnist import as_float
+from engine.nn.layers import ACTIVATIONS
 from ui.dataset_views import DOWNLOAD_FIRST, chosen_dataset, dataset_picker
 from ui.evaluation import reads_classes_of, show_evaluation
 from ui.ffnn_views import draw_weights, show_sketch, show_twin_check
@@ -176,6 +176,6 @@ with projection:
     show_projector(model, split.x_test, split.y_test, key="ff", drawing=drawing,
                    drawing_label="your drawing")
 with unit_wants:
-    show_unit_wants(model)
+    show_unit_wants(model, key="ff")
 with model_file:
     show_model_file(FEEDFORWARD, model)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from engine.lessons import LessonError
+from engine.app.lessons import LessonError
 from ui import lessons as views
 from ui.state import ensure_router
 

@@ -2,12 +2,13 @@
 
 import streamlit as st
 
-from engine.predict import probabilities_of
+from engine import cnn
+from engine.app.predict import probabilities_of
+from ui.cnn_views import show_cnn_view
 from ui.explain_views import show_adversarial_view, show_attribution_view
 from ui.lab import (
     is_unsure,
     show_answer,
-    show_cnn_view,
     show_unfamiliar_inputs,
     show_waiting_answer,
     temperature_slider,
@@ -74,14 +75,14 @@ else:
             if unfamiliar.open:  # the same for every drawing: computed only when looked at
                 with unfamiliar:
                     show_unfamiliar_inputs(choices)
-            if "cnn" in models and models["cnn"].kind == "cnn":
+            if (cnn_model := models.get("cnn")) is not None and cnn_model.family is cnn.FAMILY:
                 digit, _ = top_guess(answers["cnn"])
                 st.subheader("What the CNN looks at")
                 st.markdown(f"Saliency is the gradient of the CNN's score for {digit} with "
                             "respect to each input pixel: the red pixels would change its mind "
                             "most. The first layer's feature maps show which strokes and edges "
                             "each filter picks up.")
-                show_cnn_view(models["cnn"], preprocessed.final, digit)
+                show_cnn_view(cnn_model, preprocessed.final, digit)
 
     if look_tab.open and models:
         with look_tab:

@@ -5,13 +5,13 @@ from pathlib import Path
 import pytest
 from helpers import FakeClock
 
-from engine import runs
-from engine.predict import DEFAULT_MODELS, load_default_models
+from engine.app.predict import DEFAULT_MODELS, load_default_models
+from engine.training import runs
 
 
 @pytest.fixture
 def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A folder of this test's own for saved training runs (engine.runs reads it from the
+    """A folder of this test's own for saved training runs (engine.training.runs reads it from the
     environment), so no test sees another's runs or leaves any behind."""
     folder = tmp_path / "runs"
     monkeypatch.setenv(runs.RUNS_DIR_ENV, str(folder))

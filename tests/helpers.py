@@ -12,15 +12,18 @@ from __future__ import annotations
 import base64
 import io
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-from engine.data import load_embedded
+from engine.data.mnist import load_embedded
+from engine.models.family import Family
+from engine.models.model import Model
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_TIMEOUT = 120  # s per script run: JAX compiles on first use; a hang fails instead of blocking
@@ -170,3 +173,9 @@ def leave_no_run(at: AppTest, room_key: str) -> None:
     if run is not None:
         run.stop()
         assert run.wait(30)
+
+
+def on_device(family: Family, architecture: Any, params: Any,
+              metadata: Mapping[str, Any] | None = None) -> Model:
+    """A Model of `family` with its parameters on the JAX device, as the app predicts with."""
+    return Model(family, architecture, params, dict(metadata or {})).on_device()

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from engine import ffnn
-from engine.actmax import (
+from engine.explain.actmax import (
     DENSE_SETTINGS,
     Settings,
     receptive_field,
     unit_score,
     what_units_want,
 )
-from engine.model import Model
+from engine.models.model import Model
 
 FEW_STEPS = Settings(steps=24)  # enough to climb; a test stays quick
 
@@ -68,7 +68,7 @@ def test_a_block_or_layer_that_is_not_there_is_refused(defaults):
 def deep_ffnn():
     """A 784-32-16-10 tanh net with fresh weights: a second hidden layer to look into."""
     arch = ffnn.Architecture((32, 16), "tanh")
-    return Model("ffnn", arch, ffnn.init_params(jax.random.PRNGKey(1), arch), {})
+    return Model(ffnn.FAMILY, arch, ffnn.init_params(jax.random.PRNGKey(1), arch), {})
 
 
 def test_a_dense_units_score_is_its_z_in_the_engines_forward_pass(deep_ffnn):

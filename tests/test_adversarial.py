@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import adversarial as adv
-from engine.attribution import model_logits
-from engine.data import as_float, embedded_split
+from engine.data.mnist import as_float, embedded_split
+from engine.explain import adversarial as adv
+from engine.explain.attribution import model_logits
 
 
 @pytest.fixture(scope="module")

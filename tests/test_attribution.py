@@ -7,13 +7,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import on_device
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import attribution as attr
 from engine import cnn, ffnn
-from engine.data import as_float, embedded_split
-from engine.predict import cnn_model, ffnn_model
+from engine.data.mnist import as_float, embedded_split
+from engine.explain import attribution as attr
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +26,8 @@ def small_models():
     """An untrained FFNN and CNN: real models, small enough to differentiate quickly."""
     arch, spec = ffnn.Architecture((16,)), cnn.CNNSpec(filters=(4,))
     key = jax.random.PRNGKey(3)
-    return [ffnn_model(arch, ffnn.init_params(key, arch)),
-            cnn_model(spec, cnn.init_params(key, spec))]
+    return [on_device(ffnn.FAMILY, arch, ffnn.init_params(key, arch)),
+            on_device(cnn.FAMILY, spec, cnn.init_params(key, spec))]
 
 
 def random_image(seed: int) -> jnp.ndarray:

@@ -12,17 +12,19 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import engine.autodiff as ad
-from engine import checkpoint, ffnn, projector
-from engine.data import as_float, embedded_split
+from engine import ffnn
+from engine.data.mnist import as_float, embedded_split
+from engine.explain import projector
+from engine.explain.landscape import plane_net
+from engine.explain.lr_finder import ffnn_range_test
+from engine.explain.step_phases import step_phases
+from engine.explain.teach import teach
 from engine.ffnn.model import layer_differences, population_statistics, trainable
 from engine.ffnn.training import HEALTH_PRESETS, make_stepper, measure_health
-from engine.landscape import plane_net
-from engine.layers import BN_EPSILON, JAX_OPS, autodiff_ops, composed_batch_norm
-from engine.lr_finder import ffnn_range_test
-from engine.model import Model
-from engine.step_phases import step_phases
-from engine.teach import teach
-from engine.train import seed_key
+from engine.models import checkpoint
+from engine.models.model import Model
+from engine.nn.layers import BN_EPSILON, JAX_OPS, autodiff_ops, composed_batch_norm
+from engine.training.loop import seed_key
 
 ARCH = ffnn.Architecture((16, 12), "tanh", "he", batch_norm=True)
 # A fixed handful of shapes (values vary freely): each new shape makes jax compile again.
@@ -213,7 +215,7 @@ def test_a_run_hands_out_fresh_statistics_and_never_moves_them_by_the_optimizer(
 
 def test_teaching_a_batch_norm_model_leaves_its_statistics_alone(batch, split):
     params = trained_like(ffnn.init_params(seed_key(7), ARCH), batch[0])
-    model = Model(ffnn.MODEL_KIND, ARCH, params, {})
+    model = Model(ffnn.FAMILY, ARCH, params, {})
     lesson = teach(model, as_float(split.x_test[0]), 3, steps=2)
     for name in ("mean0", "var0", "mean1", "var1"):
         np.testing.assert_array_equal(np.asarray(lesson.model.params[name]), params[name])
@@ -269,7 +271,7 @@ def test_the_landscape_of_a_batch_norm_net_is_its_training_loss_at_each_point(ba
 
 def test_the_projector_reads_a_batch_norm_net_by_its_stored_statistics(batch, split):
     params = trained_like(ffnn.init_params(seed_key(9), ARCH), batch[0])
-    model = Model(ffnn.MODEL_KIND, ARCH, params, {})
+    model = Model(ffnn.FAMILY, ARCH, params, {})
     digits = split.x_test[:7]
     np.testing.assert_allclose(projector.activations(model, digits, 2),
                                ffnn.logits(params, digits, arch=ARCH), rtol=1e-5, atol=1e-5)

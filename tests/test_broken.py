@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import test_autodiff_ops as reference_checks
 
-from engine import broken
 from engine.autodiff import Tensor
-from engine.data import as_float, embedded_split
+from engine.data.mnist import as_float, embedded_split
 from engine.ffnn import Architecture, init_params
+from engine.playground import broken
 
 WEIGHTS = {"w0", "w1", "w2"}
 BIASES = {"b0", "b1", "b2"}

@@ -14,8 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import checkpoint, cnn, ffnn
-from engine.checkpoint import CheckpointError
+from engine import cnn, ffnn
+from engine.models import checkpoint
+from engine.models.checkpoint import CheckpointError
 
 ARCH = ffnn.Architecture((12, 6), "tanh", "xavier")
 

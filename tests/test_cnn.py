@@ -12,14 +12,15 @@ from helpers import mnist_digit
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from engine import checkpoint, cnn
-from engine import train as training
-from engine.assets import default_model_path
-from engine.checkpoint import CheckpointError
+from engine import cnn
+from engine.app.assets import default_model_path
+from engine.app.settings import Limits
 from engine.cnn import ArchitectureError, CNNSpec
 from engine.cnn.layers import conv2d_chwn, conv_relu_pool_direct, swap_batch_and_channels
-from engine.data import Split, as_float, embedded_split, load_embedded
-from engine.settings import Limits
+from engine.data.mnist import Split, as_float, embedded_split, load_embedded
+from engine.models import checkpoint
+from engine.models.checkpoint import CheckpointError
+from engine.training import loop
 
 conv_ours = jax.jit(cnn.conv2d, static_argnames=("stride", "padding"))
 conv_lax = jax.jit(cnn.lax_conv2d, static_argnames=("stride", "padding"))
@@ -381,15 +382,15 @@ def test_parse_filters_reads_comma_separated_whole_numbers():
 # ----------------------------------------------------------------------------- training
 
 def test_cosine_scale_glides_from_one_to_zero():
-    scales = [float(training.cosine_scale(jnp.asarray(s), 10)) for s in (0, 5, 10)]
+    scales = [float(loop.cosine_scale(jnp.asarray(s), 10)) for s in (0, 5, 10)]
     assert scales == pytest.approx([1.0, 0.5, 0.0], abs=1e-6)
 
 
 def test_chunks_divide_the_epoch_when_a_divisor_is_near():
     config = cnn.TrainingConfig()
     flops = cnn.step_flops(config.spec, config.batch_size)
-    target = training.CHUNK_SECONDS * training.STEP_THROUGHPUT["jax"] / flops
-    steps = training.chunk_steps(flops, 57, evals_per_epoch=2)  # 3,700 // 64 = 57 = 3 x 19
+    target = loop.CHUNK_SECONDS * loop.STEP_THROUGHPUT["jax"] / flops
+    steps = loop.chunk_steps(flops, 57, evals_per_epoch=2)  # 3,700 // 64 = 57 = 3 x 19
     assert 57 % steps == 0 and 1 / 3 <= steps / target <= 2 and steps <= 57 // 2
 
 
@@ -459,9 +460,9 @@ def test_a_uint8_image_means_the_same_as_its_float_version():
 def test_running_again_with_the_same_settings_reuses_the_compiled_chunk():
     config = cnn.TrainingConfig(CNNSpec((2,)), batch_size=40, epochs=1)
     list(cnn.training_run(config, tiny_split()))
-    hits = training.compiled_chunk.cache_info().hits
+    hits = loop.compiled_chunk.cache_info().hits
     final = list(cnn.training_run(config, tiny_split()))[-1]
-    assert training.compiled_chunk.cache_info().hits > hits
+    assert loop.compiled_chunk.cache_info().hits > hits
     assert final.model.kind == "cnn" and final.model.architecture == config.spec
 
 
@@ -480,7 +481,7 @@ def test_the_decay_scales_the_optimizers_move():
     for decay in (False, True):
         config = cnn.TrainingConfig(CNNSpec((2,)), optimizer="sgd", learning_rate=0.1,
                                     batch_size=40, epochs=1, max_shift=0, cosine_decay=decay)
-        stepper = training.jax_stepper(cnn.step_rule(config, 3), split.x_train, split.y_train,
+        stepper = loop.jax_stepper(cnn.step_rule(config, 3), split.x_train, split.y_train,
                                        jax.random.key(0))
         state = stepper.init(params)
         state["step"] = jnp.asarray(1, jnp.int32)  # total steps = 3: scale(1) = 0.75

@@ -1,4 +1,5 @@
-"""The CNN's layer health (engine.cnn.training + engine.health): recorded at each evaluation of a
+"""The CNN's layer health (engine.cnn.training + engine.explain.health): recorded at each
+evaluation of a
 real run, its gradient norms those of jax.grad, dead filters as defined, every activation
 counted once, one compile per architecture."""
 
@@ -10,7 +11,7 @@ import numpy as np
 import optax
 import pytest
 
-from engine import cnn, health
+from engine import cnn
 from engine.cnn.training import (
     health_pass,
     health_series,
@@ -18,7 +19,8 @@ from engine.cnn.training import (
     snapshot_weights,
     weight_names,
 )
-from engine.data import Split, embedded_split
+from engine.data.mnist import Split, embedded_split
+from engine.explain import health
 
 SPEC = cnn.CNNSpec((4, 6))
 
@@ -134,7 +136,7 @@ def test_the_health_pass_sees_what_the_feature_maps_show(batch):
 def test_the_health_pass_compiles_once_per_architecture(small_split, batch):
     """A run's second and later evaluations reuse the first one's program, and so does a second
     run of the same architecture. (Counted from the first evaluation on: starting a run may
-    drop every compiled program, `engine.train.keep_compiled_programs_bounded`.)"""
+    drop every compiled program, `engine.training.loop.keep_compiled_programs_bounded`.)"""
     spec = cnn.CNNSpec((3,))
     config = cnn.TrainingConfig(spec, batch_size=64, epochs=2)
     sizes = [health_pass._cache_size() for event in cnn.training_run(

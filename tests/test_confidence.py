@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from engine.confidence import faint_scribble, tempered, unfamiliar_inputs, uniform_noise
+from engine.explain.confidence import faint_scribble, tempered, unfamiliar_inputs, uniform_noise
 
 # One shape, so jax.nn.softmax compiles once; hypothesis varies the values. Logits this spread
 # keep every float32 probability above zero, so the log recovers them.

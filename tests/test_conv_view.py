@@ -10,13 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import cnn
-from engine.conv_view import (
+from engine.data.mnist import as_float, embedded_split
+from engine.explain.conv_view import (
     forward_cell,
     input_gradient_cell,
     kernel_gradient_cell,
     logits_from_first_response,
 )
-from engine.data import as_float, embedded_split
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""engine.data: embedded set, fixed split, minibatches, IDX and npz readers."""
+"""engine.data.mnist: embedded set, fixed split, minibatches, IDX and npz readers."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import data
-from engine.data import DatasetError
+from engine.data import mnist as data
+from engine.data.mnist import DatasetError
 
 # sha256 of the embedded split's test indices (int64 little-endian). If this changes, the test
 # digits changed: every pretrained model and benchmark figure would be measured on other digits.

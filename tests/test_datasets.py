@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import data, datasets
-from engine.datasets import DownloadError
+from engine.data import datasets
+from engine.data import mnist as data
+from engine.data.datasets import DownloadError
 
 
 def idx_gz(array: np.ndarray) -> bytes:
-    """The gzipped IDX encoding of a uint8 array, written independently of engine.data."""
+    """The gzipped IDX encoding of a uint8 array, written independently of engine.data.mnist."""
     header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     return gzip.compress(header + array.tobytes(), compresslevel=1, mtime=0)
 

@@ -11,7 +11,7 @@ import pytest
 from helpers import FakeClock, assert_calm, open_page
 from streamlit.testing.v1 import AppTest
 
-from engine.service import RunService
+from engine.training.service import RunService
 from ui.rooms import RoomState
 
 BOUND = 60  # s: generous bound for a thread to end (never a speed claim, only "it ends")

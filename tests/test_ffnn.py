@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import ffnn
-from engine.assets import default_model_path
-from engine.data import as_float, embedded_split
-from engine.settings import Limits
+from engine.app.assets import default_model_path
+from engine.app.settings import Limits
+from engine.data.mnist import as_float, embedded_split
 
 KEY = jax.random.key(1)
 ARCHS = [ffnn.Architecture((24,), "relu"), ffnn.Architecture((16, 12), "tanh", "xavier"),

@@ -1,4 +1,5 @@
-"""Layer health (engine.health), the new activations and initialisers, and the presets' promises."""
+"""Layer health (engine.explain.health), the new activations and initialisers, and the presets'
+promises."""
 
 from dataclasses import replace
 from functools import partial
@@ -11,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from engine import ffnn, health, lr_finder
+from engine import ffnn
 from engine.autodiff import Tensor
-from engine.data import Split, as_float, embedded_split
+from engine.data.mnist import Split, as_float, embedded_split
+from engine.explain import health, lr_finder
 from engine.ffnn.model import layer_pass
 from engine.ffnn.training import (
     HEALTH_PRESETS,
@@ -22,7 +24,7 @@ from engine.ffnn.training import (
     snapshot_weights,
     take_snapshot,
 )
-from engine.layers import INITS, JAX_OPS, activation, autodiff_ops, init_dense, init_std
+from engine.nn.layers import INITS, JAX_OPS, activation, autodiff_ops, init_dense, init_std
 
 
 @pytest.fixture(scope="module")

@@ -38,8 +38,11 @@ from helpers import (
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from engine import checkpoint, cnn, ffnn, preprocess, runs
-from engine.settings import Limits, SettingsError, limits, parameter_count, parameter_problems
+from engine import cnn, ffnn
+from engine.app.settings import Limits, SettingsError, limits, parameter_count, parameter_problems
+from engine.data import preprocess
+from engine.models import checkpoint
+from engine.training import runs
 
 TIMEOUT = 60  # s per script run: a hang fails the test instead of blocking the suite
 

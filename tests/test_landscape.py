@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import cnn, ffnn
-from engine.landscape import (
+from engine.app.settings import Limits
+from engine.explain.landscape import (
     LINE_ALPHAS,
     ConvPlaneNet,
     LandscapeError,
@@ -31,7 +32,6 @@ from engine.landscape import (
     random_directions,
     unflatten,
 )
-from engine.settings import Limits
 
 
 @settings(max_examples=20, deadline=None)
@@ -263,7 +263,7 @@ def test_over_limit_grids_are_refused_with_a_reason():
 
 @pytest.fixture(scope="module")
 def digits():
-    from engine.data import as_float, embedded_split
+    from engine.data.mnist import as_float, embedded_split
 
     split = embedded_split()
     return as_float(split.x_test[:200]), split.y_test[:200]

@@ -73,7 +73,7 @@ def test_importing_any_module_changes_no_process_wide_setting() -> None:
 
 
 def test_the_setting_check_sees_a_change() -> None:
-    code = SWITCH_INTERVAL_AFTER + "from engine.tuning import tune_server\ntune_server()\n" \
+    code = SWITCH_INTERVAL_AFTER + "from engine.app.tuning import tune_server\ntune_server()\n" \
         "print(before, sys.getswitchinterval())\n"
     before, after = switch_interval_around(code)
     assert after != before

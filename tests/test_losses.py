@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from engine.autodiff import Tensor
-from engine.layers import JAX_OPS, autodiff_ops
-from engine.losses import mse_one_hot, softmax_cross_entropy
+from engine.nn.layers import JAX_OPS, autodiff_ops
+from engine.nn.losses import mse_one_hot, softmax_cross_entropy
 
 # One shape, so each JAX function compiles once; hypothesis varies the values.
 LOGITS = arrays(np.float64, (6, 10), elements=st.floats(-30, 30))

@@ -4,7 +4,7 @@ import platform
 
 import pytest
 
-from engine.tuning import limit_malloc_arenas
+from engine.app.tuning import limit_malloc_arenas
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt tuning is glibc's")

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.optim import adam, make_optimizer, momentum, nesterov, rmsprop, sgd
+from engine.nn.optim import adam, make_optimizer, momentum, nesterov, rmsprop, sgd
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,7 @@
 
 from helpers import assert_calm, open_page, said
 
-from engine import broken
+from engine.playground import broken
 
 
 def test_healthy_engine_by_default() -> None:

@@ -13,7 +13,7 @@ import pytest
 from helpers import leave_no_run, messages, open_page, room_run, run_until_done, said
 from test_datasets import Server, closed_port_url, served_files, source_for
 
-from engine import datasets
+from engine.data import datasets
 from ui.dataset_views import DOWNLOAD_FIRST, download_lock
 
 FF = "pages/feedforward.py"

@@ -50,7 +50,7 @@ def test_a_short_run_shows_progress_and_becomes_the_model(at):
     assert not at.exception, [e.value for e in at.exception]
     assert any("Epoch" in t and "step" in t for t in texts)
     assert "Finished 2 epochs" in messages(at.success)
-    assert "your model (784-16-10, relu" in messages(at.markdown)
+    assert "your feed-forward net (784-16-10, relu" in messages(at.markdown)
     assert at.metric[0].value.endswith("%")
     trained = at.session_state["trained_models"][f"ffnn-{backend}"]  # offered to the sketch lab
     assert trained.architecture.hidden == (16,)

@@ -10,11 +10,12 @@ import pytest
 from helpers import leave_no_run, messages, open_page, room_run, run_until_done, said
 from streamlit.testing.v1 import AppTest
 
-from engine import checkpoint, ffnn
-from engine.data import embedded_split
+from engine import ffnn
+from engine.data.mnist import embedded_split
 from engine.ffnn.model import population_statistics
 from engine.ffnn.training import HEALTH_PRESETS
-from engine.train import seed_key
+from engine.models import checkpoint
+from engine.training.loop import seed_key
 from ui.health_views import CHART_NAMES
 from ui.training import run_service
 

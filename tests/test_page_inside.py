@@ -24,8 +24,8 @@ from streamlit.testing.v1 import AppTest
 
 def one_step_app():
     """Host: the default feed-forward model, the embedded test digits, the "One step" view."""
-    from engine.data import embedded_split
-    from engine.predict import load_default_model
+    from engine.app.predict import load_default_model
+    from engine.data.mnist import embedded_split
     from ui.step_views import show_one_step
 
     split = embedded_split()
@@ -35,8 +35,8 @@ def one_step_app():
 
 def projector_app():
     """Host: the default CNN and the embedded test digits in the "Projector" view."""
-    from engine.data import embedded_split
-    from engine.predict import load_default_model
+    from engine.app.predict import load_default_model
+    from engine.data.mnist import embedded_split
     from ui.projector_views import show_projector
 
     split = embedded_split()
@@ -50,24 +50,24 @@ def dead_layer_projector_app():
     import numpy as np
 
     from engine import ffnn
-    from engine.data import embedded_split
-    from engine.model import Model
+    from engine.data.mnist import embedded_split
+    from engine.models.model import Model
     from ui.projector_views import show_projector
 
     arch = ffnn.Architecture((1001,))
     params = {"w0": np.zeros((784, 1001), np.float32), "b0": -np.ones(1001, np.float32),
               "w1": np.ones((1001, 10), np.float32), "b1": np.zeros(10, np.float32)}
     split = embedded_split()
-    show_projector(Model("ffnn", arch, params, {}), split.x_test, split.y_test, key="ff",
+    show_projector(Model(ffnn.FAMILY, arch, params, {}), split.x_test, split.y_test, key="ff",
                    drawing=split.x_test[5] / 255.0, drawing_label="my drawing")
 
 
 def unit_wants_app():
     """Host: the default CNN in the "What a unit wants" view."""
-    from engine.predict import load_default_model
+    from engine.app.predict import load_default_model
     from ui.inside_views import show_unit_wants
 
-    show_unit_wants(load_default_model("cnn"))
+    show_unit_wants(load_default_model("cnn"), key="cnn")
 
 
 def deep_unit_wants_app():
@@ -75,17 +75,18 @@ def deep_unit_wants_app():
     import jax
 
     from engine import ffnn
-    from engine.model import Model
+    from engine.models.model import Model
     from ui.inside_views import show_unit_wants
 
     arch = ffnn.Architecture((32, 16), "tanh")
-    show_unit_wants(Model("ffnn", arch, ffnn.init_params(jax.random.PRNGKey(1), arch), {}))
+    show_unit_wants(Model(ffnn.FAMILY, arch, ffnn.init_params(jax.random.PRNGKey(1), arch), {}),
+                    key="ff")
 
 
 def conv_cells_app():
     """Host: the default CNN on test digit #300 (a 3) in the "Convolution, cell by cell" view."""
-    from engine.data import as_float, embedded_split
-    from engine.predict import load_default_model
+    from engine.app.predict import load_default_model
+    from engine.data.mnist import as_float, embedded_split
     from ui.inside_views import show_conv_cells
 
     show_conv_cells(load_default_model("cnn"), as_float(embedded_split().x_test[300]))

@@ -4,7 +4,7 @@ position lives in the URL."""
 import pytest
 from helpers import assert_calm, open_page, said
 
-from engine.lessons import load_lessons
+from engine.app.lessons import load_lessons
 
 LESSONS = load_lessons()
 STEPS = [(lesson, index) for lesson in LESSONS for index in range(len(lesson.steps))]

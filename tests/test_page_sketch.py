@@ -15,24 +15,24 @@ from helpers import (
     image_bytes,
     mnist_digit,
     mnist_on_canvas,
+    on_device,
     on_paper,
     vertical_one,
 )
 from streamlit.testing.v1 import AppTest
 
 from engine import cnn, ffnn
-from engine.predict import DEFAULT_MODELS, cnn_model, ffnn_model
+from engine.app.predict import DEFAULT_MODELS
 from ui.charts import IDLE_BAR, probability_bars_figure
 from ui.lab import (
     WAITING,
     compact_bars_figure,
     compacted,
-    feature_map_mosaic,
-    saliency_overlay,
     top_guess,
     waiting_bars_figure,
 )
 from ui.models import TRAINED_MODELS_KEY
+from ui.pictures import feature_map_mosaic, saliency_overlay
 from ui.sketch import canvas_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,7 +120,7 @@ def test_a_model_trained_in_this_session_replaces_the_default_and_says_so(lab) -
     """An untrained net (all-zero weights) answers 10% for every digit: a model that is not sure."""
     arch = ffnn.Architecture((8,))
     zeros = {name: np.zeros(shape, np.float32) for name, shape in arch.param_shapes().items()}
-    lab.session_state[TRAINED_MODELS_KEY] = {"ffnn-jax": ffnn_model(arch, zeros)}
+    lab.session_state[TRAINED_MODELS_KEY] = {"ffnn-jax": on_device(ffnn.FAMILY, arch, zeros)}
     draw(lab, vertical_one())
     assert captions(lab).count("trained in this session") == 1
     assert guesses(lab)[1] == "0?"
@@ -132,7 +132,7 @@ def test_the_cnn_shows_its_saliency_and_first_layer(lab) -> None:
     """Whichever CNN is offered (here an untrained one of this session) gets section 3."""
     spec = cnn.CNNSpec(filters=(4,))
     params = cnn.init_params(jax.random.PRNGKey(0), spec)
-    lab.session_state[TRAINED_MODELS_KEY] = {"cnn": cnn_model(spec, params)}
+    lab.session_state[TRAINED_MODELS_KEY] = {"cnn": on_device(cnn.FAMILY, spec, params)}
     draw(lab, vertical_one())
     assert "What the CNN looks at" in [h.value for h in lab.subheader]
     cnn_captions = [c for image in lab.get("image") for c in image.captions]
@@ -338,8 +338,8 @@ def test_teach_it_changes_the_cnn_and_undo_puts_the_default_back_exactly(lab) ->
 @pytest.mark.slow
 def test_undo_puts_back_the_model_trained_in_this_session_exactly(lab) -> None:
     key = jax.random.key(0)
-    own = ffnn_model(ffnn.Architecture(hidden=(32,)), ffnn.init_params(key, ffnn.Architecture(
-        hidden=(32,))))
+    arch = ffnn.Architecture(hidden=(32,))
+    own = on_device(ffnn.FAMILY, arch, ffnn.init_params(key, arch))
     kept = {name: np.array(value) for name, value in own.params.items()}
     lab.session_state[TRAINED_MODELS_KEY] = {"ffnn-jax": own}
     draw(lab, mnist_on_canvas(mnist_digit(4)))

@@ -1,4 +1,5 @@
-"""engine.predict: the default models as `Model`s, and `python -m engine.predict` on real files."""
+"""engine.app.predict: the default models as `Model`s, and `python -m engine.app.predict` on real
+files."""
 
 from __future__ import annotations
 
@@ -11,23 +12,24 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from helpers import image_bytes, mnist_digit, mnist_on_canvas, on_paper, vertical_one
+from helpers import image_bytes, mnist_digit, mnist_on_canvas, on_device, on_paper, vertical_one
 
-from engine import checkpoint, cnn, ffnn
-from engine.assets import DEFAULT_MODEL_FILES, default_model_path
-from engine.data import as_float, embedded_split
-from engine.model import Model, model_file
-from engine.predict import (
+from engine import cnn, ffnn
+from engine.app.assets import DEFAULT_MODEL_FILES, default_model_path
+from engine.app.predict import (
     DEFAULT_MODELS,
     ModelUnavailableError,
     classify,
-    ffnn_model,
     load_default_model,
     main,
     model_from_bytes,
 )
-from engine.pretrain import REGISTRY
-from engine.train import shifted
+from engine.app.pretrain import REGISTRY
+from engine.data.mnist import as_float, embedded_split
+from engine.models import checkpoint
+from engine.models.files import model_file
+from engine.models.model import Model
+from engine.training.loop import shifted
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +50,7 @@ def test_a_model_predicts_what_its_engine_predicts() -> None:
     expected = ffnn.predict_proba(params, images, arch=arch)
     from_file = model_from_bytes(ffnn.checkpoint_bytes(arch, params))
     np.testing.assert_allclose(from_file.predict_proba(images), expected, rtol=1e-6)
-    np.testing.assert_allclose(ffnn_model(arch, params).predict_proba(images), expected,
+    np.testing.assert_allclose(on_device(ffnn.FAMILY, arch, params).predict_proba(images), expected,
                                rtol=1e-6)
     assert from_file.describe() == "784-16-10, relu"
 
@@ -65,7 +67,7 @@ def test_a_cnn_model_file_predicts_what_the_cnn_predicts() -> None:
 
 def test_a_model_round_trips_through_its_file_with_its_metadata() -> None:
     arch = ffnn.Architecture((4,))
-    model = Model("ffnn", arch, ffnn.init_params(jax.random.key(0), arch),
+    model = Model(ffnn.FAMILY, arch, ffnn.init_params(jax.random.key(0), arch),
                   {"dataset": "tiny", "status": "stopped"})
     back = model_from_bytes(model_file(model, metrics={"test_accuracy": 0.5}))
     assert back.architecture == arch and back.usable
@@ -77,10 +79,10 @@ def test_a_model_round_trips_through_its_file_with_its_metadata() -> None:
 def test_only_a_finished_or_stopped_model_with_finite_params_is_usable() -> None:
     arch = ffnn.Architecture((4,))
     params = ffnn.init_params(jax.random.key(0), arch)
-    assert Model("ffnn", arch, params, {}).usable  # a model file: no status, a default
-    assert not Model("ffnn", arch, params, {"status": "diverged"}).usable
+    assert Model(ffnn.FAMILY, arch, params, {}).usable  # a model file: no status, a default
+    assert not Model(ffnn.FAMILY, arch, params, {"status": "diverged"}).usable
     broken = {**params, "b0": np.full(4, np.nan, np.float32)}
-    assert not Model("ffnn", arch, broken, {"status": "finished"}).usable
+    assert not Model(ffnn.FAMILY, arch, broken, {"status": "finished"}).usable
 
 
 def test_predict_does_not_import_the_pretrain_build_command() -> None:
@@ -89,8 +91,8 @@ def test_predict_does_not_import_the_pretrain_build_command() -> None:
                 if isinstance(node, ast.Import | ast.ImportFrom)
                 for alias in node.names} | {node.module for node in ast.walk(ast.parse(source))
                                             if isinstance(node, ast.ImportFrom)}
-    assert "pretrain" not in imported and "engine.pretrain" not in imported
-    assert "engine.assets" in imported
+    assert "pretrain" not in imported and "engine.app.pretrain" not in imported
+    assert "engine.app.assets" in imported
 
 
 def test_every_default_model_has_a_build_entry_and_a_file() -> None:
@@ -106,7 +108,7 @@ def test_a_model_file_of_an_unknown_kind_is_refused() -> None:
 
 
 def test_an_unknown_default_model_says_how_to_build_it() -> None:
-    with pytest.raises(ModelUnavailableError, match="python -m engine.pretrain nope"):
+    with pytest.raises(ModelUnavailableError, match="python -m engine.app.pretrain nope"):
         load_default_model("nope")
 
 
@@ -171,7 +173,7 @@ def test_the_cli_reports_unreadable_files_after_the_readable_ones(image_files, t
     blank.write_bytes(image_bytes(np.zeros((28, 28), np.uint8)))
     good, digit = image_files["canvas export"]
     files = [not_an_image, good, tmp_path / "missing.png", blank]
-    result = subprocess.run([sys.executable, "-m", "engine.predict", *map(str, files)],
+    result = subprocess.run([sys.executable, "-m", "engine.app.predict", *map(str, files)],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     records = [json.loads(line) for line in result.stdout.splitlines()]

@@ -1,4 +1,4 @@
-"""engine.preprocess: canvas/upload -> MNIST-style 28x28, its stages, options and bad input."""
+"""engine.data.preprocess: canvas/upload -> MNIST-style 28x28, its stages, options and bad input."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
-from engine import preprocess as pp
-from engine.data import as_float, embedded_split
-from engine.preprocess import PreprocessOptions, preprocess
+from engine.data import preprocess as pp
+from engine.data.mnist import as_float, embedded_split
+from engine.data.preprocess import PreprocessOptions, preprocess
 
 
 def ink_box_long_side(image: np.ndarray, threshold: float = 0.0) -> int:
@@ -317,7 +317,7 @@ FOUR = [(0.6, 0.05), (0.05, 0.65), (0.95, 0.65)]
 @pytest.mark.slow
 def test_a_small_seven_gets_mnist_strokes_and_every_model_reads_it() -> None:
     """Issue 18, item 6: scaled up, the pen's strokes filled a small 7 into a blob read as 8."""
-    from engine.predict import load_default_models, probabilities_of
+    from engine.app.predict import load_default_models, probabilities_of
 
     canvas = pen_drawn(SEVEN, SPAN)
     result = preprocess(canvas, options=PreprocessOptions(invert=False))
@@ -384,7 +384,7 @@ def test_the_background_of_a_shaded_page_is_found_under_the_ink() -> None:
 @pytest.mark.slow
 def test_a_shaded_noisy_photo_of_a_three_gets_a_tight_box_and_reads_as_three() -> None:
     """Issue 18, item 7: the shading made the ink box the whole photo, and the FFNNs said 8."""
-    from engine.predict import load_default_models, probabilities_of
+    from engine.app.predict import load_default_models, probabilities_of
 
     models, _ = load_default_models()
     for digit in mnist_test_digits(3)[:3]:

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from engine import cnn, ffnn
-from engine.data import embedded_split
-from engine.landscape import LandscapeError, flat_parameters
-from engine.projector import activations, layer_names, pca, snapshot_points
+from engine.data.mnist import embedded_split
+from engine.explain.landscape import LandscapeError, flat_parameters
+from engine.explain.projector import activations, layer_names, pca, snapshot_points
 
 clouds = st.tuples(st.integers(2, 30), st.integers(1, 40)).flatmap(
     lambda shape: arrays(np.float64, shape, elements=st.floats(-100, 100, width=32)))

@@ -1,13 +1,13 @@
-"""The optimiser race: engine.optim's own updates, a hand-computed first step, divergence."""
+"""The optimiser race: engine.nn.optim's own updates, a hand-computed first step, divergence."""
 
 import math
 
 import numpy as np
 import pytest
 
-from engine import optim
 from engine.autodiff.expr import parse_formula
-from engine.race import PRESETS, RaceError, Racer, race
+from engine.nn import optim
+from engine.playground.race import PRESETS, RaceError, Racer, race
 
 BOWL = parse_formula("x**2 + y**2")
 START = {"x": -1.5, "y": 1.2}  # gradient there: (-3, 2.4)

@@ -1,4 +1,5 @@
-"""The run store (engine.runs): ids, saved runs read back and validated, caps, crash-safe saves;
+"""The run store (engine.training.runs): ids, saved runs read back and validated, caps, crash-safe
+saves;
 and a feed-forward run that comes back after a reload (AppTest), from disk and from memory."""
 
 import json
@@ -16,10 +17,12 @@ import pytest
 from helpers import open_page
 from streamlit.testing.v1 import AppTest
 
-from engine import checkpoint, cnn, ffnn, runs
-from engine.data import embedded_dataset
-from engine.service import RunService
-from engine.settings import Limits
+from engine import cnn, ffnn
+from engine.app.settings import Limits
+from engine.data.mnist import embedded_dataset
+from engine.models import checkpoint
+from engine.training import runs
+from engine.training.service import RunService
 from ui.training import run_service
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,7 +180,7 @@ def test_saving_applies_the_caps_but_keeps_the_new_run(runs_dir):
 
 CRASHING_SAVE = """
 import os, signal, sys
-from engine import checkpoint
+from engine.models import checkpoint
 def crash(*args, **kwargs):  # a power cut at this point: no cleanup, no finally
     os.kill(os.getpid(), signal.SIGKILL)
 setattr(os, sys.argv[2], crash)

@@ -10,11 +10,11 @@ import psutil
 import pytest
 
 from engine import cnn, ffnn
-from engine import train as training
+from engine.app.settings import Limits
 from engine.cnn import training as cnn_training
 from engine.cnn.model import EVAL_BATCH, CNNSpec, predict_proba
-from engine.data import Mnist, full_mnist_split
-from engine.settings import Limits
+from engine.data.mnist import Mnist, full_mnist_split
+from engine.training import loop
 
 # A float32 copy of the 55,000 training digits alone is 172 MB; the run measured 83 MB (CNN)
 # and 64 MB (FFNN) of growth, mostly the training digits' uint8 copy on the device (43 MB).
@@ -45,7 +45,7 @@ def full_sized_split():
     return full_mnist_split(mnist)
 
 
-def two_chunks(start_run, split) -> training.Progress:
+def two_chunks(start_run, split) -> loop.Progress:
     """The last event of a run on split stopped after its first two chunks."""
     stop, final = threading.Event(), None
     for count, event in enumerate(start_run(split, stop), start=1):
@@ -88,9 +88,9 @@ def test_evaluation_predicts_a_chunk_of_floats_at_a_time_in_order():
         seen.append((len(x), x.dtype))
         return np.rint(x[:, 0, 0] * 255).astype(np.int64) % 10
 
-    labels = training.chunked_labels(brightest_class, None, images)
+    labels = loop.chunked_labels(brightest_class, None, images)
     np.testing.assert_array_equal(labels, images[:, 0, 0] % 10)
-    assert seen == [(training.EVAL_CHUNK, np.float32)] * 2 + [(1_000, np.float32)]
+    assert seen == [(loop.EVAL_CHUNK, np.float32)] * 2 + [(1_000, np.float32)]
 
 
 # ----------------------------------------------------------------------------- bigger models
@@ -120,9 +120,9 @@ def test_the_memory_estimate_is_near_xlas_own_analysis(filters, pool, batch):
     spec = CNNSpec(filters, pool=pool)
     config = cnn.TrainingConfig(spec, batch_size=batch)
     x, y = np.zeros((batch, 28, 28), np.uint8), np.zeros(batch, np.uint8)
-    stepper = training.jax_stepper(cnn.step_rule(config, 1), x, y, training.seed_key(0))
-    params = cnn.init_params(training.seed_key(0), spec)
-    step = training.compiled_chunk(stepper.rule).lower(
+    stepper = loop.jax_stepper(cnn.step_rule(config, 1), x, y, loop.seed_key(0))
+    params = cnn.init_params(loop.seed_key(0), spec)
+    step = loop.compiled_chunk(stepper.rule).lower(
         params, stepper.init(params), stepper.x_train, stepper.y_train,
         np.zeros((1, batch), np.int32)).compile()
     evaluation = predict_proba.lower(params, np.zeros((EVAL_BATCH, 28, 28), np.float32),

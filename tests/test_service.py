@@ -1,5 +1,5 @@
-"""The run service (engine.service), no Streamlit: the queue (first come, first served; nobody
-starves), a training thread that raises (that run only), a visitor who leaves (the run stops
+"""The run service (engine.training.service), no Streamlit: the queue (first come, first served;
+nobody starves), a training thread that raises (that run only), a visitor who leaves (the run stops
 itself, by a fake clock: never by how fast this machine is), saving and restoring ended runs."""
 
 import threading
@@ -8,10 +8,11 @@ from functools import cache
 
 import pytest
 
-from engine import ffnn, runs
-from engine.checkpoint import CheckpointError
-from engine.data import embedded_dataset
-from engine.service import RunService, read_run_file, run_file
+from engine import ffnn
+from engine.data.mnist import embedded_dataset
+from engine.models.checkpoint import CheckpointError
+from engine.training import runs
+from engine.training.service import RunService, read_run_file, run_file
 
 TINY = ffnn.TrainingConfig(ffnn.Architecture((8,)), epochs=1, batch_size=256, backend="autodiff")
 BOUND = 60  # s: generous bound for a thread to end (never a speed claim, only "it ends")

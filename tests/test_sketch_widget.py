@@ -7,7 +7,7 @@ import pytest
 from helpers import canvas_state, draw_stroke, image_bytes, mnist_digit, mnist_on_canvas, on_paper
 from streamlit.testing.v1 import AppTest
 
-from engine.preprocess import preprocess
+from engine.data.preprocess import preprocess
 from ui.sketch import canvas_key, stage_images
 
 

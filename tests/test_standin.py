@@ -7,7 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from engine import data, standin
+from engine.data import mnist as data
+from engine.data import standin
 
 
 @pytest.fixture(scope="module")

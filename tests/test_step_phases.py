@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import ffnn
-from engine.layers import ACTIVATIONS, JAX_OPS, activation, dense
-from engine.losses import loss_function
-from engine.step_phases import activation_and_slope, cell_sum, step_phases
+from engine.explain.step_phases import activation_and_slope, cell_sum, step_phases
+from engine.nn.layers import ACTIVATIONS, JAX_OPS, activation, dense
+from engine.nn.losses import loss_function
 
 
 def tiny_case(seed: int, batch: int, act: str, hidden=(6, 4)):

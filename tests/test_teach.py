@@ -8,8 +8,9 @@ import numpy as np
 import optax
 import pytest
 
-from engine import cnn, ffnn, teach
-from engine.model import Model
+from engine import cnn, ffnn
+from engine.explain import teach
+from engine.models.model import Model
 
 SMALL_FFNN = ffnn.Architecture(hidden=(16,))
 SMALL_CNN = cnn.CNNSpec(filters=(4,), dropout=0.5)  # dropout: the teach step must not drop
@@ -19,9 +20,9 @@ def small_model(kind: str, optimizer: str = "adam", learning_rate: float = 0.01)
     key = jax.random.key(1)
     training = {"loss": "cross_entropy", "optimizer": optimizer, "learning_rate": learning_rate}
     if kind == "ffnn":
-        return Model("ffnn", SMALL_FFNN, ffnn.init_params(key, SMALL_FFNN),
+        return Model(ffnn.FAMILY, SMALL_FFNN, ffnn.init_params(key, SMALL_FFNN),
                      {"training": training})
-    return Model("cnn", SMALL_CNN, cnn.init_params(key, SMALL_CNN), {"training": training})
+    return Model(cnn.FAMILY, SMALL_CNN, cnn.init_params(key, SMALL_CNN), {"training": training})
 
 
 def image(seed: int = 0) -> np.ndarray:
@@ -77,7 +78,7 @@ def test_the_taught_model_is_a_copy_and_the_original_is_untouched():
 
 
 def test_a_model_file_without_training_settings_is_taught_with_adam():
-    model = Model("ffnn", SMALL_FFNN, small_model("ffnn").params, {})
+    model = Model(ffnn.FAMILY, SMALL_FFNN, small_model("ffnn").params, {})
     assert teach.training_settings(model) == ("cross_entropy", "adam", 1e-3)
     assert teach.teach_rule(model, 0.5).learning_rate == 0.5
 
@@ -97,7 +98,7 @@ def test_first_layer_change_ranks_units_by_how_far_they_moved():
     params = {name: np.array(value) for name, value in before.params.items()}
     params["w0"][:, 5] += 0.1  # unit 5 moves furthest
     params["w0"][:10, 2] -= 0.3  # unit 2: larger single changes, but fewer of them
-    after = Model("ffnn", SMALL_FFNN, params, {})
+    after = Model(ffnn.FAMILY, SMALL_FFNN, params, {})
     change = teach.first_layer_change(before, after, top=3)
     assert list(change.units[:2]) == [5, 2]
     assert change.change.shape == (3, 28, 28)
@@ -110,7 +111,7 @@ def test_answer_changes_sorts_test_digits_into_helped_hurt_and_switched():
     before = small_model("ffnn")
     params = {name: np.array(value) for name, value in before.params.items()}
     params["b1"] = params["b1"] + np.eye(10, dtype=np.float32)[4] * 100  # now always "4"
-    after = Model("ffnn", SMALL_FFNN, params, {})
+    after = Model(ffnn.FAMILY, SMALL_FFNN, params, {})
     x = (np.random.default_rng(0).uniform(0, 1, (40, 28, 28)) * 255).astype(np.uint8)
     old = before.predict_proba(x / 255.0).argmax(axis=1)
     y = np.where(np.arange(40) % 2 == 0, old, 4)  # even: right before; odd: a 4

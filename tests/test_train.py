@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import ffnn
-from engine.data import Split, as_float, embedded_split
-from engine.train import (
+from engine.data.mnist import Split, as_float, embedded_split
+from engine.training.loop import (
     MAX_CHUNK_STEPS,
     Schedule,
     chunk_steps,
@@ -241,7 +241,7 @@ def test_a_model_that_evicts_a_kept_chunk_drops_the_compiled_programs(small_spli
     """Issue 18, memory over time: every function jitted per architecture keeps its programs
     for good (~3 MB a model), so once the chunk cache is full, a new model's stepper clears JAX's
     caches; until then, and for a model compiled already, they are kept."""
-    from engine.train import CHUNKS_KEPT, compiled_chunk
+    from engine.training.loop import CHUNKS_KEPT, compiled_chunk
 
     compiled_chunk.cache_clear()
     arch = ffnn.Architecture((11,))
@@ -265,7 +265,12 @@ def test_a_model_that_evicts_a_kept_chunk_drops_the_compiled_programs(small_spli
 def test_a_runs_snapshots_stay_within_their_byte_budget():
     """Big snapshots (a wide net's flattened weights) are kept fewer, small ones up to the cap,
     and never fewer than MIN_SNAPSHOTS: a long run's history stays bounded in memory."""
-    from engine.train import MAX_SNAPSHOTS, MIN_SNAPSHOTS, SNAPSHOT_BUDGET_BYTES, snapshot_cap
+    from engine.training.loop import (
+        MAX_SNAPSHOTS,
+        MIN_SNAPSHOTS,
+        SNAPSHOT_BUDGET_BYTES,
+        snapshot_cap,
+    )
 
     small = ffnn.Snapshot(np.zeros((4, 28, 28), np.float32))
     big = ffnn.Snapshot(np.zeros((64, 28, 28), np.float32), flat=np.zeros(250_000, np.float32))
@@ -292,8 +297,8 @@ def test_seed_key_refuses_seeds_outside_32_bits(seed):
 @settings(max_examples=20, deadline=None)
 @given(st.integers(0, 4), st.integers(0, 2**31 - 1))
 def test_numpy_shift_moves_images_as_the_jax_augmentation_does(max_shift, seed):
-    """The autodiff backend's shift equals engine.layers.random_shift for the same offsets."""
-    from engine.layers import random_shift
+    """The autodiff backend's shift equals engine.nn.layers.random_shift for the same offsets."""
+    from engine.nn.layers import random_shift
 
     images = as_float(embedded_split().x_train[:5])
     key = jax.random.key(seed)

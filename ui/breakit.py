@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine import broken
+from engine.playground import broken
 from ui.charts import smoothed, styled
 from ui.loaders import load_embedded_dataset
 

@@ -10,12 +10,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from engine import cnn
-from engine.model import Model
-from engine.service import RunView
-from engine.train import Progress
+from engine.models.model import Model
+from engine.training.loop import Progress
+from engine.training.service import RunView
 from ui import charts
 from ui.explain_views import show_where_it_looks
-from ui.lab import enlarged, feature_map_mosaic, saliency_overlay
+from ui.pictures import VIEW_PIXEL, enlarged, feature_map_mosaic, saliency_overlay, show_digit
 
 DIGIT_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                  "#7f7f7f", "#bcbd22", "#17becf"]
@@ -77,17 +77,24 @@ def show_feature_maps(model: Model, image: np.ndarray) -> None:
                          f"each scaled to its own maximum")
 
 
-def show_saliency(model: Model, image: np.ndarray, digit: int) -> None:
-    """The saliency of `digit`'s score over image (28, 28), painted red on the dimmed digit."""
+def show_saliency(model: Model, image: np.ndarray, digit: int, where=st) -> None:
+    """The saliency of `digit`'s score over image (28, 28), painted red on the dimmed digit
+    (in `where`: the page, or a column)."""
     gradient = np.asarray(cnn.saliency(model.params, image, digit, spec=model.architecture))
-    st.image(enlarged(saliency_overlay(image, gradient)), width=196,
-             caption=f"Saliency for {digit}: |∂ score / ∂ pixel|")
+    where.image(enlarged(saliency_overlay(image, gradient)), width=28 * VIEW_PIXEL,
+                caption=f"Saliency for {digit}: |∂ score / ∂ pixel|, the pixels that move its "
+                        "score most")
 
 
-def show_digit(image: np.ndarray, caption: str) -> None:
-    """A 28×28 image in [0, 1], enlarged with crisp pixels."""
-    grey = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
-    st.image(enlarged(np.repeat(grey[..., None], 3, axis=2)), width=196, caption=caption)
+def show_cnn_view(model: Model, image: np.ndarray, digit: int) -> None:
+    """What the CNN looks at in `image` (28, 28): its saliency for `digit`, and what the
+    first layer's filters respond to."""
+    first_layer = np.asarray(cnn.feature_maps(model.params, image, spec=model.architecture)[0])
+    left, right = st.columns([1, 2])
+    show_saliency(model, image, digit, where=left)
+    right.image(enlarged(feature_map_mosaic(first_layer, columns=MAP_COLUMNS), factor=3),
+                caption=f"First layer: what each of its {first_layer.shape[-1]} filters "
+                        "responds to (bright = strong)")
 
 
 def draw_latest_filters(event: Progress, key: str) -> None:

@@ -11,10 +11,11 @@ from urllib.parse import urlparse
 import jax
 import streamlit as st
 
-from engine import data, datasets
+from engine.data import datasets
+from engine.data import mnist as data
 from ui.loaders import is_present, load_dataset
 
-# Short enough for a narrow column; the full titles (with sizes) are in engine.datasets.TITLES.
+# Short enough for a narrow column; the full titles (with sizes) are in engine.data.datasets.TITLES.
 PICKER_LABELS = {datasets.EMBEDDED: "Embedded digits", "mnist": "Full MNIST",
                  "fashion": "Fashion-MNIST"}
 DOWNLOAD_FIRST = ("The chosen data set is not on this machine yet: press its **Download** button "

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from engine.data import Dataset, as_float
-from engine.datasets import class_names_of
-from engine.model import Model
-from engine.train import confusion_matrix
+from engine.data.datasets import class_names_of
+from engine.data.mnist import Dataset, as_float
+from engine.models.model import Model
+from engine.training.loop import confusion_matrix
 from ui import charts
 
 GALLERY_SIZE = 40

@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from engine.attribution import METHODS, Explanation, shared_limits
+from engine.explain.attribution import METHODS, Explanation, shared_limits
 
 DIVERGING = "RdBu_r"  # red: raises the class score, blue: lowers it, white: no effect
 GREYS = [[0.0, "black"], [1.0, "white"]]

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 import numpy as np
 import streamlit as st
 
-from engine import adversarial as adv
-from engine import attribution as attr
-from engine.model import Model
+from engine.explain import adversarial as adv
+from engine.explain import attribution as attr
+from engine.models.model import Model
 from ui.explain_charts import adversarial_figure, attribution_figure
 
 TOP_GUESS = "the top guess (each model's own)"

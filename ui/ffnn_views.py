@@ -6,10 +6,11 @@ import numpy as np
 import streamlit as st
 
 from engine import ffnn
-from engine.model import Model
-from engine.train import Progress
+from engine.models.model import Model
+from engine.training.loop import Progress
 from ui import charts
 from ui.explain_views import show_where_it_looks
+from ui.pictures import enlarged
 from ui.rooms import FEEDFORWARD, room_state, update_room
 from ui.sketch import preprocess_or_explain, sketch_input
 
@@ -84,7 +85,7 @@ def show_sketch(model: Model, label: str) -> np.ndarray | None:
     pre = preprocess_or_explain(sketch_input("ff"))
     if pre is not None:
         left, right = st.columns([1, 3])
-        left.image(np.kron(pre.final, np.ones((8, 8))).clip(0, 1), caption="what the model sees "
+        left.image(enlarged(pre.final, 8), caption="what the model sees "
                    "(28×28)", width=224)
         probabilities = model.predict_proba(pre.final[None])[0]
         right.plotly_chart(charts.probability_bars_figure(

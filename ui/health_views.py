@@ -13,13 +13,15 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from engine import cnn, ffnn, health
+from engine import cnn, ffnn
 from engine.cnn.training import health_series as cnn_health_series
+from engine.explain import health
+from engine.explain.health import HealthSeries
+from engine.explain.lr_finder import RangeTest, ffnn_range_test
 from engine.ffnn.training import HEALTH_PRESETS, health_series
-from engine.health import HealthSeries
-from engine.lr_finder import RangeTest, ffnn_range_test
-from engine.service import Run, RunView
-from engine.train import History, seed_key
+from engine.training.loop import History, seed_key
+from engine.training.service import Run, RunView
+from engine.training.status import RunStatus
 from ui.charts import styled
 from ui.rooms import FEEDFORWARD
 from ui.training import refresh_seconds, run_service
@@ -184,7 +186,7 @@ def show_series(series: HealthSeries, names: list[str], view: RunView, tab: Heal
     its L weight layers'; decaying: its step size is decayed to 0 on purpose (cosine decay)."""
     latest = view.latest.history.snapshots[-1].health
     ratios = series.update_ratios[-1] if len(series.steps) > 1 else None
-    show_diagnosis(health.diagnose(latest, ratios, diverged=view.status == "diverged",
+    show_diagnosis(health.diagnose(latest, ratios, diverged=view.status == RunStatus.DIVERGED,
                                    names=[name[0].upper() + name[1:] for name in names],
                                    unit=tab.unit, decaying=decaying))
     key = f"{tab.prefix}_health"

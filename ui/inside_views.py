@@ -10,8 +10,9 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine import actmax, cnn, conv_view
-from engine.model import Model
+from engine import cnn
+from engine.explain import actmax, conv_view
+from engine.models.model import Model
 from ui.charts import styled, tile
 
 MARGIN = 3  # pixels shown around a filter's receptive field
@@ -89,7 +90,7 @@ def unit_groups(model: Model) -> dict[str, int | None]:
     """{radio label: block} the view offers: each CNN block's filters, or each feed-forward
     hidden layer from the second on (a first-layer unit wants its own weights, shown live),
     and the classes (block None)."""
-    if model.kind == "cnn":
+    if model.family.spatial:
         groups = {f"Block {block + 1}: its {f} filters": block
                   for block, f in enumerate(model.architecture.filters)}
     else:
@@ -126,19 +127,18 @@ def dense_grid(layer: int, images: np.ndarray, starts: np.ndarray, ends: np.ndar
                     "of ink outweigh what it would gain.")
 
 
-def show_unit_wants(model: Model) -> None:
+def show_unit_wants(model: Model, key: str) -> None:
     """Pick a group of units (a CNN block's filters, a feed-forward hidden layer's units, or the
     classes): for each, the image that excites it most, grown by gradient ascent from the same
-    faint noise."""
+    faint noise. key: the room's widget-key prefix ("ff", "cnn")."""
     st.markdown("What does a unit respond to? Start from faint noise and let `jax.grad` push "
                 "every pixel, step after step, towards whatever raises **one unit's** score: a "
                 "filter's response at the centre of its map, a hidden unit's input, or a "
                 "class's score. Small random shifts, a cost for ink and a cost for jagged edges "
                 "keep the picture readable. The same start and seed for every unit; recomputed "
                 "for the current model.")
-    key = "cnn" if model.kind == "cnn" else "ff"
     groups = unit_groups(model)
-    if model.kind == "ffnn" and len(groups) == 1:
+    if not model.family.spatial and len(groups) == 1:
         st.caption("With two or more hidden layers, the units of the second and deeper layers "
                    "are offered here too (a first-layer unit wants its own weights: see them "
                    "in the live panel while training).")
@@ -147,13 +147,13 @@ def show_unit_wants(model: Model) -> None:
         return
     with st.spinner("Growing an image for each unit…"):
         images, starts, ends = kept(f"{key}_actmax", model, block, lambda: actmax.what_units_want(
-            model, block, first=FFNN_UNITS if model.kind == "ffnn" else None))
+            model, block, first=None if model.family.spatial else FFNN_UNITS))
     if block is None:
         captions = [f"{i}: {s:.1f}→{e:.1f}" for i, (s, e) in enumerate(zip(starts, ends,
                                                                            strict=True))]
         figure = unit_grid_figure(images, captions, 10, "What each class's score wants")
         note = "Each class's score (its logit), on the start image → on its own image."
-    elif model.kind == "cnn":
+    elif model.family.spatial:
         figure, note = filter_grid(model, block, images, starts, ends)
     else:
         figure, note = dense_grid(block, images, starts, ends)

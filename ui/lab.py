@@ -1,4 +1,4 @@
-"""The sketch lab's pieces: each model's answer to a drawing, and what the CNN looks at."""
+"""The sketch lab's pieces: each model's answer to a drawing, and inputs that are no digit."""
 
 from __future__ import annotations
 
@@ -9,19 +9,16 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine import cnn
-from engine.confidence import tempered, unfamiliar_inputs
-from engine.data import N_CLASSES
-from engine.predict import Model, probabilities_of
-from engine.preprocess import FIELD
+from engine.app.predict import probabilities_of
+from engine.data.mnist import N_CLASSES
+from engine.explain.confidence import tempered, unfamiliar_inputs
 from ui.charts import IDLE_BAR, probability_bars_figure
 from ui.models import ModelChoice
+from ui.pictures import show_digit
 
 NOT_SURE = 0.5  # a top probability below this is shown as "not sure"
 WAITING = "–"  # the top guess shown before there is a drawing
 BARS_HEIGHT = 230  # px: three bar charts side by side stay compact
-VIEW_PIXEL = 7  # screen pixels per model-input pixel in the CNN's views (28 -> 196 px)
-HEAT = np.array([1.0, 0.15, 0.05], dtype=np.float32)  # the saliency overlay's red
 TEMPERATURES = [2 ** (k / 2) for k in range(-4, 5)]  # 0.25 to 4, each step x1.41
 TEMPERATURE_HELP = ("The probabilities are softmax(logits / T). T > 1 flattens them, T < 1 "
                     "sharpens them; the order of the ten bars, and so the guess, never changes. "
@@ -50,7 +47,7 @@ def show_answer(choice: ModelChoice, probabilities: np.ndarray | None,
     """One model's column: its name and source, top guess, confidence and all ten bars.
 
     probabilities: (10,), or None when the slot has no model (the reason is shown instead);
-    shown re-tempered to `temperature` (engine.confidence.tempered).
+    shown re-tempered to `temperature` (engine.explain.confidence.tempered).
     """
     if choice.model is None or probabilities is None:
         st.markdown(f"**{choice.title}**")
@@ -122,59 +119,15 @@ def compact_bars_figure(probabilities: np.ndarray) -> go.Figure:
     return go.Figure({"data": [bars], "layout": spec["layout"]}, _validate=False)
 
 
-def enlarged(rgb: np.ndarray, factor: int = VIEW_PIXEL) -> np.ndarray:
-    """(h, w, 3) image with each pixel a crisp factor x factor block."""
-    return rgb.repeat(factor, axis=0).repeat(factor, axis=1)
-
-
-def saliency_overlay(image: np.ndarray, saliency: np.ndarray) -> np.ndarray:
-    """The digit (28, 28) in [0, 1], dimmed to grey, with |saliency| (28, 28) painted red on
-    top, strongest pixel full red: RGB uint8 (28, 28, 3)."""
-    heat = np.abs(np.asarray(saliency, dtype=np.float32))
-    heat = heat / heat.max() if heat.max() > 0 else heat
-    grey = 0.35 * np.asarray(image, dtype=np.float32)[..., None]
-    rgb = grey * (1 - heat[..., None]) + heat[..., None] * HEAT
-    return (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
-
-
-def feature_map_mosaic(maps: np.ndarray, columns: int = 4, gap: int = 1) -> np.ndarray:
-    """Feature maps (h, w, filters) side by side in rows of `columns`, each scaled by its own
-    maximum, separated by mid-grey gaps: RGB uint8 (rows*(h+gap)-gap, columns*(w+gap)-gap, 3)."""
-    maps = np.asarray(maps, dtype=np.float32)
-    h, w, n = maps.shape
-    rows = -(-n // columns)
-    mosaic = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap), 0.5, np.float32)
-    for i in range(n):
-        top, left = (i // columns) * (h + gap), (i % columns) * (w + gap)
-        peak = maps[..., i].max()
-        mosaic[top:top + h, left:left + w] = maps[..., i] / peak if peak > 0 else 0.0
-    return np.repeat((mosaic * 255).round().astype(np.uint8)[..., None], 3, axis=2)
-
-
-def show_cnn_view(model: Model, image: np.ndarray, digit: int) -> None:
-    """What the CNN looks at in `image` (28, 28): its saliency for `digit`, and what the
-    first layer's filters respond to."""
-    saliency = np.asarray(cnn.saliency(model.params, image, digit, spec=model.architecture))
-    first_layer = np.asarray(cnn.feature_maps(model.params, image, spec=model.architecture)[0])
-    left, right = st.columns([1, 2])
-    left.image(enlarged(saliency_overlay(image, saliency)), width=FIELD * VIEW_PIXEL,
-               caption=f"Saliency: the pixels that move the score of {digit} most")
-    right.image(enlarged(feature_map_mosaic(first_layer, columns=8), factor=3),
-                caption=f"First layer: what each of its {first_layer.shape[-1]} filters "
-                        "responds to (bright = strong)")
-
-
 @st.cache_data(show_spinner=False)
 def _unfamiliar_inputs() -> dict[str, np.ndarray]:
-    """engine.confidence.unfamiliar_inputs, built once per server: {name: (28, 28)}."""
+    """engine.explain.confidence.unfamiliar_inputs, built once per server: {name: (28, 28)}."""
     return unfamiliar_inputs()
 
 
 def show_unfamiliar_inputs(choices: list[ModelChoice]) -> None:
     """Three inputs that are no digit (noise, a letter, a faint scribble), each with every
     available model's top guess and confidence."""
-    from ui.cnn_views import show_digit  # it imports this module: import it when first used
-
     models = {c.slot: c.model for c in choices if c.model}
     titles = {c.slot: c.title for c in choices}
     st.markdown("A confident answer is not a correct one: a softmax always spreads 100% over "

@@ -8,17 +8,15 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine import landscape
-from engine.data import as_float
-from engine.model import Model
-from engine.service import Run
-from engine.settings import limits
+from engine.app.settings import limits
+from engine.data.mnist import as_float
+from engine.explain import landscape
+from engine.models.model import Model
+from engine.training.service import Run
+from engine.training.status import RunStatus
 from ui.charts import styled
 from ui.rooms import Room, room_state
 from ui.training import REFRESH_SECONDS, run_service
-
-PREFERRED_GRID = {"ffnn": 21, "cnn": 11}  # a CNN costs ~100x more a point: a coarser default
-PREFERRED_DIGITS = {"ffnn": 1000, "cnn": 200}
 
 
 def show_landscape(room: Room, model: Model, split: Any, marked_step: int | None = None
@@ -34,10 +32,11 @@ def show_landscape(room: Room, model: Model, split: Any, marked_step: int | None
         "weights (Li et al. 2018), and on the plane of the two directions the weights moved "
         "along most during the run (PCA of the recorded snapshots).")
     left, right, button = st.columns([2, 2, 1])
-    n = left.slider("Grid points a side", 5, 61, PREFERRED_GRID[model.kind], step=2,
+    plane = model.family.plane_net(model.architecture)
+    n = left.slider("Grid points a side", 5, 61, plane.preferred_resolution, step=2,
                     key=f"{key}_grid")
     digits = right.number_input("Digits it is measured on", 100, 10_000,
-                                PREFERRED_DIGITS[model.kind], step=100, key=f"{key}_digits")
+                                plane.preferred_digits, step=100, key=f"{key}_digits")
     problems = landscape.grid_problems(n, digits, limits())
     for problem in problems:
         st.warning(f"That landscape is too large: {problem} Choose fewer points or digits.")
@@ -61,11 +60,11 @@ def start_job(room: Room, model: Model, split: Any, n: int, digits: int) -> Run:
     run service; with the room's run (if any) its initial weights and its path."""
     x, y = landscape.evaluation_subset(split.x_test, split.y_test, digits)
     run = run_that_trained(room, model)
-    initial = (landscape.initial_params(model.kind, model.architecture, run.settings["seed"])
+    initial = (landscape.initial_params(model.family, model.architecture, run.settings["seed"])
                if run is not None and "seed" in run.settings else None)
     snapshots = trained_snapshots(run)
     job = landscape.LandscapeJob(
-        model.kind, model.architecture, dict(model.params), initial,
+        model.family, model.architecture, dict(model.params), initial,
         np.stack(list(snapshots.values())) if snapshots else None, tuple(snapshots),
         as_float(x), y, n)
     return run_service().start(lambda stop: landscape.landscape_events(job, stop),
@@ -105,7 +104,7 @@ def job_panel(job: Run, model_id: int, key: str) -> None:
         job.touch()
         view = job.view()
         event = view.latest
-        if view.status == "queued":
+        if view.status == RunStatus.QUEUED:
             st.info("Waiting for a free slot: the server computes a few things at a time.")
         elif view.active:
             bar, cancel = st.columns([5, 1])
@@ -113,11 +112,11 @@ def job_panel(job: Run, model_id: int, key: str) -> None:
                          text="Compiling…" if event is None else event.text)
             if cancel.button("Cancel", key=f"{key}_cancel"):
                 job.stop()
-        elif view.status == "finished":  # kept whenever the page sees it ended
+        elif view.status == RunStatus.FINISHED:  # kept whenever the page sees it ended
             st.session_state[key] = (model_id, event.landscape)
-        elif view.status in ("stopped", "abandoned"):
+        elif view.status in (RunStatus.STOPPED, RunStatus.ABANDONED):
             st.info(f"Cancelled: {view.message}", icon=":material/stop_circle:")
-        elif view.status == "failed":
+        elif view.status == RunStatus.FAILED:
             st.error(view.message)
         if first.active and not view.active:
             st.rerun()

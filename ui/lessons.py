@@ -9,10 +9,10 @@ from typing import Any
 import streamlit as st
 
 from engine import cnn, ffnn
+from engine.app.lessons import Lesson, Setting, Step, load_lessons
 from engine.autodiff.expr import FormulaError, parse_formula
 from engine.cnn.model import PADDINGS
-from engine.layers import ACTIVATIONS
-from engine.lessons import Lesson, Setting, Step, load_lessons
+from engine.nn.layers import ACTIVATIONS
 from ui.breakit import BREAKIT_DEFAULTS
 from ui.rooms import KERNEL_SIZES, LOSS_NAMES, OPTIMIZER_NAMES, POOL_NAMES
 from ui.state import defaults

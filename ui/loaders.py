@@ -7,7 +7,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine import data, datasets
+from engine.data import datasets
+from engine.data import mnist as data
 
 
 @st.cache_resource(show_spinner=False)
@@ -25,7 +26,7 @@ def _full_mnist_dataset(folder: str | None) -> data.Dataset | None:
 def load_full_mnist_dataset(folder: str | None = None) -> data.Dataset | None:
     """Full MNIST from folder or env GLASSBOX_MNIST_DIR, once per folder; None if neither is set.
 
-    Raises engine.data.DatasetError (not cached, so a fixed folder is read on the next try).
+    Raises engine.data.mnist.DatasetError (not cached, so a fixed folder is read on the next try).
     """
     return _full_mnist_dataset(folder or os.environ.get(data.MNIST_DIR_ENV) or None)
 
@@ -46,7 +47,7 @@ def load_dataset(key: str) -> data.Dataset | None:
     """Data set `key` (a datasets.TITLES key), read once per server; None while it is not
     downloaded. Full MNIST comes from env GLASSBOX_MNIST_DIR when set, else from the cache.
 
-    Raises engine.data.DatasetError when its files are there but unusable (not cached).
+    Raises engine.data.mnist.DatasetError when its files are there but unusable (not cached).
     """
     if key == datasets.EMBEDDED:
         return load_embedded_dataset()

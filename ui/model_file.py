@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.model import Model, model_file
+from engine.models.files import model_file
+from engine.models.model import Model
 from ui.rooms import Room, room_state
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from engine.predict import DEFAULT_MODELS, Model, load_default_models
+from engine.app.predict import DEFAULT_MODELS, Model, load_default_models
 
 TRAINED = "trained in this session"
 DEFAULT = "pretrained default"

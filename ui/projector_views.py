@@ -6,12 +6,13 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine import projector
-from engine.data import as_float
-from engine.model import Model
+from engine.data.mnist import as_float
+from engine.explain import projector
+from engine.models.model import Model
 from ui.charts import a_digit, styled
 from ui.inside_views import MAX_INDEX, asked_for, kept
 from ui.landscape_views import run_that_trained, trained_snapshots
+from ui.pictures import enlarged
 from ui.rooms import CNN, FEEDFORWARD
 
 PROJECTED = 1_000  # digits placed: the first ones of the test set (all of the embedded one)
@@ -67,7 +68,7 @@ def projector_figure(points: np.ndarray, labels: np.ndarray, predicted: np.ndarr
 
 def on_plane(points: np.ndarray) -> np.ndarray:
     """Points (n, 2) from (n, 2), (n, 1) or one point (k,): a cloud with no variance has one
-    axis only (engine.projector.pca), drawn at height 0."""
+    axis only (engine.explain.projector.pca), drawn at height 0."""
     points = np.atleast_2d(points)
     return np.pad(points, ((0, 0), (0, 2 - points.shape[1])))[:, :2]
 
@@ -153,7 +154,7 @@ def show_projector(model: Model, images: np.ndarray, labels: np.ndarray, *, key:
     if selected is None:
         digit.warning(f"There is no digit #{int(chosen)}: choose 0 to {len(images) - 1}.")
         return
-    digit.image(np.kron(as_float(images[selected]), np.ones((6, 6))).clip(0, 1),
+    digit.image(enlarged(as_float(images[selected]), 6),
                 caption=f"#{selected}: {a_digit(int(labels[selected]))}, read as "
                         f"{predicted[selected]}")
     wrong = int((predicted != labels).sum())

@@ -10,7 +10,7 @@ import streamlit as st
 
 from engine.autodiff import explore
 from engine.autodiff.expr import Formula, parse_formula
-from engine.race import (
+from engine.playground.race import (
     CONSTANTS,
     DEFAULT_CONSTANT,
     MAX_RACERS,
@@ -127,7 +127,7 @@ def race_surface(formula: Formula | None, values: Mapping[str, float]
 
 
 def show_race(formula: Formula | None, values: Mapping[str, float]) -> None:
-    """Section "Optimiser race": 2-4 engine.optim optimisers on one surface, animated."""
+    """Section "Optimiser race": 2-4 engine.nn.optim optimisers on one surface, animated."""
     seed_race_state()
     st.pills("Surface", [*PRESETS, OWN_FORMULA], key="ad_race_surface", required=True,
              on_change=use_preset)

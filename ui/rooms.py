@@ -19,14 +19,17 @@ from typing import Any
 
 import streamlit as st
 
-from engine import cnn, ffnn, runs
-from engine.checkpoint import CheckpointError
+from engine import cnn, ffnn
+from engine.app.settings import limits
 from engine.cnn.model import PADDINGS
-from engine.datasets import reads_digits
-from engine.layers import ACTIVATIONS, INITS
-from engine.model import Model, model_from_bytes
-from engine.service import Run
-from engine.settings import limits
+from engine.data.datasets import reads_digits
+from engine.models.checkpoint import CheckpointError
+from engine.models.family import Family
+from engine.models.files import model_from_bytes
+from engine.models.model import Model
+from engine.nn.layers import ACTIVATIONS, INITS
+from engine.training import runs
+from engine.training.service import Run
 from ui.models import forget_trained_model, keep_trained_model, load_defaults
 from ui.training import live_panel, run_service
 
@@ -67,7 +70,8 @@ class RoomState:
 class Room:
     """What differs between the training rooms.
 
-    prefix: the widget-key prefix ("ff_"). kind: the model kind of its runs and links.
+    prefix: the widget-key prefix ("ff_"). family: the model family it trains (its `kind` names
+    the room's runs, links and downloads).
     defaults: the engine's default training settings, as metadata (`TrainingConfig()
     .to_metadata()`). controls: training metadata -> {widget key: value}; it ignores what it
     cannot read (an uploaded file's metadata is input). slots: model -> the sketch-lab slot it is
@@ -77,7 +81,7 @@ class Room:
     """
 
     prefix: str
-    kind: str
+    family: Family
     defaults: Mapping[str, Any]
     controls: Callable[[Mapping[str, Any]], dict[str, Any]]
     sketch_slot: Callable[[Model], str | None]
@@ -89,6 +93,11 @@ class Room:
     @property
     def key(self) -> str:
         return f"{self.prefix}room"
+
+    @property
+    def kind(self) -> str:
+        """The stored name of its family: what its runs, links and downloads are labelled."""
+        return self.family.kind
 
     def default_controls(self) -> dict[str, Any]:
         """Every control's default: the engine's training defaults, and the room's others."""
@@ -111,8 +120,7 @@ def describe_trained(model: Model, status: str) -> str:
     """How a room names a model trained here whose run ended with `status`."""
     backend = model.metadata.get("training", {}).get("backend")
     engine = f", trained with {ffnn.BACKENDS[backend]}" if backend in ffnn.BACKENDS else ""
-    noun = "CNN" if model.kind == "cnn" else "model"
-    return f"your {noun} ({model.describe()}{engine}, {status})"
+    return f"your {model.family.name} ({model.describe()}{engine}, {status})"
 
 
 def adopt_ended_run(room: Room) -> None:
@@ -233,9 +241,9 @@ def read_uploaded_model(room: Room) -> None:
     except CheckpointError as error:
         update_room(room, upload_error=f"{upload.name}: {error}")
         return
-    if model.kind != room.kind:
-        update_room(room, upload_error=f"{upload.name} holds a {model.kind} model; this room "
-                                       f"trains {room.kind} models.")
+    if model.family is not room.family:
+        update_room(room, upload_error=f"{upload.name} holds a {model.family.name}; this room "
+                                       f"trains {room.family.name}s.")
         return
     update_room(room, model=model.on_device(), upload_error="",
                 label=f"the uploaded model {upload.name} ({model.describe()})")
@@ -260,7 +268,7 @@ def current_model(room: Room) -> tuple[Model, str]:
     slot = room.default_slot()
     if slot not in defaults:
         st.error(missing.get(slot, f"The default model {slot} is missing: run "
-                                   f"`python -m engine.pretrain {slot}`."))
+                                   f"`python -m engine.app.pretrain {slot}`."))
         st.stop()
     return defaults[slot], room.describe_default(defaults[slot])
 
@@ -379,14 +387,14 @@ def _describe_default_cnn(model: Model) -> str:
 
 
 FEEDFORWARD = Room(
-    prefix="ff_", kind="ffnn", defaults=ffnn.TrainingConfig().to_metadata(),
+    prefix="ff_", family=ffnn.FAMILY, defaults=ffnn.TrainingConfig().to_metadata(),
     controls=feedforward_controls, sketch_slot=_ffnn_sketch_slot,
     default_slot=lambda: f"ffnn-{st.session_state.get('ff_backend', 'jax')}",
     describe_default=_describe_default_ffnn,
     all_slots=tuple(f"ffnn-{backend}" for backend in ffnn.BACKENDS),
     other_defaults={"ff_dataset": "embedded", "ff_continue": False})
 CNN = Room(
-    prefix="cnn_", kind="cnn", defaults=cnn.TrainingConfig().to_metadata(),
+    prefix="cnn_", family=cnn.FAMILY, defaults=cnn.TrainingConfig().to_metadata(),
     controls=cnn_controls, sketch_slot=lambda model: "cnn", default_slot=lambda: "cnn",
     describe_default=_describe_default_cnn, all_slots=("cnn",),
     other_defaults={"cnn_follow": "test",

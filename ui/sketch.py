@@ -9,7 +9,7 @@ from typing import Literal
 import numpy as np
 import streamlit as st
 
-from engine.preprocess import (
+from engine.data.preprocess import (
     MNIST_STROKE,
     EmptyDrawingError,
     FullCanvasError,
@@ -20,6 +20,7 @@ from engine.preprocess import (
     load_image,
     preprocess,
 )
+from ui.pictures import enlarged
 
 CANVAS_SIDE = 280  # px: 10x MNIST, big enough to draw on comfortably
 PEN_WIDTH = 18  # px: ~2 MNIST pixels once scaled, like MNIST's own strokes
@@ -177,13 +178,11 @@ def show_preprocessing_switches(key_prefix: str) -> None:
 # --- the row of preprocessing stages ---------------------------------------------------------
 
 
-def _enlarged(image: np.ndarray) -> tuple[np.ndarray, int]:
+def _stage_picture(image: np.ndarray) -> tuple[np.ndarray, int]:
     """(h, w) float in [0, 1] -> RGB uint8 about STAGE_DISPLAY px wide, each pixel a crisp
     factor x factor block, and that factor."""
     factor = max(1, STAGE_DISPLAY // max(image.shape))
-    pixels = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
-    blocks = pixels.repeat(factor, axis=0).repeat(factor, axis=1)
-    return np.repeat(blocks[..., None], 3, axis=2), factor
+    return enlarged(image, factor), factor
 
 
 def _with_box(rgb: np.ndarray, bbox: tuple[int, int, int, int], factor: int) -> np.ndarray:
@@ -226,19 +225,19 @@ def stage_images(pre: Preprocessed) -> list[tuple[str, np.ndarray]]:
     """
     top, left, bottom, right = pre.bbox
     row, col = pre.centre_of_mass
-    ink, ink_factor = _enlarged(pre.ink)
-    pasted, pasted_factor = _enlarged(pre.pasted)
-    stages = [("the paper's uneven lighting, divided out", _enlarged(pre.background)[0])] \
+    ink, ink_factor = _stage_picture(pre.ink)
+    pasted, pasted_factor = _stage_picture(pre.pasted)
+    stages = [("the paper's uneven lighting, divided out", _stage_picture(pre.background)[0])] \
         if pre.uneven_lighting else []
     stages += [
         (f"ink{' (dark on light, inverted)' if pre.inverted else ''}, box "
          f"{bottom - top}×{right - left}", _with_box(ink, pre.bbox, ink_factor)),
-        (f"cropped {pre.cropped.shape[0]}×{pre.cropped.shape[1]}", _enlarged(pre.cropped)[0]),
-        (f"fitted {pre.fitted.shape[0]}×{pre.fitted.shape[1]}", _enlarged(pre.fitted)[0]),
-        (_strokes_caption(pre), _enlarged(pre.strokes)[0]),
+        (f"cropped {pre.cropped.shape[0]}×{pre.cropped.shape[1]}", _stage_picture(pre.cropped)[0]),
+        (f"fitted {pre.fitted.shape[0]}×{pre.fitted.shape[1]}", _stage_picture(pre.fitted)[0]),
+        (_strokes_caption(pre), _stage_picture(pre.strokes)[0]),
         (f"pasted in 28×28, centre of mass ({row:.1f}, {col:.1f})",
          _with_dot(pasted, row, col, pasted_factor)),
-        (f"shifted by {pre.shift}: what the models see", _enlarged(pre.final)[0]),
+        (f"shifted by {pre.shift}: what the models see", _stage_picture(pre.final)[0]),
     ]
     return [(f"{number} · {caption}", image)
             for number, (caption, image) in enumerate(stages, start=1)]

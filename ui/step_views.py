@@ -7,11 +7,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine.data import as_float
-from engine.model import Model
-from engine.step_phases import CELL_KINDS, StepPhases, cell_sum, step_phases
+from engine.data.mnist import as_float
+from engine.explain.step_phases import CELL_KINDS, StepPhases, cell_sum, step_phases
+from engine.models.model import Model
 from ui.charts import a_digit, styled
 from ui.inside_views import as_sentence, whole_numbers
+from ui.pictures import enlarged
 
 PHASES = ("Forward", "Loss", "Backward", "Update")
 MAX_CELLS = 50_000  # a heatmap shows the first columns that fit: W1 alone has 784 x H numbers
@@ -170,7 +171,7 @@ def the_batch(model: Model, chosen: list[int], images: np.ndarray, labels: np.nd
         st.info("Draw a digit in the Sketch tab to use it here.")
         return batch, targets
     left, right, _ = st.columns([1, 3, 3])
-    left.image(np.kron(drawing, np.ones((3, 3))).clip(0, 1), caption="your drawing")
+    left.image(enlarged(drawing, 3), caption="your drawing")
     label = right.selectbox("Label of your drawing (what it should be read as)", range(10),
                             index=int(model.predict_proba(drawing[None]).argmax()),
                             key="ff_step_drawing_label")

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from engine import teach
-from engine.model import Model
+from engine.explain import teach
+from engine.models.model import Model
 from ui.charts import a_digit, digit_gallery_figure, probability_bars_figure, weight_grid_figure
 from ui.lab import BARS_HEIGHT, top_guess
 from ui.loaders import load_embedded_dataset
@@ -142,7 +142,7 @@ def _show_teaching(teaching: Teaching, image: np.ndarray) -> None:
 
 def _show_weight_change(teaching: Teaching) -> None:
     change = teaching.weights
-    what = "hidden units" if teaching.taught.kind == "ffnn" else "filters"
+    what = teaching.taught.family.unit_noun
     st.plotly_chart(weight_grid_figure(change.change, columns=8,
                                        title=f"How the first layer's {what} changed most"),
                     key="sk_teach_weights", config={"displayModeBar": False})
@@ -150,10 +150,10 @@ def _show_weight_change(teaching: Teaching) -> None:
                f"{', '.join(str(u) for u in change.units)}): red weights grew, blue ones "
                f"shrank; each image on its own scale, the largest change "
                f"{change.size.max():.4f}."
-               + (" Each weight that sees your ink gets a gradient, so the change looks like "
-                  "your drawing." if teaching.taught.kind == "ffnn" else
-                  " Every filter slides over the whole image, so its change sums the gradient "
-                  "over every position."))
+               + (" Every filter slides over the whole image, so its change sums the gradient "
+                  "over every position." if teaching.taught.family.spatial else
+                  " Each weight that sees your ink gets a gradient, so the change looks like "
+                  "your drawing."))
 
 
 def _show_test_digits(changes: teach.AnswerChanges) -> None:

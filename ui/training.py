@@ -4,8 +4,8 @@
                               kind="ffnn", settings=config.to_metadata())
     live_panel(run, key="ff_live", draw_snapshot=...)
 
-The runs themselves live in `engine.service` (threads, queue, heartbeats, saving), which knows
-nothing of Streamlit; this module draws them. The live panel is an `st.fragment` that re-reads
+The runs themselves live in `engine.training.service` (threads, queue, heartbeats, saving), which
+knows nothing of Streamlit; this module draws them. The live panel is an `st.fragment` that re-reads
 its run every half second while it is active (each draw is the run's heartbeat) and reruns the
 whole page once when it ends.
 """
@@ -17,9 +17,10 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from engine.service import Run, RunService, RunView
-from engine.settings import limits
-from engine.train import Progress
+from engine.app.settings import limits
+from engine.training.loop import Progress
+from engine.training.service import Run, RunService, RunView
+from engine.training.status import RunStatus
 from ui import charts
 
 REFRESH_SECONDS = 0.5
@@ -27,7 +28,7 @@ REFRESH_SECONDS = 0.5
 
 @st.cache_resource(show_spinner=False)
 def run_service() -> RunService:
-    """The server's one run service, sized by `engine.settings.limits()` at start-up."""
+    """The server's one run service, sized by `engine.app.settings.limits()` at start-up."""
     settings = limits()
     return RunService(slots=settings.max_concurrent_runs,
                       abandon_seconds=settings.abandon_seconds)
@@ -54,7 +55,7 @@ def progress_text(event: Progress) -> str:
 
 def show_status(view: RunView) -> None:
     """The run's state in words: queue place, progress bar, or how it ended."""
-    if view.status == "queued":
+    if view.status == RunStatus.QUEUED:
         place = f" (number {view.queue_position} in the queue)" if view.queue_position else ""
         st.info(f"Waiting for a free training slot{place}: this server trains "
                 f"{run_service().slots} models at a time.", icon=":material/hourglass_top:")
@@ -64,13 +65,13 @@ def show_status(view: RunView) -> None:
         st.progress(0.0, text="Starting (compiling the first steps)…")
     else:
         st.progress(min(1.0, event.step / max(1, event.total_steps)), text=progress_text(event))
-    if view.status == "finished":
+    if view.status == RunStatus.FINISHED:
         st.success(view.message, icon=":material/check_circle:")
-    elif view.status == "stopped":
+    elif view.status == RunStatus.STOPPED:
         st.info(view.message, icon=":material/stop_circle:")
-    elif view.status in ("diverged", "failed"):
+    elif view.status in (RunStatus.DIVERGED, RunStatus.FAILED):
         st.error(view.message, icon=":material/warning:")
-    elif view.status == "abandoned":
+    elif view.status == RunStatus.ABANDONED:
         st.warning(view.message, icon=":material/pause_circle:")
 
 

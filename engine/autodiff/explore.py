@@ -14,7 +14,7 @@ from engine.autodiff.expr import (
     evaluate_with_gradients,
     jax_function,
 )
-from engine.optim import Optimizer, sgd
+from engine.nn.optim import Optimizer, sgd
 
 # Our engine and jax compute the same float64 chain rule: they agree to rounding.
 JAX_TOLERANCE = 1e-9
@@ -144,7 +144,7 @@ def plotted_pair(formula: Formula, plotted: tuple[str, str] | None = None) -> tu
 
 def optimizer_path(formula: Formula, start: Mapping[str, float], optimizer: Optimizer,
                    steps: int, plotted: tuple[str, str] | None = None) -> DescentPath:
-    """`optimizer` (an engine.optim pair) moving the two `plotted` variables downhill from
+    """`optimizer` (an engine.nn.optim pair) moving the two `plotted` variables downhill from
     `start`, every other variable held at its `start` value; gradients from our engine.
 
     Stops early if f becomes undefined or the point runs away (|coordinate| > ESCAPE_RADIUS,
@@ -180,7 +180,7 @@ def optimizer_path(formula: Formula, start: Mapping[str, float], optimizer: Opti
 
 def descent_path(formula: Formula, start: Mapping[str, float], learning_rate: float,
                  steps: int, plotted: tuple[str, str] | None = None) -> DescentPath:
-    """Plain gradient descent (engine.optim.sgd) over the two `plotted` variables (default:
+    """Plain gradient descent (engine.nn.optim.sgd) over the two `plotted` variables (default:
     the formula's only two), the others held at their `start` values."""
     return optimizer_path(formula, start, sgd(learning_rate), steps, plotted)
 

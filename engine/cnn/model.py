@@ -22,11 +22,13 @@ from engine.cnn.layers import (
     pool2d,
     swap_batch_and_channels,
 )
-from engine.data import N_CLASSES, as_float
+from engine.data.mnist import N_CLASSES, as_float
+from engine.models import checkpoint
 
 Params = dict[str, jax.Array]  # "conv0_w" (k, k, Cin, F), "conv0_b" (F,), ..., "dense_w", "dense_b"
 ConvFn = Callable[..., jax.Array]
 
+MODEL_KIND = "cnn"  # the name its model files store
 IMAGE_SIZE = 28
 POOL_KINDS = ("max", "avg", "none")
 PADDINGS = ("same", "valid")
@@ -289,3 +291,16 @@ def saliency(params: Params, image: jax.Array, cls: int, *, spec: CNNSpec) -> ja
 def first_layer_filters(params: Params) -> np.ndarray:
     """The first conv layer's kernels as little images (F, k, k): what each filter looks for."""
     return np.moveaxis(np.asarray(params["conv0_w"])[:, :, 0, :], -1, 0)
+
+
+# ----------------------------------------------------------------------------- model files
+
+def checkpoint_bytes(spec: CNNSpec, params: Params, **info: Any) -> bytes:
+    """A CNN model file (.npz bytes); see engine.models.checkpoint.model_bytes."""
+    return checkpoint.model_bytes(MODEL_KIND, spec, params, **info)
+
+
+def read_checkpoint(data: bytes) -> tuple[CNNSpec, dict[str, np.ndarray], dict[str, Any]]:
+    """(architecture, params, metadata) from a CNN model file's bytes; raises
+    checkpoint.CheckpointError when it is not a valid one."""
+    return checkpoint.read_model(data, MODEL_KIND, CNNSpec.from_metadata)

@@ -1,5 +1,5 @@
-"""Training the CNN with the shared loop and stepper (`engine.train`): its step rule (shift
-augmentation, dropout, cosine decay), run settings, limits and model files."""
+"""Training the CNN with the shared loop and stepper (`engine.training.loop`): its step rule
+(shift augmentation, dropout, cosine decay), run settings, limits, snapshots and health."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from engine import checkpoint
-from engine import train as training
+from engine.app.settings import Limits, parameter_problems, run_length_problems
+from engine.cnn.family import CNN
 from engine.cnn.layers import conv_output_size
 from engine.cnn.model import (
     EVAL_BATCH,
@@ -27,17 +27,16 @@ from engine.cnn.model import (
     predict_labels,
     predict_proba,
 )
-from engine.data import N_CLASSES, embedded_dataset
-from engine.health import HealthSeries, LayerHealth, layer_health
-from engine.health import health_series as series_of_snapshots
-from engine.landscape import flat_parameters, unflatten
-from engine.layers import JAX_OPS
-from engine.losses import loss_function
-from engine.model import Model, model_file
-from engine.optim import OPTIMIZERS
-from engine.settings import Limits, parameter_problems, run_length_problems
-
-MODEL_KIND = "cnn"
+from engine.cnn.snapshot import Snapshot
+from engine.data.mnist import N_CLASSES
+from engine.explain.health import HealthSeries, LayerHealth, layer_health
+from engine.explain.health import health_series as series_of_snapshots
+from engine.models.model import Model
+from engine.nn.layers import JAX_OPS
+from engine.nn.losses import loss_function
+from engine.nn.optim import OPTIMIZERS
+from engine.nn.params import flat_parameters, unflatten
+from engine.training import loop
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ def check_config(config: TrainingConfig) -> None:
         raise ValueError(f"the learning rate must be a positive number, got {config.learning_rate}")
     if config.batch_size < 1 or config.epochs < 1:
         raise ValueError("batch size and epochs must be at least 1")
-    training.check_max_shift(config.max_shift)
+    loop.check_max_shift(config.max_shift)
 
 
 def limit_problems(config: TrainingConfig, limits: Limits) -> list[str]:
@@ -109,11 +108,11 @@ def train_logits(params: Params, x: jax.Array, key: jax.Array | None, *, arch: C
     return logits(params, x, spec=arch, train=True, key=key)
 
 
-def step_rule(config: TrainingConfig, steps_per_epoch: int) -> training.StepRule:
+def step_rule(config: TrainingConfig, steps_per_epoch: int) -> loop.StepRule:
     """The hashable rule of one training step: cross-entropy, the shift augmentation, dropout
     and the cosine decay over the whole run, with fresh randomness each step."""
     decay_steps = config.epochs * steps_per_epoch if config.cosine_decay else 0
-    return training.StepRule(train_logits, config.spec, "cross_entropy", config.optimizer,
+    return loop.StepRule(train_logits, config.spec, "cross_entropy", config.optimizer,
                              config.learning_rate, config.max_shift, decay_steps, random=True)
 
 
@@ -151,41 +150,6 @@ def step_memory_mb(spec: CNNSpec, batch_size: int) -> float:
 
 
 # ----------------------------------------------------------------------------- a training run
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What the net looked like at one evaluation: first-layer filters (F, k, k) and, when a
-    digit to follow was given, its probabilities for that digit (10,). flat: every parameter,
-    flattened (engine.landscape.flat_parameters), for the training path's PCA and the update
-    ratios. health: the layers' statistics (engine.health) on a fixed batch, if asked for.
-    Neither flat nor health is saved with a run: None after a restore."""
-
-    filters: np.ndarray
-    probabilities: np.ndarray | None
-    flat: np.ndarray | None = None
-    health: LayerHealth | None = None
-
-    def to_record(self) -> dict[str, Any]:
-        """JSON-ready, for a saved run (a few KB: the scrubber comes back with the run)."""
-        return {"filters": np.asarray(self.filters, np.float64).round(6).tolist(),
-                "probabilities": None if self.probabilities is None else
-                np.asarray(self.probabilities, np.float64).round(6).tolist()}
-
-    @classmethod
-    def from_record(cls, record: Any) -> Snapshot:
-        """Inverse of `to_record`; ValueError for anything that is not one (a record is input)."""
-        filters = np.asarray(record["filters"], np.float32)
-        probabilities = record["probabilities"]
-        if probabilities is not None:
-            probabilities = np.asarray(probabilities, np.float32)
-            if probabilities.shape != (N_CLASSES,) or not ((probabilities >= 0)
-                                                          & (probabilities <= 1)).all():
-                raise ValueError("a snapshot's probabilities are not ten in [0, 1]")
-        if filters.ndim != 3 or filters.shape[1] != filters.shape[2] or not np.isfinite(
-                filters).all():
-            raise ValueError("a snapshot's filters are not (F, k, k) finite numbers")
-        return cls(filters, probabilities)
-
 
 def weight_names(spec: CNNSpec) -> list[str]:
     """The L = blocks + 1 weight arrays' names, input to output: conv0_w, ..., dense_w."""
@@ -250,61 +214,30 @@ def training_run(config: TrainingConfig, split: Any, *, dataset: str = "unnamed 
                  params: Params | None = None, stop: Any = None,
                  follow: np.ndarray | None = None, evals_per_epoch: int = 2,
                  health_batch: tuple[np.ndarray, np.ndarray] | None = None
-                 ) -> Iterator[training.Progress[Snapshot]]:
-    """Train a CNN per `config` on `split` (see engine.train.train), from `params` if given.
+                 ) -> Iterator[loop.Progress[Snapshot]]:
+    """Train a CNN per `config` on `split` (see engine.training.loop.train), from `params` if given.
 
     Each evaluation records a `Snapshot` in the history (first-layer filters, the prediction
     for `follow`, a float (28, 28) image, if given, and with health_batch (x (B, 28, 28) float,
-    y (B,)) the layers' health on it, engine.health). An evaluation is a pass over
+    y (B,)) the layers' health on it, engine.explain.health). An evaluation is a pass over
     1,300 digits, so there are fewer than in the feed-forward room. dataset: the data set's
     name, for the model's metadata. The last event's model is a "cnn" Model.
     """
     check_config(config)
-    key = training.seed_key(config.seed)
+    key = loop.seed_key(config.seed)
     if params is None:
         params = init_params(key, config.spec)
     steps_per_epoch = len(split.x_train) // config.batch_size
-    stepper = training.jax_stepper(step_rule(config, steps_per_epoch), split.x_train,
+    stepper = loop.jax_stepper(step_rule(config, steps_per_epoch), split.x_train,
                                    split.y_train, key)
-    schedule = training.Schedule(
+    schedule = loop.Schedule(
         config.epochs, config.batch_size, config.seed,
-        training.chunk_steps(step_flops(config.spec, config.batch_size), steps_per_epoch,
+        loop.chunk_steps(step_flops(config.spec, config.batch_size), steps_per_epoch,
                              evals_per_epoch=evals_per_epoch),
         evals_per_epoch)
-    template = Model(MODEL_KIND, config.spec, None,
+    template = Model(CNN, config.spec, None,
                      {"training": config.to_metadata(), "dataset": dataset})
-    return training.train(stepper, params, split, schedule,
+    return loop.train(stepper, params, split, schedule,
                           partial(predict_labels, spec=config.spec), template=template, stop=stop,
                           snapshot=partial(take_snapshot, spec=config.spec, follow=follow,
                                            health_batch=health_batch))
-
-
-# ----------------------------------------------------------------------------- model files
-
-def checkpoint_bytes(spec: CNNSpec, params: Params, **info: Any) -> bytes:
-    """A CNN model file (.npz bytes); see engine.checkpoint.model_bytes."""
-    return checkpoint.model_bytes(MODEL_KIND, spec, params, **info)
-
-
-def read_checkpoint(data: bytes) -> tuple[CNNSpec, dict[str, np.ndarray], dict[str, Any]]:
-    """(architecture, params, metadata) from a CNN model file's bytes; raises
-    checkpoint.CheckpointError when it is not a valid one."""
-    return checkpoint.read_model(data, MODEL_KIND, CNNSpec.from_metadata)
-
-
-# ----------------------------------------------------------------------------- the default model
-
-# The page's default settings, trained longer (the cosine decay stretches over the longer run).
-PRETRAIN_CONFIG = TrainingConfig(epochs=15, seed=0)
-
-
-def default_model_bytes() -> bytes:
-    """The default CNN (assets/models/cnn.npz) as a model file: PRETRAIN_CONFIG on the embedded
-    training digits only, so the test digits stay unseen. Seeded: the same code gives the same
-    model."""
-    dataset = embedded_dataset()
-    final = list(training_run(PRETRAIN_CONFIG, dataset.split, dataset=dataset.name,
-                              evals_per_epoch=1))[-1]
-    if final.status != "finished":
-        raise RuntimeError(f"pretraining the CNN did not finish: {final.message}")
-    return model_file(final.model, trained_on="embedded train split")

@@ -1,10 +1,13 @@
 """The feed-forward net, one forward definition differentiated by our autodiff or by jax.grad.
 
 `model`: the architecture, parameters and pure functions over them (both backends' gradients,
-predictions, model files). `training`: run settings, limits, the stepper, snapshots. The names
-other parts use are re-exported here: `from engine import ffnn; ffnn.training_run(...)`.
+predictions, model files). `family`: what features ask of it (`FAMILY`). `plane`: the net as a
+loss landscape's plane function. `snapshot`: what a run records at each evaluation.
+`training`: run settings, limits, the stepper. The names other parts use are re-exported here:
+`from engine import ffnn; ffnn.training_run(...)`.
 """
 
+from engine.ffnn.family import FFNN as FAMILY
 from engine.ffnn.model import (
     BACKENDS,
     MODEL_KIND,
@@ -29,8 +32,8 @@ from engine.ffnn.model import (
     read_checkpoint,
     uniform_guess_loss,
 )
+from engine.ffnn.snapshot import Snapshot
 from engine.ffnn.training import (
-    Snapshot,
     TrainingConfig,
     check_config,
     limit_problems,
@@ -41,7 +44,7 @@ from engine.ffnn.training import (
 )
 
 __all__ = [
-    "BACKENDS", "MODEL_KIND", "N_PIXELS", "Architecture", "LayerDifference", "Params",
+    "BACKENDS", "FAMILY", "MODEL_KIND", "N_PIXELS", "Architecture", "LayerDifference", "Params",
     "Snapshot", "TrainingConfig", "autodiff_loss_and_grads", "autodiff_predict_labels",
     "check_config", "checkpoint_bytes", "first_layer_images", "format_hidden", "forward",
     "gradient_differences", "gradients", "init_params", "limit_problems", "logits", "loss",

@@ -4,7 +4,7 @@ Parameters are a flat dict of float32 arrays, "w0", "b0", "w1", ... (layer i map
 layer_sizes[i] -> layer_sizes[i + 1]), so they checkpoint and chart without a tree walk; a net
 with batch norm also has, per hidden layer i, "gamma{i}" and "beta{i}" (trained) and "mean{i}"
 and "var{i}" (its population statistics, never trained: see `population_statistics`). The
-forward pass is written once against `engine.layers.Ops`; `BACKENDS` says how it is
+forward pass is written once against `engine.nn.layers.Ops`; `BACKENDS` says how it is
 differentiated:
 
 - "autodiff": wrapped in our `Tensor`s, gradients from our reverse-mode engine, numpy steps;
@@ -21,9 +21,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from engine import checkpoint
-from engine.data import N_CLASSES, as_float
-from engine.layers import (
+from engine.data.mnist import N_CLASSES, as_float
+from engine.models import checkpoint
+from engine.nn.layers import (
     INITS,
     JAX_OPS,
     Array,
@@ -36,7 +36,7 @@ from engine.layers import (
     normalised,
     numpy_rng,
 )
-from engine.losses import loss_function
+from engine.nn.losses import loss_function
 
 Params = dict[str, np.ndarray]
 N_PIXELS = 28 * 28
@@ -229,7 +229,7 @@ def loss(params: dict[str, Array], x: Array, y: Array, *, arch: Architecture, lo
 
 def train_logits(params: Params, x: jax.Array, key: jax.Array | None, *, arch: Architecture
                  ) -> jax.Array:
-    """Logits (B, 10) of a batch x (B, 28, 28) for `engine.train.StepRule` (no randomness;
+    """Logits (B, 10) of a batch x (B, 28, 28) for `engine.training.loop.StepRule` (no randomness;
     batch norm by the batch's own statistics)."""
     return forward(params, x, arch=arch, batch_stats=True)
 
@@ -311,7 +311,8 @@ def _jax_layer_pass(params: Params, x: Array, y: Array, *, arch: Architecture, l
 def layer_pass(params: Params, x: np.ndarray, y: np.ndarray, *, arch: Architecture,
                loss_name: str, backend: str) -> tuple[float, list[np.ndarray], Params]:
     """(loss, every layer's output, grads), all numpy, of one batch on `backend`: one forward
-    and backward pass, the raw material of engine.health. Shapes as `autodiff_layer_pass`."""
+    and backward pass, the raw material of engine.explain.health. Shapes as
+    `autodiff_layer_pass`."""
     if backend == "autodiff":
         return autodiff_layer_pass(params, x, y, arch=arch, loss_name=loss_name)
     if backend == "jax":
@@ -405,7 +406,7 @@ def first_layer_images(params: Params, limit: int = 64) -> np.ndarray:
 
 
 def checkpoint_bytes(arch: Architecture, params: Params, **info: Any) -> bytes:
-    """A feed-forward model file (.npz bytes); see engine.checkpoint.model_bytes."""
+    """A feed-forward model file (.npz bytes); see engine.models.checkpoint.model_bytes."""
     return checkpoint.model_bytes(MODEL_KIND, arch, params, **info)
 
 

@@ -1,5 +1,5 @@
-"""Training the feed-forward net with the shared loop (`engine.train`) on either backend: run
-settings, limits, the step, snapshots and the twin-engine batch."""
+"""Training the feed-forward net with the shared loop (`engine.training.loop`) on either
+backend: run settings, limits, the step, snapshots and the twin-engine batch."""
 
 from __future__ import annotations
 
@@ -12,13 +12,20 @@ from typing import Any
 import jax
 import numpy as np
 
-from engine import train as training
-from engine.data import as_float
+from engine.app.settings import Limits, parameter_problems, run_length_problems
+from engine.data.mnist import as_float
+from engine.explain.health import (
+    HealthSeries,
+    LayerHealth,
+    evenly_spaced,
+    fixed_batch,
+    layer_health,
+)
+from engine.explain.health import health_series as series_of_snapshots
+from engine.ffnn.family import FFNN
 from engine.ffnn.model import (
     BACKENDS,
-    MODEL_KIND,
     Architecture,
-    LayerDifference,
     Params,
     autodiff_loss_and_grads,
     autodiff_predict_labels,
@@ -32,14 +39,13 @@ from engine.ffnn.model import (
     trainable,
     uniform_guess_loss,
 )
-from engine.health import HealthSeries, LayerHealth, evenly_spaced, fixed_batch, layer_health
-from engine.health import health_series as series_of_snapshots
-from engine.landscape import flat_parameters, unflatten
-from engine.layers import JAX_OPS, autodiff_ops
-from engine.losses import loss_function
-from engine.model import Model
-from engine.optim import OPTIMIZERS, make_optimizer
-from engine.settings import Limits, parameter_problems, run_length_problems
+from engine.ffnn.snapshot import Snapshot
+from engine.models.model import Model
+from engine.nn.layers import JAX_OPS, autodiff_ops
+from engine.nn.losses import loss_function
+from engine.nn.optim import OPTIMIZERS, make_optimizer
+from engine.nn.params import flat_parameters, unflatten
+from engine.training import loop
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,7 @@ def check_config(config: TrainingConfig) -> None:
         raise ValueError(f"the learning rate must be a positive number, got {config.learning_rate}")
     if config.batch_size < 1 or config.epochs < 1:
         raise ValueError("batch size and epochs must be at least 1")
-    training.check_max_shift(config.max_shift)
+    loop.check_max_shift(config.max_shift)
 
 
 def step_flops(config: TrainingConfig) -> float:
@@ -112,19 +118,19 @@ def step_flops(config: TrainingConfig) -> float:
 
 
 def make_stepper(config: TrainingConfig, x_train: np.ndarray, y_train: np.ndarray,
-                 key: jax.Array) -> training.Stepper:
+                 key: jax.Array) -> loop.Stepper:
     """The stepper of config.backend for this model, loss and optimizer (with batch norm,
     wrapped in a `PreciseStatistics`).
 
     x_train: uint8 (n, 28, 28), y_train: int (n,); key: the run's RNG key.
     """
     if config.backend == "jax":
-        rule = training.StepRule(train_logits, config.arch, config.loss, config.optimizer,
+        rule = loop.StepRule(train_logits, config.arch, config.loss, config.optimizer,
                                  config.learning_rate, config.max_shift,
                                  random=config.max_shift > 0)
-        stepper = training.jax_stepper(rule, x_train, y_train, key)
+        stepper = loop.jax_stepper(rule, x_train, y_train, key)
     else:
-        stepper = training.numpy_stepper(autodiff_loss_and_grads(config.arch, config.loss),
+        stepper = loop.numpy_stepper(autodiff_loss_and_grads(config.arch, config.loss),
                                          make_optimizer(config.optimizer, config.learning_rate),
                                          x_train, y_train, max_shift=config.max_shift,
                                          seed=config.seed)
@@ -149,7 +155,7 @@ class PreciseStatistics:
     stepper's.
     """
 
-    inner: training.Stepper
+    inner: loop.Stepper
     reference: np.ndarray
     arch: Architecture
     backend: str
@@ -163,23 +169,6 @@ class PreciseStatistics:
         ops = JAX_OPS if self.backend == "jax" else autodiff_ops()
         stats = population_statistics(params, self.reference, arch=self.arch, ops=ops)
         return {**params, **stats}, state, losses
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What a training run shows of its model at an evaluation.
-
-    weights: the first layer's weights as images (units, 28, 28), what each hidden unit looks
-    for (with no hidden layer, each class's template). twin: the twin-engine check on a fixed
-    batch at these parameters, if one was asked for. flat: every parameter, flattened
-    (engine.landscape.flat_parameters), for the training path's PCA and the update ratios.
-    health: the layers' statistics (engine.health) on a fixed batch, if one was asked for.
-    """
-
-    weights: np.ndarray
-    twin: list[LayerDifference] | None = None
-    flat: np.ndarray | None = None
-    health: LayerHealth | None = None
 
 
 def health_of_pass(params: Params, layer_pass_result: tuple[float, list, Params], *,
@@ -234,7 +223,7 @@ def health_series(steps: Sequence[int], snapshots: Sequence[Snapshot], arch: Arc
 
 
 def twin_batch(split: Any, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """A fixed batch for the twin-engine check (engine.health.fixed_batch): x (size, 28, 28)
+    """A fixed batch for the twin-engine check (engine.explain.health.fixed_batch): x (size, 28, 28)
     float32, y (size,)."""
     return fixed_batch(split, size)
 
@@ -243,28 +232,28 @@ def training_run(config: TrainingConfig, split: Any, *, dataset: str = "unnamed 
                  params: Params | None = None, stop: Any = None, evals_per_epoch: int = 2,
                  twin_batch: tuple[np.ndarray, np.ndarray] | None = None,
                  health_batch: tuple[np.ndarray, np.ndarray] | None = None
-                 ) -> Iterator[training.Progress[Snapshot]]:
-    """Train a net per `config` on `split` (see engine.train.train), from `params` if given.
+                 ) -> Iterator[loop.Progress[Snapshot]]:
+    """Train a net per `config` on `split` (see engine.training.loop.train), from `params` if given.
 
     Each evaluation records a `Snapshot` in the history; with twin_batch (x (batch, 28, 28)
     float, y (batch,)) it includes the twin-engine gradient check on that batch, with
-    health_batch (the same shapes) the layers' health (engine.health) on it. dataset: the
+    health_batch (the same shapes) the layers' health (engine.explain.health) on it. dataset: the
     data set's name, for the model's metadata. The last event's model is an "ffnn" Model.
     """
     check_config(config)
-    key = training.seed_key(config.seed)
+    key = loop.seed_key(config.seed)
     if params is None:
         params = init_params(key, config.arch)
     predict = autodiff_predict_labels if config.backend == "autodiff" else predict_labels
     steps_per_epoch = len(split.x_train) // config.batch_size
-    schedule = training.Schedule(
+    schedule = loop.Schedule(
         config.epochs, config.batch_size, config.seed,
-        training.chunk_steps(step_flops(config), steps_per_epoch, config.backend,
+        loop.chunk_steps(step_flops(config), steps_per_epoch, config.backend,
                              evals_per_epoch),
         evals_per_epoch, untrained_loss=uniform_guess_loss(config.loss))
-    template = Model(MODEL_KIND, config.arch, None,
+    template = Model(FFNN, config.arch, None,
                      {"training": config.to_metadata(), "dataset": dataset})
-    return training.train(make_stepper(config, split.x_train, split.y_train, key), params,
+    return loop.train(make_stepper(config, split.x_train, split.y_train, key), params,
                           split, schedule, partial(predict, arch=config.arch), template=template,
                           stop=stop,
                           snapshot=partial(take_snapshot, config=config, twin_batch=twin_batch,

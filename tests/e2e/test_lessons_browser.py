@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.server import APP_IDLE
-from engine.lessons import load_lessons
+from engine.app.lessons import load_lessons
 
 pytestmark = pytest.mark.browser
 

@@ -16,7 +16,7 @@ import pytest
 
 from benchmarks.server import ANSWERED_GUESSES as GUESSES
 from benchmarks.server import APP_IDLE
-from engine.predict import DEFAULT_MODELS
+from engine.app.predict import DEFAULT_MODELS
 
 pytestmark = pytest.mark.browser
 

@@ -132,7 +132,7 @@ def test_six_sessions_train_at_once(tmp_path):
             for page, hidden in zip(pages, HIDDEN, strict=True):
                 page.wait_for_selector(APP_IDLE)
                 text = page.inner_text("body")
-                assert f"your model (784-{hidden}-10, relu" in text
+                assert f"your feed-forward net (784-{hidden}-10, relu" in text
                 others = [h for h in HIDDEN if h != hidden and f"784-{h}-10" in text]
                 assert others == [], f"session {hidden} sees the models of {others}"
                 ids.append(re.search(r"[?&]run=([A-Za-z0-9_-]{22})", page.url).group(1))
