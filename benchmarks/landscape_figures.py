@@ -22,12 +22,12 @@ def slice_seconds(name: str, n: int, digits: int) -> float:
     jax.clear_caches()
 
     def one_slice() -> np.ndarray:
-        net = landscape.plane_net(model.kind, model.architecture)
+        net = model.family.plane_net(model.architecture)
         directions = landscape.random_directions(0, model.params)
         axis = np.linspace(-1, 1, n)
         return np.concatenate(list(landscape.plane_values(
             net, model.params, directions, landscape.grid(axis, axis), as_float(x), y,
-            landscape.points_per_chunk(model.kind, len(x)))))
+            net.points_per_chunk(len(x)))))
 
     return seconds(one_slice)
 
@@ -41,7 +41,7 @@ def slice_figure(figure_id: str, name: str, target: float, repeats: int, n: int 
     median = float(np.median(samples))
     context = {}
     model = load_default_model(name)
-    if model.kind == "cnn":
+    if model.family is cnn.FAMILY:
         work = cnn.step_flops(model.architecture, digits) / 3 * n * n  # forward: 2 of 6 flops
         peak = gemm_flops_per_second(*gemm_operands())
         context = {"work_gflop": work / 1e9, "gemm_gflops": peak / 1e9,

@@ -14,7 +14,6 @@ from engine.explain.actmax import (
     DENSE_SETTINGS,
     Settings,
     receptive_field,
-    unit_score,
     what_units_want,
 )
 from engine.models.model import Model
@@ -31,8 +30,9 @@ def test_every_unit_climbs_from_the_start_image(defaults, block):
     assert (ends > starts).all(), (starts, ends)
     # the reported scores are the units' own scores of those images
     index = n - 1
-    again = unit_score(defaults["cnn"].params, jnp.asarray(images[index]), index,
-                       spec=defaults["cnn"].architecture, block=block)
+    model = defaults["cnn"]
+    again = model.family.unit_score(model.params, jnp.asarray(images[index]), index,
+                                    model.architecture, block)
     assert float(again) == pytest.approx(ends[index], rel=1e-4, abs=1e-5)
 
 
@@ -47,8 +47,8 @@ def test_a_fixed_seed_repeats_and_another_differs(defaults):
 def test_a_unit_sees_only_its_receptive_field(defaults, block):
     model = defaults["cnn"]
     image = jax.random.uniform(jax.random.PRNGKey(3), (28, 28))
-    slope = np.asarray(jax.grad(unit_score, argnums=1)(model.params, image, 0,
-                                                       spec=model.architecture, block=block))
+    slope = np.asarray(jax.grad(model.family.unit_score, argnums=1)(
+        model.params, image, 0, model.architecture, block))
     rows, cols = np.nonzero(slope)
     side = receptive_field(model.architecture, block)
     assert side == (3, 8)[block]
@@ -60,7 +60,7 @@ def test_a_unit_sees_only_its_receptive_field(defaults, block):
 def test_a_block_or_layer_that_is_not_there_is_refused(defaults):
     with pytest.raises(IndexError, match="this CNN has 2"):
         what_units_want(defaults["cnn"], 2)
-    with pytest.raises(IndexError, match="hidden layer 2 does not exist: this net has 1"):
+    with pytest.raises(IndexError, match="no group 2 of hidden units: this feed-forward net has 1"):
         what_units_want(defaults["ffnn-jax"], 1)
 
 
@@ -76,10 +76,10 @@ def test_a_dense_units_score_is_its_z_in_the_engines_forward_pass(deep_ffnn):
     params, arch = deep_ffnn.params, deep_ffnn.architecture
     x = np.asarray(image).reshape(-1)
     z2 = np.tanh(x @ params["w0"] + params["b0"]) @ params["w1"] + params["b1"]  # by numpy
-    assert float(unit_score(params, image, 5, spec=arch, block=1)) == pytest.approx(
+    assert float(ffnn.FAMILY.unit_score(params, image, 5, arch, 1)) == pytest.approx(
         z2[5], rel=1e-5)
     logits = np.asarray(ffnn.logits(params, image[None], arch=arch))[0]
-    assert float(unit_score(params, image, 3, spec=arch, block=None)) == pytest.approx(
+    assert float(ffnn.FAMILY.unit_score(params, image, 3, arch, None)) == pytest.approx(
         logits[3], rel=1e-5, abs=1e-6)
 
 

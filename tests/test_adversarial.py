@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from engine.data.mnist import as_float, embedded_split
 from engine.explain import adversarial as adv
-from engine.explain.attribution import model_logits
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +55,7 @@ def test_fgsm_is_one_signed_step_up_the_cross_entropy(defaults, digits):
     images, labels = jnp.asarray(digits[0][:4]), digits[1][:4]
 
     def loss(x):
-        logits = model_logits(model.params, x, kind=model.kind, architecture=model.architecture)
+        logits = model.family.logits(model.params, x, model.architecture)
         return -(jax.nn.log_softmax(logits)[jnp.arange(4), labels]).sum()
 
     expected = np.clip(images + 0.1 * np.sign(jax.grad(loss)(images)), 0, 1)

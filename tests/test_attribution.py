@@ -38,11 +38,10 @@ def linear_score(weights: jnp.ndarray) -> attr.Score:
     return lambda images: (images * weights).sum(axis=(1, 2))
 
 
-def test_model_logits_are_the_logits_behind_each_models_probabilities(defaults, test_digits):
+def test_a_familys_logits_are_the_logits_behind_its_models_probabilities(defaults, test_digits):
     images = test_digits[0][:5]
     for model in defaults.values():
-        logits = attr.model_logits(model.params, images, kind=model.kind,
-                                   architecture=model.architecture)
+        logits = model.family.logits(model.params, images, model.architecture)
         np.testing.assert_allclose(jax.nn.softmax(logits), model.predict_proba(images),
                                    atol=1e-5)
 

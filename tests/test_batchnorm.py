@@ -15,16 +15,16 @@ import engine.autodiff as ad
 from engine import ffnn
 from engine.data.mnist import as_float, embedded_split
 from engine.explain import projector
-from engine.explain.landscape import plane_net
 from engine.explain.lr_finder import ffnn_range_test
 from engine.explain.step_phases import step_phases
 from engine.explain.teach import teach
 from engine.ffnn.model import layer_differences, population_statistics, trainable
-from engine.ffnn.training import HEALTH_PRESETS, make_stepper, measure_health
+from engine.ffnn.training import make_stepper, measure_health
 from engine.models import checkpoint
 from engine.models.model import Model
 from engine.nn.layers import BN_EPSILON, JAX_OPS, autodiff_ops, composed_batch_norm
 from engine.training.loop import seed_key
+from ui.health_views import HEALTH_PRESETS
 
 ARCH = ffnn.Architecture((16, 12), "tanh", "he", batch_norm=True)
 # A fixed handful of shapes (values vary freely): each new shape makes jax compile again.
@@ -256,7 +256,7 @@ def test_batch_norm_rescues_the_vanishing_gradients_preset(split, batch, backend
 def test_the_landscape_of_a_batch_norm_net_is_its_training_loss_at_each_point(batch):
     x, y = batch
     params = trained_like(ffnn.init_params(seed_key(8), ARCH), x)
-    net = plane_net(ffnn.MODEL_KIND, ARCH)
+    net = ffnn.FAMILY.plane_net(ARCH)
     z = net.product(jnp.asarray(x), jnp.asarray(params["w0"]))
     np.testing.assert_allclose(net.logits(params, z),
                                ffnn.forward(params, x, arch=ARCH, batch_stats=True),

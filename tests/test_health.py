@@ -18,13 +18,13 @@ from engine.data.mnist import Split, as_float, embedded_split
 from engine.explain import health, lr_finder
 from engine.ffnn.model import layer_pass
 from engine.ffnn.training import (
-    HEALTH_PRESETS,
     health_series,
     measure_health,
     snapshot_weights,
     take_snapshot,
 )
 from engine.nn.layers import INITS, JAX_OPS, activation, autodiff_ops, init_dense, init_std
+from ui.health_views import HEALTH_PRESETS
 
 
 @pytest.fixture(scope="module")

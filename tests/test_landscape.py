@@ -13,25 +13,24 @@ from hypothesis import strategies as st
 
 from engine import cnn, ffnn
 from engine.app.settings import Limits
+from engine.cnn.plane import ConvPlaneNet
 from engine.explain.landscape import (
     LINE_ALPHAS,
-    ConvPlaneNet,
     LandscapeError,
     LandscapeJob,
-    PlaneNet,
     filter_normalized,
-    flat_parameters,
     grid,
     grid_problems,
     initial_params,
     job_planes,
     landscape_events,
     pca_path,
-    plane_net,
     plane_values,
     random_directions,
-    unflatten,
 )
+from engine.models.plane import PlaneNet
+from engine.models.registry import UnknownFamilyError, family_named
+from engine.nn.params import ParameterVectorError, flat_parameters, unflatten
 
 
 @settings(max_examples=20, deadline=None)
@@ -61,7 +60,7 @@ def test_flatten_round_trips_and_random_directions_are_normalised():
     back = unflatten(vector, params)
     for name in params:
         np.testing.assert_array_equal(back[name], params[name])
-    with pytest.raises(LandscapeError):
+    with pytest.raises(ParameterVectorError):
         unflatten(vector[:-1], params)
     d1, d2 = random_directions(0, params)
     assert not np.allclose(d1["w0"], d2["w0"])
@@ -139,17 +138,17 @@ def reference_metrics(scores, y):
 TINY_CNN = cnn.CNNSpec(filters=(3, 4), kernel_size=3, pool="max", padding="same")
 
 
-@pytest.mark.parametrize("kind, architecture, logits", [
-    ("ffnn", ffnn.Architecture(hidden=(16, 8)), lambda p, x, a: ffnn.logits(p, x, arch=a)),
-    ("cnn", TINY_CNN, lambda p, x, a: cnn.logits(p, x, spec=a)),
+@pytest.mark.parametrize("family, architecture, logits", [
+    (ffnn.FAMILY, ffnn.Architecture(hidden=(16, 8)), lambda p, x, a: ffnn.logits(p, x, arch=a)),
+    (cnn.FAMILY, TINY_CNN, lambda p, x, a: cnn.logits(p, x, spec=a)),
 ])
-def test_a_planes_values_are_the_model_evaluated_directly(digits, kind, architecture, logits):
+def test_a_planes_values_are_the_model_evaluated_directly(digits, family, architecture, logits):
     # The first layer's product is moved along the plane, not recomputed: still the same
     # network, as the family's own forward pass (our im2col convolution for the CNN) says.
     x, y = digits
-    params = initial_params(kind, architecture, seed=2)
+    params = initial_params(family, architecture, seed=2)
     d1, d2 = random_directions(5, params)
-    values = evaluate(plane_net(kind, architecture), params, [d1, d2],
+    values = evaluate(family.plane_net(architecture), params, [d1, d2],
                       np.array([[0.0, 0.0], [0.5, -0.25], [-1.0, 0.75]]), x, y, chunk=2)
     for row, (a, b) in zip(values, [(0, 0), (0.5, -0.25), (-1.0, 0.75)], strict=True):
         moved = {n: params[n] + a * d1[n] + b * d2[n] for n in params}
@@ -168,7 +167,7 @@ def test_a_cnns_passes_of_digits_do_not_change_its_values(digits, spec, digits_p
     # padded pass; three blocks of 5x5 kernels with average pooling, one unpooled valid block:
     # the same values as the family's own forward pass on all of them at once.
     x, y = digits
-    params = initial_params("cnn", spec, seed=3)
+    params = initial_params(cnn.FAMILY, spec, seed=3)
     d1, d2 = random_directions(4, params)
     net = ConvPlaneNet(spec, digits_per_pass=digits_per_pass, passes_per_group=passes_per_group)
     values = evaluate(net, params,
@@ -189,16 +188,16 @@ def test_chunking_padding_and_workers_do_not_change_the_values(digits, chunk, co
     params = {k: np.asarray(v) for k, v in ffnn.init_params(jax.random.key(0), arch).items()}
     directions = random_directions(1, params)
     points = np.random.default_rng(count).uniform(-1, 1, (count, 2))
-    net = plane_net("ffnn", arch)
+    net = ffnn.FAMILY.plane_net(arch)
     together = np.concatenate(list(plane_values(net, params, directions, points, x, y, chunk,
                                                 workers=workers)))
     np.testing.assert_allclose(together, evaluate(net, params, directions, points, x, y, count),
                                rtol=1e-5, atol=1e-6)
 
 
-def test_a_model_of_another_kind_has_no_landscape():
-    with pytest.raises(LandscapeError, match="no landscape"):
-        plane_net("rnn", None)
+def test_a_kind_no_family_answers_to_is_refused():
+    with pytest.raises(UnknownFamilyError, match="No model family here is called 'rnn'"):
+        family_named("rnn")
 
 
 def small_job(digits, snapshots=3):
@@ -209,7 +208,8 @@ def small_job(digits, snapshots=3):
     t = np.linspace(0, 1, snapshots)[:, None]
     start, end = flat_parameters(initial), flat_parameters(final)
     path = start + t * (end - start) + np.sin(6 * t) * 0.01  # a slightly curved path
-    return LandscapeJob("ffnn", arch, final, initial, path, tuple(range(0, 10 * snapshots, 10)),
+    steps = tuple(range(0, 10 * snapshots, 10))
+    return LandscapeJob(ffnn.FAMILY, arch, final, initial, path, steps,
                         digits[0][:30], digits[1][:30], resolution=3)
 
 
@@ -224,7 +224,7 @@ def test_a_job_computes_the_line_the_slice_and_the_path_with_progress(digits):
     result = last.landscape
     assert result.line.shape == (41, 2) and result.slice.shape == (3, 3, 2)
     assert result.path_grid.shape == (3, 3, 2) and result.steps == (0, 10, 20)
-    net = plane_net("ffnn", job.architecture)
+    net = ffnn.FAMILY.plane_net(job.architecture)
     zero = {k: np.zeros_like(v) for k, v in job.final.items()}
     at_ends = evaluate(net, job.final, [zero, zero], np.zeros((1, 2)), job.x, job.y)
     at_start = evaluate(net, job.initial, [zero, zero], np.zeros((1, 2)), job.x, job.y)
@@ -247,7 +247,7 @@ def test_a_job_stops_between_two_chunks_when_asked(digits):
 
 def test_a_job_without_a_run_has_no_line_and_no_path(digits):
     job = small_job(digits, snapshots=1)
-    job = LandscapeJob(job.kind, job.architecture, job.final, None, job.snapshots, job.steps,
+    job = LandscapeJob(job.family, job.architecture, job.final, None, job.snapshots, job.steps,
                        job.x, job.y, job.resolution)
     result = list(landscape_events(job, threading.Event()))[-1].landscape
     assert result.line is None and result.path is None and result.slice.shape == (3, 3, 2)
@@ -273,15 +273,15 @@ def test_a_batch_norm_nets_path_leaves_out_the_statistics_its_loss_does_not_read
     # The trained weights move along one line while the stored statistics swing widely: the
     # path's plane is that line (~100% of the variance), with nothing along the statistics.
     arch = ffnn.Architecture(hidden=(4,), batch_norm=True)
-    final = initial_params("ffnn", arch, seed=1)
-    net = plane_net("ffnn", arch)
+    final = initial_params(ffnn.FAMILY, arch, seed=1)
+    net = ffnn.FAMILY.plane_net(arch)
     read = np.concatenate([np.full(np.size(final[n]), n not in ("mean0", "var0"))
                            for n in sorted(final)])
     line = np.random.default_rng(0).normal(size=read.size) * read
     swings = np.random.default_rng(1).normal(size=read.size) * 100 * ~read
     snapshots = np.stack([flat_parameters(final) + t * line + (-1) ** t * swings
                           for t in range(4)])
-    job = LandscapeJob("ffnn", arch, final, None, snapshots, (0, 1, 2, 3), *digits, 3)
+    job = LandscapeJob(ffnn.FAMILY, arch, final, None, snapshots, (0, 1, 2, 3), *digits, 3)
     _, path = job_planes(job, net)
     assert np.all(path.directions[:, ~read] == 0)
     assert path.explained[0] == pytest.approx(1.0, abs=1e-6)

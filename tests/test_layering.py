@@ -77,3 +77,123 @@ def test_the_setting_check_sees_a_change() -> None:
         "print(before, sys.getswitchinterval())\n"
     before, after = switch_interval_around(code)
     assert after != before
+
+
+# --- no import cycles ------------------------------------------------------------------------
+
+def module_path(name: str) -> Path | None:
+    """The file of module `name` ("engine.models.model"), or None for no file of ours."""
+    path = ROOT.joinpath(*name.split("."))
+    for candidate in (path / "__init__.py", path.with_suffix(".py")):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def imported_files(path: Path) -> set[Path]:
+    """Our files that `path` imports, anywhere in it (an import inside a function counts):
+    `from engine.cnn import model` names engine/cnn/model.py, `from engine.cnn import logits`
+    engine/cnn/__init__.py."""
+    found: set[Path] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [f"{node.module}.{alias.name}" for alias in node.names]
+            found.update(module_path(n) or module_path(node.module) for n in names)
+        elif isinstance(node, ast.Import):
+            found.update(module_path(alias.name) for alias in node.names)
+    return {f for f in found if f is not None and f != path}
+
+
+def cycles(graph: dict[Path, set[Path]]) -> list[list[Path]]:
+    """Every set of files that import each other round a loop (Tarjan's strongly connected
+    components with more than one file)."""
+    index: dict[Path, int] = {}
+    low: dict[Path, int] = {}
+    stack: list[Path] = []
+    found: list[list[Path]] = []
+
+    def visit(v: Path) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+@pytest.mark.parametrize("folder", ["engine", "ui"])
+def test_no_import_cycle(folder: str) -> None:
+    files = sorted((ROOT / folder).rglob("*.py"))
+    graph = {f: imported_files(f) for f in files}
+    assert sum(len(edges) for edges in graph.values()) > len(files) // 2  # the graph was read
+    assert cycles(graph) == [], "files that import each other in a loop"
+
+
+def test_the_cycle_check_sees_a_cycle(tmp_path: Path) -> None:
+    a, b, c = (tmp_path / name for name in ("a.py", "b.py", "c.py"))
+    assert cycles({a: {b}, b: {c}, c: {a}}) == [sorted([a, b, c])]
+    assert cycles({a: {b}, b: {c}, c: set()}) == []
+
+
+def test_imports_are_read_as_files() -> None:
+    models = ROOT / "engine" / "models"
+    assert imported_files(models / "files.py") >= {models / "model.py", models / "registry.py",
+                                                   models / "checkpoint.py"}
+
+
+# --- families, not switches ------------------------------------------------------------------
+
+KIND_NAMES = {"ffnn", "cnn"}  # the kinds model files store (engine.models.registry)
+
+
+def kind_comparisons(path: Path) -> list[int]:
+    """Lines of `path` that compare something with a model kind's name or a MODEL_KIND."""
+    def is_kind(node: ast.AST) -> bool:
+        if isinstance(node, ast.Tuple | ast.List | ast.Set):
+            return any(map(is_kind, node.elts))
+        return (isinstance(node, ast.Constant) and node.value in KIND_NAMES) or (
+            isinstance(node, ast.Attribute | ast.Name)
+            and getattr(node, "attr", getattr(node, "id", None)) == "MODEL_KIND")
+
+    return [node.lineno for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Compare) and any(map(is_kind, [node.left, *node.comparators]))]
+
+
+FEATURE_FILES = sorted(p for folder in ("engine", "ui", "pages")
+                       for p in (ROOT / folder).rglob("*.py")
+                       if "models" not in p.relative_to(ROOT).parts)
+
+
+@pytest.mark.parametrize("path", FEATURE_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_feature_switches_on_a_model_kind(path: Path) -> None:
+    assert kind_comparisons(path) == [], "ask the model's family (engine.models.family)"
+
+
+def test_the_kind_check_sees_a_switch(tmp_path: Path) -> None:
+    switch = tmp_path / "switch.py"
+    switch.write_text('if model.kind == "cnn":\n    pass\nok = kind in ("ffnn",)\n'
+                      "same = kind != ffnn.MODEL_KIND\n")
+    assert kind_comparisons(switch) == [1, 3, 4]
+
+
+def test_the_engine_tree_is_a_short_table_of_contents() -> None:
+    entries = [p.name for p in (ROOT / "engine").iterdir() if p.name not in ("__init__.py",
+                                                                             "__pycache__")]
+    assert 5 <= len(entries) <= 12, sorted(entries)
+    assert all((ROOT / "engine" / name).is_dir() for name in entries), "modules live in folders"

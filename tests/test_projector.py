@@ -10,8 +10,8 @@ from hypothesis.extra.numpy import arrays
 
 from engine import cnn, ffnn
 from engine.data.mnist import embedded_split
-from engine.explain.landscape import LandscapeError, flat_parameters
 from engine.explain.projector import activations, layer_names, pca, snapshot_points
+from engine.nn.params import ParameterVectorError, flat_parameters
 
 clouds = st.tuples(st.integers(2, 30), st.integers(1, 40)).flatmap(
     lambda shape: arrays(np.float64, shape, elements=st.floats(-100, 100, width=32)))
@@ -101,5 +101,5 @@ def test_a_snapshot_is_placed_on_the_final_models_axes(defaults, digits, kind):
     halved = snapshot_points(model, final / 2, digits, 0, axes)
     assert halved.shape == (len(digits), 2)
     assert np.abs(halved - axes.project(activations(model, digits, 0))).max() > 1e-3
-    with pytest.raises(LandscapeError, match="does not fit"):
+    with pytest.raises(ParameterVectorError, match="does not fit"):
         snapshot_points(model, final[:-1], digits, 0, axes)

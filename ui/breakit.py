@@ -8,6 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from engine.ffnn.model import TWIN_TOLERANCE
 from engine.playground import broken
 from ui.charts import smoothed, styled
 from ui.loaders import load_embedded_dataset
@@ -41,7 +42,7 @@ def check_figure(checks: Sequence[broken.PointCheck]) -> go.Figure:
         y=names, x=[max(c.max_rel, floor) for c in checks], orientation="h",
         marker_color=["#b0b0b0" if c.ok else "#d62728" for c in checks],
         hovertemplate="%{y}: %{x:.1e} of the largest gradient<extra></extra>"))
-    fig.add_vline(x=broken.TOLERANCE, line_dash="dash", line_color="#444",
+    fig.add_vline(x=TWIN_TOLERANCE, line_dash="dash", line_color="#444",
                   annotation_text="tolerance", annotation_position="top")
     fig.update_xaxes(type="log", title="our gradient vs jax.grad's (relative difference)",
                      exponentformat="e", range=[-9, 2])

@@ -6,6 +6,7 @@ import numpy as np
 import streamlit as st
 
 from engine import ffnn
+from engine.ffnn.model import TWIN_TOLERANCE
 from engine.models.model import Model
 from engine.training.loop import Progress
 from ui import charts
@@ -13,11 +14,6 @@ from ui.explain_views import show_where_it_looks
 from ui.pictures import enlarged
 from ui.rooms import FEEDFORWARD, room_state, update_room
 from ui.sketch import preprocess_or_explain, sketch_input
-
-# float32 keeps about 7 significant digits; the two engines add the same hundreds of products in
-# different orders, so their gradients may differ by ~1e-6 of the largest one. A wrong gradient
-# is off by far more (a dropped term, a wrong sign: order 1).
-TWIN_TOLERANCE = 1e-4
 
 
 def draw_weights(event: Progress, key: str, *, n_units: int) -> None:

@@ -18,13 +18,24 @@ from engine.cnn.training import health_series as cnn_health_series
 from engine.explain import health
 from engine.explain.health import HealthSeries
 from engine.explain.lr_finder import RangeTest, ffnn_range_test
-from engine.ffnn.training import HEALTH_PRESETS, health_series
+from engine.ffnn import Architecture, TrainingConfig
+from engine.ffnn.training import health_series
 from engine.training.loop import History, seed_key
 from engine.training.service import Run, RunView
 from engine.training.status import RunStatus
 from ui.charts import styled
 from ui.rooms import FEEDFORWARD
 from ui.training import refresh_seconds, run_service
+
+# One click each in the layer-health tab: a story of why a net learns or does not.
+HEALTH_PRESETS = {
+    "vanishing gradients": TrainingConfig(Architecture((64,) * 6, "sigmoid", "tiny"), epochs=3),
+    "dead ReLUs": TrainingConfig(Architecture((128, 128), "relu", "he"), learning_rate=0.05,
+                                 epochs=3),
+    "healthy": TrainingConfig(Architecture((64,) * 6, "relu", "he"), epochs=3),
+    "batch norm rescues it": TrainingConfig(Architecture((64,) * 6, "sigmoid", "tiny",
+                                                         batch_norm=True), epochs=3),
+}
 
 PRESET_START = "ff_preset_start"  # session state: a preset was chosen, start its run
 RANGE_TEST = "ff_range_test"  # session state: the last learning-rate range test (RangeTest)

@@ -77,7 +77,7 @@ def conv2d_chwn(x: jax.Array, kernel: jax.Array, *, stride: int = 1, padding: st
     (Cout, kh*kw*Cin) @ (kh*kw*Cin, OH*OW*N): its backward is two plain matmuls as well, where
     the (N*OH*OW, k) @ (k, Cout) of channels-last needs a transposed copy and a slow matmul
     for the kernel's gradient. With the block-wise im2col and pooling over a batch-innermost
-    map, a training step of the benchmark CNN measured 2.5x faster than channels-last on CPU.
+    map, a training step of the benchmark CNN is much faster than channels-last on CPU (R3).
     """
     kh, kw, cin, cout = kernel.shape
     patches = im2col(x, kh, kw, stride=stride, padding=padding)
@@ -117,10 +117,9 @@ def conv_relu_pool_direct(x: jax.Array, kernel: jax.Array, bias: jax.Array, *, p
     of k*k*Cin scaled strided slices, which XLA fuses with the ReLU and the pooling into one
     loop, so neither the patches nor the full map are written. For the forward pass alone of a
     block with few input channels (the first: Cin = 1, where im2col's matmul has K = 9 and is
-    bound by memory): 6.6 ms for 1,000 digits of the default CNN's first block against 11.4 ms
-    for im2col + matmul + pooling. In a training step, whose backward goes through every slice,
-    it measured slower (0.16-0.18 of the GEMM peak against im2col's 0.28 at the time), so
-    training keeps `conv2d_chwn`.
+    bound by memory) it is faster than im2col + matmul + pooling; in a training step, whose
+    backward goes through every slice, it is slower, so training keeps `conv2d_chwn` (the
+    README's notes on figures L3 and R4).
     """
     kh, kw, cin, _ = kernel.shape
     _, h, w, _ = x.shape
@@ -179,8 +178,8 @@ def window_max(windows: jax.Array) -> jax.Array:
     Its gradient goes to the window's first maximum in row-major order, as the gradient of
     `lax.reduce_window`'s max and PyTorch's max pooling send it. JAX's own `max` splits it
     evenly among tied values (ties are common: a thick stroke gives equal ReLU outputs side by
-    side), which costs a reduction, a division and a broadcast per pooling layer: the benchmark
-    CNN's training step took 1.75-1.78 ms with it, 1.53 ms with this one.
+    side), which costs a reduction, a division and a broadcast per pooling layer (the README's
+    notes on figure R4).
     """
     return windows.max(axis=(2, 4))
 

@@ -17,17 +17,14 @@ from engine.models.plane import Params, PlaneNet
 class ConvPlaneNet(PlaneNet):
     """engine.cnn's network, whole at each point: z = x (n, 28, 28) -> logits (n, 10).
 
-    No split: its first product (F0 maps a digit, 50 MB for 1,000 digits) is cheap to compute
-    but costly to read back three times a point (measured 3x slower). A point's digits go in
+    No split: its first product (F0 maps a digit) is cheap to compute but costly to read back
+    three times a point. A point's digits go in
     groups of `passes_per_group` passes of `digits_per_pass` (the last group padded): a group's
     first block at once by `conv_relu_pool_direct` (fused shifted multiply-adds; inside a pass
     XLA fused it into each of the next im2col's nine slices, computing it nine times), then
     pass by pass the other blocks through our convolution (channels first: one matmul a conv),
     so that a pass's maps stay in cache. A pass of 16 digits fills whole AVX-512 vectors along
-    the batch axis. Measured on 2 cores, a point of the default CNN on 1,000 digits with two
-    points side by side (`plane_values`' workers): 18.6-19.0 ms in groups of 8 passes of 16;
-    the whole forward in passes of 20 (`cnn.logits`, im2col for both blocks) 21.7-22.7 ms;
-    passes of 8-14 digits with the direct first block 31 ms."""
+    the batch axis. What each choice cost is in the README's benchmark notes (figure L3)."""
 
     architecture: Any
     first: str | None = None

@@ -43,8 +43,8 @@ from engine.training import loop
 class TrainingConfig:
     """Everything the page's controls choose for one training run.
 
-    The defaults are the page's: chosen so that a run reaches 97.5% on the test digits within
-    about 20 s on a 2-core CPU, compile included (benchmark T2).
+    The defaults are the page's: chosen so that a run reaches 97.5% on the test digits quickly
+    on a 2-core CPU, compile included (benchmark T2).
     max_shift: augmentation, each training image moved by up to this many pixels (0: off).
     cosine_decay: the step size falls from learning_rate to 0 along a half cosine over the run.
     """

@@ -96,7 +96,8 @@ def unit_count(model: Model, block: int | None) -> int:
         return 10
     groups = model.family.unit_groups(model.architecture)
     if not 0 <= block < len(groups):
-        raise IndexError(f"layer {block + 1} does not exist: this model has {len(groups)}")
+        raise IndexError(f"there is no group {block + 1} of {model.family.unit_noun}: this "
+                         f"{model.family.name} has {len(groups)}")
     return groups[block]
 
 

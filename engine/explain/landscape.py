@@ -121,8 +121,8 @@ def plane_values(net: PlaneNet, origin: Params, directions: Sequence[Params],
     with zeros, so every call reuses one compile.
 
     `workers` threads evaluate chunks side by side, at most that many at once: XLA runs a
-    chunk's small operations on one core, so on 2 cores two chunks at a time measured 2x one
-    (45 -> 22 ms a point of the default CNN on 1,000 digits). Closing the generator waits
+    chunk's small operations on one core, so two chunks at a time on 2 cores take about the
+    time of one (figure L3). Closing the generator waits
     for the chunks already started."""
     origin = {name: jnp.asarray(value, jnp.float32) for name, value in origin.items()}
     stacked = {name: jnp.stack([jnp.asarray(d[name], jnp.float32) for d in directions])

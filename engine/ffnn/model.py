@@ -331,6 +331,14 @@ def gradients(params: Params, x: np.ndarray, y: np.ndarray, *, arch: Architectur
     return value, grads
 
 
+# How far apart two computations of the same gradients may be, relative to the largest one
+# (max_rel): float32 keeps about 7 significant digits, and two engines add the same hundreds of
+# products in different orders, so they differ by ~1e-6 of the largest gradient. A wrong
+# gradient is off by far more (a dropped term, a wrong sign: order 1). The twin check and the
+# break-it lab both judge by it.
+TWIN_TOLERANCE = 1e-4
+
+
 @dataclass(frozen=True)
 class LayerDifference:
     """How far apart the two backends' gradients of one layer (weights and bias, and gamma

@@ -71,17 +71,6 @@ class TrainingConfig:
         return meta
 
 
-# One click each in the layer-health tab: a story of why a net learns or does not.
-HEALTH_PRESETS = {
-    "vanishing gradients": TrainingConfig(Architecture((64,) * 6, "sigmoid", "tiny"), epochs=3),
-    "dead ReLUs": TrainingConfig(Architecture((128, 128), "relu", "he"), learning_rate=0.05,
-                                 epochs=3),
-    "healthy": TrainingConfig(Architecture((64,) * 6, "relu", "he"), epochs=3),
-    "batch norm rescues it": TrainingConfig(Architecture((64,) * 6, "sigmoid", "tiny",
-                                                         batch_norm=True), epochs=3),
-}
-
-
 def limit_problems(config: TrainingConfig, limits: Limits) -> list[str]:
     """Why this run may not start on this server (empty if it may), one sentence each."""
     problems = []

@@ -28,6 +28,7 @@ from engine.autodiff import Tensor
 from engine.autodiff.tensor import Grads, topological_order
 from engine.data.mnist import as_float
 from engine.ffnn import Architecture, Params, init_params, loss
+from engine.ffnn.model import TWIN_TOLERANCE
 from engine.nn.layers import JAX_OPS, Array, Ops, autodiff_ops
 from engine.nn.optim import make_optimizer
 from engine.training.loop import numpy_stepper
@@ -95,8 +96,6 @@ WEIGHT_DECAY = 1e-3
 LEARNING_RATE = 0.1
 BATCH_SIZE = 32
 STEPS = 60
-# Relative to the largest reference gradient: float32 rounding stays near 1e-6, a bug is far off.
-TOLERANCE = 1e-4
 
 
 # ----------------------------------------------------------------------------- the lab's model
@@ -245,7 +244,7 @@ class PointCheck:
 
     @property
     def ok(self) -> bool:
-        return self.max_rel <= TOLERANCE
+        return self.max_rel <= TWIN_TOLERANCE
 
 
 def check_order(arch: Architecture) -> list[tuple[str, str]]:

@@ -25,7 +25,7 @@ from typing import Any
 from engine.app.settings import Limits, limits
 from engine.models.checkpoint import write_atomically
 from engine.training.loop import History, Progress
-from engine.training.status import ENDED
+from engine.training.status import ENDED, RunStatus
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{22}")  # what token_urlsafe(16) gives
 RUNS_DIR_ENV = "GLASSBOX_RUNS_DIR"
@@ -140,9 +140,9 @@ def progress_from_metadata(record: Any,
     Every field is checked (types, ranges, consistent lengths); RunFileError if any is off.
     """
     try:
-        status = record["status"]
-        if status not in ENDED:
-            raise ValueError(f"unknown status {status!r}")
+        if record["status"] not in ENDED:
+            raise ValueError(f"unknown status {record['status']!r}")
+        status = RunStatus(record["status"])
         total_steps = _count(record["total_steps"])
         history = record["history"]
         eval_steps = _numbers(history["eval_steps"], lambda v: _count(v, total_steps))

@@ -24,7 +24,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from engine.models.files import model_file, model_from_bytes
 from engine.models.model import Model
@@ -34,7 +34,20 @@ from engine.training.status import USABLE, RunStatus
 
 log = logging.getLogger(__name__)
 
-MakeEvents = Callable[[threading.Event], Iterable[Progress]]
+class RunEvent(Protocol):
+    """What the service reads of a run's events: a training run's `Progress`, a landscape
+    job's `LandscapeEvent` (frozen dataclasses: the service copies the last one with a new
+    status and message when a run is abandoned). model: the ready model of the last event of
+    a training run (None for a job that makes none)."""
+
+    step: int
+    total_steps: int
+    status: RunStatus
+    message: str
+    model: Model | None
+
+
+MakeEvents = Callable[[threading.Event], Iterable[RunEvent]]
 QUEUE_POLL_SECONDS = 0.1  # how often a queued run checks whether it was stopped or abandoned
 
 
@@ -42,23 +55,23 @@ QUEUE_POLL_SECONDS = 0.1  # how often a queued run checks whether it was stopped
 class RunView:
     """A consistent copy of a run's state, for drawing.
 
-    status: "queued", "running", then "finished", "stopped", "diverged", "abandoned" (nobody
-    watched it for the service's abandon_seconds) or "failed". latest: the last Progress event
-    (None before the first). message: why it ended (or the error). queue_position: 1-based
-    place in the queue while queued.
+    status: queued, running, then finished, stopped, diverged, abandoned (nobody watched it for
+    the service's abandon_seconds) or failed. latest: the last event (None before the first).
+    message: why it ended (or the error). queue_position: 1-based place in the queue while
+    queued.
     """
 
     id: int
     token: str
     kind: str
-    status: str
-    latest: Progress | None
+    status: RunStatus
+    latest: RunEvent | None
     message: str
     queue_position: int | None
 
     @property
     def active(self) -> bool:
-        return self.status in (RunStatus.QUEUED, RunStatus.RUNNING)
+        return self.status.active
 
     @property
     def model(self) -> Model | None:
@@ -78,15 +91,16 @@ class Run:
 
     id: a small number, unique in its service (for widget keys). token: the public, unguessable
     run id (`engine.training.runs.new_run_id`) that a page's URL carries. kind: what it trains
-    (a family's kind, "ffnn", "cnn"; "landscape" for a landscape job), so a link opens only in its own room. settings: its training settings as metadata
-    (`TrainingConfig.to_metadata()`), so a restored run sets its room's controls back. While it
+    (a family's kind, "ffnn", "cnn"; "landscape" for a landscape job), so a link opens only in
+    its own room. settings: its training settings as metadata (`TrainingConfig.to_metadata()`),
+    so a restored run sets its room's controls back. While it
     is active, somebody must `touch()` it at least every abandon_seconds; otherwise its visitor
     has left and it stops itself.
     """
 
-    def __init__(self, service: RunService, make_events: MakeEvents, kind: str, token: str,
-                 settings: Mapping[str, Any]) -> None:
-        self.id = next(service._ids)
+    def __init__(self, service: RunService, run_id: int, make_events: MakeEvents, kind: str,
+                 token: str, settings: Mapping[str, Any]) -> None:
+        self.id = run_id
         self.token = token
         self.kind = kind
         self.settings = settings
@@ -95,7 +109,7 @@ class Run:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._status = RunStatus.QUEUED
-        self._latest: Progress | None = None
+        self._latest: RunEvent | None = None
         self._message = ""
         self._last_seen = service.clock()
         self._abandoned = False
@@ -111,6 +125,15 @@ class Run:
     def stop(self) -> None:
         """Ask the run to end; it does between two chunks of steps (well within a second)."""
         self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def show_ended(self, event: RunEvent) -> None:
+        """Make this (never started) run an ended one whose last event was `event`: a saved run
+        brought back."""
+        self._set(status=event.status, latest=event, message=event.message)
 
     def touch(self) -> None:
         """Somebody is watching: postpone abandoning the run."""
@@ -200,7 +223,8 @@ class RunService:
               settings: Mapping[str, Any] | None = None) -> Run:
         """Start `make_events(stop)` (an iterable of Progress) in a new thread; it queues for a
         slot. The run is saved when it ends if its last event carries a model."""
-        run = Run(self, make_events, kind, runs.new_run_id(), dict(settings or {}))
+        run = Run(self, next(self._ids), make_events, kind, runs.new_run_id(),
+                  dict(settings or {}))
         self._live[run.token] = run
         run.thread.start()
         return run
@@ -225,7 +249,7 @@ class RunService:
             self._queue.append(run)
             try:
                 while self._queue[0] is not run or len(self._running) >= self.slots:
-                    if run.abandon_if_unwatched() or run._stop.is_set():
+                    if run.abandon_if_unwatched() or run.stop_requested:
                         return False
                     self._turns.wait(timeout=QUEUE_POLL_SECONDS)  # also woken by starts, ends
                 self._running.append(run)
@@ -256,9 +280,9 @@ class RunService:
         if live is None:
             event = read_run_file(runs.read_run(token, self.folder), kind)
             training = event.model.metadata.get("training")
-            live = Run(self, lambda stop: (), kind, token,
+            live = Run(self, next(self._ids), lambda stop: (), kind, token,
                        training if isinstance(training, dict) else {})
-            live._status, live._latest, live._message = event.status, event, event.message
+            live.show_ended(event)
         _check_kind(live.kind, kind)
         return live
 
