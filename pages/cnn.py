@@ -10,7 +10,6 @@ from engine import cnn
 from engine.app.settings import limits
 from engine.data.mnist import DIGIT_NAMES, as_float
 from engine.explain.health import fixed_batch
-from engine.models.model import Model
 from ui.charts import a_digit
 from ui.cnn_views import (
     draw_latest_filters,
@@ -79,15 +78,6 @@ def start_training(room: RoomState, dataset, follow: np.ndarray | None, followed
                                       health_batch=fixed_batch(dataset.split)),
         kind=CNN.kind, settings=config.to_metadata())
     state[CNN.key] = RoomState(run=run, model=room.model, label=room.label, followed=followed)
-
-
-def evaluated_labels(model: Model, images: np.ndarray) -> np.ndarray:
-    """The model's labels for the test digits, computed once per model and session."""
-    cached = state.get("cnn_eval")
-    if cached is None or cached[0] is not model or cached[1] is not images:
-        cached = (model, images, model.predict_proba(as_float(images)).argmax(axis=1))
-        state["cnn_eval"] = cached
-    return cached[2]
 
 
 def test_image_label(index: int, label: int, class_names: tuple[str, ...]) -> str:
@@ -200,8 +190,7 @@ with layer_health:
     show_layer_health(room.run, CNN_TAB)
 with evaluation:
     if reads_classes_of(model, shown):
-        show_evaluation(split.x_test, split.y_test, evaluated_labels(model, split.x_test),
-                        key="cnn")
+        show_evaluation(model, split.x_test, split.y_test, key="cnn")
 with terrain:
     show_landscape(CNN, model, split,
                    scrubbed_step(None if room.run is None else room.run.view()))

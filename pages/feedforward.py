@@ -9,7 +9,6 @@ import streamlit as st
 
 from engine import ffnn
 from engine.app.settings import limits
-from engine.data.mnist import as_float
 from engine.nn.layers import ACTIVATIONS
 from ui.dataset_views import DOWNLOAD_FIRST, chosen_dataset, dataset_picker
 from ui.evaluation import reads_classes_of, show_evaluation
@@ -157,8 +156,7 @@ st.markdown(f"Below: {label}.")
                         "Landscape", "One step", "Projector", "What a unit wants", "Model file"])
 with evaluation:
     if reads_classes_of(model, shown):
-        predicted = model.predict_proba(as_float(split.x_test)).argmax(axis=1)
-        show_evaluation(split.x_test, split.y_test, predicted, key="ff")
+        show_evaluation(model, split.x_test, split.y_test, key="ff")
 with layer_health:
     show_layer_health(room.run)
     show_range_test(*config_from_controls(), split)

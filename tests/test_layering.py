@@ -197,3 +197,33 @@ def test_the_engine_tree_is_a_short_table_of_contents() -> None:
                                                                              "__pycache__")]
     assert 5 <= len(entries) <= 12, sorted(entries)
     assert all((ROOT / "engine" / name).is_dir() for name in entries), "modules live in folders"
+
+
+# --- the README's map ------------------------------------------------------------------------
+
+def readme_engine_map() -> dict[str, str]:
+    """{folder: its description} of the engine/ lines of the README's "How it is built" map."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## How it is built", 1)[1].split("```", 2)[1]
+    folders: dict[str, str] = {}
+    current = None
+    for line in block.splitlines():
+        if line.startswith("  ") and not line.startswith("   ") and "/" in line.split()[0]:
+            current = line.split()[0].rstrip("/")
+            folders[current] = line.split(None, 1)[1] if len(line.split()) > 1 else ""
+        elif line.startswith(" " * 19) and current is not None:
+            folders[current] += " " + line.strip()
+        else:
+            current = None
+    return folders
+
+
+def test_the_readme_map_names_every_engine_folder_and_module() -> None:
+    described = readme_engine_map()
+    folders = {p.name for p in (ROOT / "engine").iterdir()
+               if p.is_dir() and p.name != "__pycache__"}
+    assert set(described) == folders
+    for folder, text in described.items():
+        words = set(text.replace(",", " ").replace("(", " ").replace(")", " ").split())
+        modules = {p.stem for p in (ROOT / "engine" / folder).glob("*.py") if p.stem != "__init__"}
+        assert modules <= words, f"engine/{folder}/: the README does not name {modules - words}"

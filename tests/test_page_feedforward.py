@@ -73,7 +73,7 @@ def test_progress_shows_mid_run_and_stop_ends_the_run_keeping_its_model(at):
     run_until_done(at, bound=20)
     assert run_of(at).view().status == "stopped"
     assert "Stopped" in messages(at.info)
-    assert "your model" in messages(at.markdown)
+    assert "your feed-forward net" in messages(at.markdown)
 
 
 def test_a_huge_learning_rate_stops_with_the_reason(at):
@@ -260,3 +260,14 @@ def test_a_diverged_run_does_not_replace_the_default_in_the_sketch_lab(at):
     assert at.session_state["ff_room"].adopted == run_of(at).id
     assert "trained_models" not in at.session_state or (
         "ffnn-jax" not in at.session_state["trained_models"])
+
+
+def test_a_rerun_that_keeps_the_model_predicts_the_test_digits_once(at):
+    """The Evaluation tab's predictions are kept per model: a widget's rerun (here the hidden
+    layers' box, which changes no model until Start) reuses them; a new model replaces them."""
+    kept = at.session_state["ff_eval"]
+    at.text_input(key="ff_hidden").set_value("32").run()
+    assert at.session_state["ff_eval"] is kept
+    at.radio(key="ff_backend").set_value("autodiff").run()  # the other default model
+    assert at.session_state["ff_eval"][0] is not kept[0]
+    assert not at.exception

@@ -13,10 +13,9 @@ from streamlit.testing.v1 import AppTest
 from engine import ffnn
 from engine.data.mnist import embedded_split
 from engine.ffnn.model import population_statistics
-from engine.ffnn.training import HEALTH_PRESETS
 from engine.models import checkpoint
 from engine.training.loop import seed_key
-from ui.health_views import CHART_NAMES
+from ui.health_views import CHART_NAMES, HEALTH_PRESETS
 from ui.training import run_service
 
 PAGE = "pages/feedforward.py"

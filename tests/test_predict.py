@@ -86,7 +86,7 @@ def test_only_a_finished_or_stopped_model_with_finite_params_is_usable() -> None
 
 
 def test_predict_does_not_import_the_pretrain_build_command() -> None:
-    source = (ROOT / "engine" / "predict.py").read_text()
+    source = (ROOT / "engine" / "app" / "predict.py").read_text()
     imported = {alias.name for node in ast.walk(ast.parse(source))
                 if isinstance(node, ast.Import | ast.ImportFrom)
                 for alias in node.names} | {node.module for node in ast.walk(ast.parse(source))

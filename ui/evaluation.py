@@ -14,6 +14,17 @@ from ui import charts
 GALLERY_SIZE = 40
 
 
+def evaluated_labels(model: Model, images: np.ndarray, key: str) -> np.ndarray:
+    """The model's labels (n,) for the test images (n, 28, 28), computed once per model and
+    image set and kept in the session under `key`: a rerun that did not change the model
+    (any widget, the live panel) predicts nothing."""
+    kept = st.session_state.get(key)
+    if kept is None or kept[0] is not model or kept[1] is not images:
+        kept = (model, images, model.predict_proba(as_float(images)).argmax(axis=1))
+        st.session_state[key] = kept
+    return kept[2]
+
+
 def reads_classes_of(model: Model, dataset: Dataset) -> bool:
     """Whether `model` was trained on classes the data set's test images are labelled with; if
     not, the tab says so (grading a digit model on clothing would only print noise)."""
@@ -26,12 +37,13 @@ def reads_classes_of(model: Model, dataset: Dataset) -> bool:
     return False
 
 
-def show_evaluation(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, *,
-                    key: str) -> None:
+def show_evaluation(model: Model, images: np.ndarray, labels: np.ndarray, *, key: str) -> None:
     """Draw a model's evaluation on held-out digits.
 
-    images: uint8 (n, 28, 28), labels and predicted: int (n,). key: prefix of the chart keys.
+    images: uint8 (n, 28, 28), labels: int (n,). key: prefix of the chart keys (and of the
+    session's kept predictions).
     """
+    predicted = evaluated_labels(model, images, f"{key}_eval")
     wrong = np.flatnonzero(predicted != labels)
     st.metric(f"Test accuracy ({len(labels):,} digits never trained on)",
               f"{np.mean(predicted == labels):.1%}")
