@@ -56,7 +56,7 @@ def test_the_gradient_matches_central_differences(model):
     with jax.enable_x64(True):
         image64 = jnp.asarray(image, jnp.float64)
         params64 = jax.tree_util.tree_map(lambda p: jnp.asarray(p, jnp.float64), model.params)
-        score64 = attr.class_score(type(model)(model.kind, model.architecture, params64, {}), 4)
+        score64 = attr.class_score(type(model)(model.family, model.architecture, params64, {}), 4)
         for _ in range(5):
             r, c = rng.integers(0, 28, 2)
             bump = jnp.zeros((28, 28)).at[r, c].set(1e-4)

@@ -31,6 +31,7 @@ def test_table_marks_a_missed_target() -> None:
     assert "| L9 | fast thing | 3.00 ms |  | <= 30 ms | yes |" in table
 
 
+@pytest.mark.slow
 def test_quick_run_prints_every_figure_and_writes_results(tmp_path: Path) -> None:
     if not chromium_available():
         pytest.skip("S1 needs Chromium")

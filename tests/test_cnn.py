@@ -141,6 +141,7 @@ def lax_max_pool(x: jax.Array) -> jax.Array:
     return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None)
 @given(n=st.integers(1, 3), h=st.integers(2, 9), w=st.integers(2, 9), c=st.integers(1, 3),
        levels=st.integers(1, 4), seed=st.integers(0, 2**16))
@@ -173,6 +174,7 @@ def test_max_pooling_gradient_in_the_channels_first_layout():
     cout=st.integers(1, 3), k=st.integers(1, 5), pool=st.sampled_from(["max", "avg", "none"]),
     padding=st.sampled_from(["same", "valid"]), seed=st.integers(0, 2**16),
 )
+@pytest.mark.slow
 def test_direct_conv_relu_pool_matches_lax_conv_then_numpy_pooling(n, h, w, cin, cout, k, pool,
                                                                   padding, seed):
     # The landscape's first block: shifted multiply-adds per pooling phase, against the
@@ -252,6 +254,7 @@ def test_logits_with_lax_conv_plugged_in_agree(params):
                                rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_training_gradients_with_lax_conv_plugged_in_agree(params):
     # The whole forward and backward pass (blocks, pooling, dense head), not only one conv.
     rng = np.random.default_rng(0)
@@ -473,6 +476,7 @@ def test_training_is_deterministic_for_a_seed():
     np.testing.assert_array_equal(a.params["conv0_w"], b.params["conv0_w"])
 
 
+@pytest.mark.slow
 def test_the_decay_scales_the_optimizers_move():
     # With decay, step t moves by cosine_scale(t) times the move without it: compare one step.
     split = tiny_split()

@@ -81,6 +81,7 @@ def test_histograms_count_every_position_of_every_filter_once(run, batch):
                                       [32 * 28 * 28 * 4, 32 * 14 * 14 * 6])
 
 
+@pytest.mark.slow
 def test_gradient_norms_are_those_of_jax_grad_at_the_same_params(run, batch):
     """The last snapshot is taken at the run's final parameters."""
     recorded = run.history.snapshots[-1].health

@@ -318,7 +318,7 @@ def hostile_model_files(sentinel: Path) -> dict[str, tuple[bytes, str]]:
         "float64.npz": (tiny_ffnn_file(b0=np.zeros(8)), "float64"),
         "ints.npz": (tiny_ffnn_file(b0=np.zeros(8, np.int32)), "not a float array"),
         "extra.npz": (tiny_ffnn_file(evil=np.zeros(1, np.float32)), "unexpected evil"),
-        "cnn.npz": (cnn.checkpoint_bytes(spec, cnn_params), "cnn model"),
+        "cnn.npz": (cnn.checkpoint_bytes(spec, cnn_params), "holds a cnn;"),
         "bomb.npz": (zip_bomb(), "unpacks to"),
         "huge.npz": (b"PK" + bytes(6 * 2**20), "not a readable model file"),  # over 5 MB
     }

@@ -157,6 +157,7 @@ def test_a_planes_values_are_the_model_evaluated_directly(digits, family, archit
         assert row[1] == pytest.approx(accuracy)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", [TINY_CNN, cnn.CNNSpec((2, 3, 2), 5, pool="avg"),
                                   cnn.CNNSpec((3,), 3, pool="none", padding="valid")])
 @pytest.mark.parametrize(("digits_per_pass", "passes_per_group"),

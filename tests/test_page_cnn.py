@@ -105,6 +105,7 @@ def train_tiny(at: AppTest, epochs: int) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
+@pytest.mark.slow
 def test_a_short_run_shows_live_filters_then_its_history(at):
     train_tiny(at, epochs=2)
     assert "First-layer filters, live" in chart_titles(at)  # the live panel keeps the last view
@@ -125,6 +126,7 @@ HEALTH_CHARTS = ("cnn_health_overview", "cnn_health_activations", "cnn_health_gr
                  "cnn_health_updates")
 
 
+@pytest.mark.slow
 def test_the_layer_health_tab_shows_a_short_runs_health_and_its_diagnosis(at):
     """Issue 12 in the CNN room: one epoch, measured twice (update ratios need two)."""
     assert "recorded while a net trains: press **Train**" in said(at)

@@ -55,6 +55,7 @@ def test_the_tab_waits_for_a_run(at):
     assert "recorded while a net trains" in said(at)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", list(HEALTH_PRESETS))
 def test_each_preset_trains_and_shows_the_panel_and_its_diagnosis(at, preset):
     at.button(key=f"ff_preset_{preset.replace(' ', '_')}").click().run()
@@ -144,6 +145,7 @@ def test_a_run_brought_back_by_its_link_keeps_its_initialisation_and_says_it_has
     assert "kept no layer health" in said(reloaded)
 
 
+@pytest.mark.slow
 def test_a_batch_norm_model_works_in_every_view_of_the_room_or_says_why_not(at, batch_norm_file):
     at.file_uploader(key="ff_model_file").set_value(("bn.npz", batch_norm_file,
                                                      "application/zip")).run()

@@ -8,6 +8,7 @@ import base64
 import json
 
 import numpy as np
+import pytest
 from helpers import (
     APP_TIMEOUT,
     assert_calm,
@@ -143,6 +144,7 @@ def test_one_step_refuses_a_cell_outside_and_an_empty_batch():
     assert "The batch is empty" in said(at)
 
 
+@pytest.mark.slow
 def test_the_projector_places_every_test_digit_and_refuses_a_digit_not_there():
     at = host(projector_app)
     assert not at.get("plotly_chart")  # nothing computed before it is asked for
@@ -180,6 +182,7 @@ def test_the_feedforward_room_has_its_new_tabs():
         c.value for c in at.caption)
 
 
+@pytest.mark.slow
 def test_the_feedforward_room_steps_and_projects_the_learners_drawing():
     """Issue 15: the digit drawn in the Sketch tab joins the One step batch with a label the
     learner picks, and is placed among the test digits in the projector."""
@@ -207,6 +210,7 @@ def test_the_feedforward_room_steps_and_projects_the_learners_drawing():
     assert '"name":"your drawing"' in spec and '"symbol":"star"' in spec
 
 
+@pytest.mark.slow
 def test_after_a_run_the_projector_slides_through_its_snapshots():
     at = open_page("pages/feedforward.py")
     ask(at, "ff_projection")
@@ -231,6 +235,7 @@ def test_after_a_run_the_projector_slides_through_its_snapshots():
     assert early.proto.spec != final.proto.spec  # the points moved
 
 
+@pytest.mark.slow
 def test_what_a_unit_wants_shows_every_filter_and_every_class():
     at = host(unit_wants_app)
     ask(at, "cnn_actmax")
@@ -256,6 +261,7 @@ def test_what_a_unit_wants_looks_into_a_deeper_feedforward_layer():
     assert "What each class's score wants" in at.get("plotly_chart")[0].proto.spec
 
 
+@pytest.mark.slow
 def test_the_convolution_cell_by_cell_agrees_with_the_feature_map_and_jax():
     at = host(conv_cells_app)
     code = " ".join(c.value for c in at.code)
@@ -272,6 +278,7 @@ def test_the_convolution_cell_by_cell_agrees_with_the_feature_map_and_jax():
     assert "There is no cell (28, 14) of filter 0: rows and columns go from 0 to 27" in said(at)
 
 
+@pytest.mark.slow
 def test_the_cnn_room_has_its_new_tabs():
     at = open_page("pages/cnn.py")
     assert {"Projector", "What a unit wants", "Convolution, cell by cell"} <= {

@@ -342,6 +342,7 @@ def test_a_damaged_or_foreign_run_file_is_refused(runs_dir):
         assert room(at) is None
 
 
+@pytest.mark.slow
 def test_a_cnn_run_comes_back_in_the_cnn_room_with_its_controls_and_history():
     """Issue 11: a restored CNN run shows its controls and its history scrubber."""
     at = feedforward(page="pages/cnn.py")

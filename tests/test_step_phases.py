@@ -53,6 +53,7 @@ def jax_deltas(params, images, labels, arch, loss_name):
     return jax.grad(loss_of_shifts)([jnp.zeros((len(images), n)) for n in sizes])
 
 
+@pytest.mark.slow
 @settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 10_000), batch=st.integers(1, 5), act=st.sampled_from(ACTIVATIONS),
        loss_name=st.sampled_from(["cross_entropy", "mse"]))

@@ -30,7 +30,7 @@ from engine.models.files import model_file, model_from_bytes
 from engine.models.model import Model
 from engine.training import runs
 from engine.training.loop import Progress
-from engine.training.status import USABLE, RunStatus
+from engine.training.status import ACTIVE, USABLE, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class RunView:
 
     @property
     def active(self) -> bool:
-        return self.status.active
+        return self.status in ACTIVE
 
     @property
     def model(self) -> Model | None:
@@ -174,7 +174,7 @@ class Run:
             self._set(status=RunStatus.ABANDONED, message=message,
                       latest=replace(final, status=RunStatus.ABANDONED, message=message))
         else:
-            self._set(status=final.status, message=final.message)
+            self._set(status=RunStatus(final.status), message=final.message)
 
     def _work(self) -> None:
         if not self._service.wait_for_turn(self):

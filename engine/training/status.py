@@ -20,11 +20,6 @@ class RunStatus(StrEnum):
     ABANDONED = "abandoned"  # its visitor left; stopped by the service, the model kept
     FAILED = "failed"  # the training thread raised
 
-    @property
-    def active(self) -> bool:
-        """Still waiting or working."""
-        return self in ACTIVE
-
 
 ACTIVE = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
 # A run that ended so has a trained model (predict, download, the Sketch lab).

@@ -26,6 +26,7 @@ def keep(page, artefacts: Path, name: str) -> None:
         shutil.copy(artefacts / name, ROOT / "docs" / name)
 
 
+@pytest.mark.slow
 def test_the_first_lesson_end_to_end(chromium, server, artefacts) -> None:
     lesson = load_lessons()[0]
     page = chromium.new_page(viewport={"width": 1400, "height": 1100})

@@ -28,6 +28,7 @@ def selected_tab(page) -> str:
     return page.get_by_role("tab", selected=True).first.inner_text().strip()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", list(ROOMS))
 def test_a_fresh_server_opens_a_deep_link_to_every_room(chromium, path) -> None:
     """The server's very first visit is the deep link (Streamlit's legacy multipage race, see
@@ -47,6 +48,7 @@ def test_a_fresh_server_opens_a_deep_link_to_every_room(chromium, path) -> None:
             page.close()
 
 
+@pytest.mark.slow
 def test_a_run_that_starts_and_ends_leaves_the_open_tab_open(chromium, server, artefacts):
     page = chromium.new_page(viewport={"width": 1400, "height": 1400})
     page.set_default_timeout(TIMEOUT_MS)
@@ -73,6 +75,7 @@ def test_a_run_that_starts_and_ends_leaves_the_open_tab_open(chromium, server, a
         page.close()
 
 
+@pytest.mark.slow
 def test_back_after_a_run_leaves_the_room_in_one_press(chromium, server):
     """Issue 18, item 5: the run's id in the URL replaces the history entry, so Back goes to the
     page before the room, not to the room without ?run=."""

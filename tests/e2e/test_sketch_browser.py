@@ -96,6 +96,7 @@ def switch_states(page) -> dict[str, bool]:
             for i in range(toggles.count())}
 
 
+@pytest.mark.slow
 def test_a_fresh_server_opens_a_deep_link_to_the_lab(chromium, server) -> None:
     """Runs first in this module, so its visit is the server's very first."""
     page = chromium.new_page()
