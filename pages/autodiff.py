@@ -10,11 +10,11 @@ from engine.autodiff.expr import Formula, FormulaError, evaluate_with_gradients,
 from engine.autodiff.graph import export_graph, gradients_after
 from engine.data.mnist import as_float
 from engine.playground import overfit
-from ui import autodiff_views as views
-from ui import race_views
-from ui.charts import loss_curve_figure
+from ui.figures.charts import loss_curve_figure
 from ui.loaders import load_embedded_dataset
 from ui.state import ensure_router
+from ui.views import autodiff as views
+from ui.views import race as race_views
 
 ensure_router()
 

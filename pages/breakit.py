@@ -3,8 +3,8 @@
 import streamlit as st
 
 from engine.playground import broken
-from ui import breakit
 from ui.state import ensure_router
+from ui.views import breakit
 
 ensure_router()
 for key, value in breakit.BREAKIT_DEFAULTS.items():

@@ -10,22 +10,9 @@ from engine import cnn
 from engine.app.settings import limits
 from engine.data.mnist import DIGIT_NAMES, as_float
 from engine.explain.health import fixed_batch
-from ui.charts import a_digit
-from ui.cnn_views import (
-    draw_latest_filters,
-    scrubbed_step,
-    show_history,
-    show_inside,
-)
-from ui.dataset_views import DOWNLOAD_FIRST, chosen_dataset, dataset_picker
-from ui.evaluation import reads_classes_of, show_evaluation
-from ui.health_views import CNN_TAB, show_layer_health
-from ui.inside_views import show_conv_cells, show_unit_wants
-from ui.landscape_views import show_landscape
+from ui.figures.charts import a_digit
+from ui.figures.pictures import show_digit
 from ui.loaders import load_embedded_dataset
-from ui.model_file import show_model_file
-from ui.pictures import show_digit
-from ui.projector_views import show_projector
 from ui.rooms import (
     CNN,
     KERNEL_SIZES,
@@ -42,6 +29,19 @@ from ui.rooms import (
 from ui.sketch import preprocess_or_explain, sketch_input
 from ui.state import ensure_router
 from ui.training import refused, run_service
+from ui.views.cnn import (
+    draw_latest_filters,
+    scrubbed_step,
+    show_history,
+    show_inside,
+)
+from ui.views.datasets import DOWNLOAD_FIRST, chosen_dataset, dataset_picker
+from ui.views.evaluation import reads_classes_of, show_evaluation
+from ui.views.health import CNN_TAB, show_layer_health
+from ui.views.inside import show_conv_cells, show_unit_wants
+from ui.views.landscape import show_landscape
+from ui.views.model_file import show_model_file
+from ui.views.projector import show_projector
 
 ensure_router()
 

@@ -10,15 +10,7 @@ import streamlit as st
 from engine import ffnn
 from engine.app.settings import limits
 from engine.nn.layers import ACTIVATIONS
-from ui.dataset_views import DOWNLOAD_FIRST, chosen_dataset, dataset_picker
-from ui.evaluation import reads_classes_of, show_evaluation
-from ui.ffnn_views import draw_weights, show_sketch, show_twin_check
-from ui.health_views import preset_requested, show_layer_health, show_range_test
-from ui.inside_views import show_unit_wants
-from ui.landscape_views import show_landscape
 from ui.loaders import load_embedded_dataset
-from ui.model_file import show_model_file
-from ui.projector_views import show_projector
 from ui.rooms import (
     FEEDFORWARD,
     INIT_NAMES,
@@ -33,8 +25,16 @@ from ui.rooms import (
     show_room_run,
 )
 from ui.state import ensure_router
-from ui.step_views import show_one_step
 from ui.training import refused, run_service
+from ui.views.datasets import DOWNLOAD_FIRST, chosen_dataset, dataset_picker
+from ui.views.evaluation import reads_classes_of, show_evaluation
+from ui.views.ffnn import draw_weights, show_sketch, show_twin_check
+from ui.views.health import preset_requested, show_layer_health, show_range_test
+from ui.views.inside import show_unit_wants
+from ui.views.landscape import show_landscape
+from ui.views.model_file import show_model_file
+from ui.views.projector import show_projector
+from ui.views.step import show_one_step
 
 ensure_router()
 state = st.session_state

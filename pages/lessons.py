@@ -3,8 +3,8 @@
 import streamlit as st
 
 from engine.app.lessons import LessonError
-from ui import lessons as views
 from ui.state import ensure_router
+from ui.views import lessons as views
 
 ensure_router()
 

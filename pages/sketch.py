@@ -4,16 +4,6 @@ import streamlit as st
 
 from engine import cnn
 from engine.app.predict import probabilities_of
-from ui.cnn_views import show_cnn_view
-from ui.explain_views import show_adversarial_view, show_attribution_view
-from ui.lab import (
-    is_unsure,
-    show_answer,
-    show_unfamiliar_inputs,
-    show_waiting_answer,
-    temperature_slider,
-    top_guess,
-)
 from ui.models import current_models
 from ui.sketch import (
     preprocess_or_explain,
@@ -23,7 +13,17 @@ from ui.sketch import (
     sketch_input,
 )
 from ui.state import ensure_router
-from ui.teach_views import show_teach_view
+from ui.views.cnn import show_cnn_view
+from ui.views.explain import show_adversarial_view, show_attribution_view
+from ui.views.lab import (
+    is_unsure,
+    show_answer,
+    show_unfamiliar_inputs,
+    show_waiting_answer,
+    temperature_slider,
+    top_guess,
+)
+from ui.views.teach import show_teach_view
 
 ensure_router()
 LAB_TABS = ["What they answer", "Where they look", "Fool them", "Teach it"]

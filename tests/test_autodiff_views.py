@@ -8,7 +8,7 @@ import pytest
 from engine.autodiff.explore import check_gradients
 from engine.autodiff.expr import FormulaError, evaluate_with_gradients, parse_formula
 from engine.autodiff.graph import export_graph, gradients_after
-from ui import autodiff_views as views
+from ui.views import autodiff as views
 
 
 def graph_of(text: str):

@@ -24,7 +24,7 @@ from engine.models import checkpoint
 from engine.models.model import Model
 from engine.nn.layers import BN_EPSILON, JAX_OPS, autodiff_ops, composed_batch_norm
 from engine.training.loop import seed_key
-from ui.health_views import HEALTH_PRESETS
+from ui.views.health import HEALTH_PRESETS
 
 ARCH = ffnn.Architecture((16, 12), "tanh", "he", batch_norm=True)
 # A fixed handful of shapes (values vary freely): each new shape makes jax compile again.

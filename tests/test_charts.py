@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
-from ui import charts, explain_charts
+from ui.figures import charts, explain_charts
 
 
 def test_tile_lays_images_out_in_rows_with_empty_gaps():
@@ -25,7 +25,7 @@ def test_smoothed_follows_a_constant_exactly_and_damps_noise():
 
 
 def test_every_figure_wears_the_house_template_and_styled_sets_the_house_layout():
-    # The white template comes as plotly's default (set by ui.charts), on styled figures and
+    # The white template comes as plotly's default (set by ui.figures.charts), on styled figures and
     # on figures that never call styled (the attribution maps).
     white = pio.templates["plotly_white"]
     fig = charts.styled(go.Figure(go.Bar(x=[1, 2], y=[3, 4])), "A title", height=222)

@@ -24,7 +24,7 @@ from engine.ffnn.training import (
     take_snapshot,
 )
 from engine.nn.layers import INITS, JAX_OPS, activation, autodiff_ops, init_dense, init_std
-from ui.health_views import HEALTH_PRESETS
+from ui.views.health import HEALTH_PRESETS
 
 
 @pytest.fixture(scope="module")

@@ -201,29 +201,35 @@ def test_the_engine_tree_is_a_short_table_of_contents() -> None:
 
 # --- the README's map ------------------------------------------------------------------------
 
-def readme_engine_map() -> dict[str, str]:
-    """{folder: its description} of the engine/ lines of the README's "How it is built" map."""
+def readme_map(top: str) -> dict[str, str]:
+    """{subfolder: its description} under `top` ("engine", "ui") in the README's "How it is
+    built" map; "(top)" describes the modules at the top of the folder itself."""
     text = (ROOT / "README.md").read_text()
     block = text.split("## How it is built", 1)[1].split("```", 2)[1]
     folders: dict[str, str] = {}
-    current = None
+    section = current = None
     for line in block.splitlines():
-        if line.startswith("  ") and not line.startswith("   ") and "/" in line.split()[0]:
+        if line and not line.startswith(" "):
+            section, current = line.split()[0].rstrip("/"), None
+        elif line.startswith("  ") and not line.startswith("   ") and section == top:
             current = line.split()[0].rstrip("/")
             folders[current] = line.split(None, 1)[1] if len(line.split()) > 1 else ""
-        elif line.startswith(" " * 19) and current is not None:
+        elif line.startswith(" " * 19) and current is not None and section == top:
             folders[current] += " " + line.strip()
-        else:
-            current = None
     return folders
 
 
-def test_the_readme_map_names_every_engine_folder_and_module() -> None:
-    described = readme_engine_map()
-    folders = {p.name for p in (ROOT / "engine").iterdir()
-               if p.is_dir() and p.name != "__pycache__"}
-    assert set(described) == folders
+def named_modules(text: str) -> set[str]:
+    return set(text.replace(",", " ").replace("(", " ").replace(")", " ").split())
+
+
+@pytest.mark.parametrize("top", ["engine", "ui"])
+def test_the_readme_map_names_every_folder_and_module(top: str) -> None:
+    described = readme_map(top)
+    folders = {p.name for p in (ROOT / top).iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert set(described) - {"(top)"} == folders
+    places = {**{name: ROOT / top / name for name in folders}, "(top)": ROOT / top}
     for folder, text in described.items():
-        words = set(text.replace(",", " ").replace("(", " ").replace(")", " ").split())
-        modules = {p.stem for p in (ROOT / "engine" / folder).glob("*.py") if p.stem != "__init__"}
-        assert modules <= words, f"engine/{folder}/: the README does not name {modules - words}"
+        modules = {p.stem for p in places[folder].glob("*.py") if p.stem != "__init__"}
+        assert modules <= named_modules(text), f"{top}/{folder}: the README does not name " \
+                                               f"{modules - named_modules(text)}"

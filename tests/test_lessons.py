@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from engine.app.lessons import LESSONS_DIR, LessonError, lesson_id, load_lessons, parse_lesson
-from ui.lessons import describe_setting, setting_problems
+from ui.views.lessons import describe_setting, setting_problems
 
 GOOD = '''
 title = "T"

@@ -14,7 +14,7 @@ from helpers import leave_no_run, messages, open_page, room_run, run_until_done,
 from test_datasets import Server, closed_port_url, served_files, source_for
 
 from engine.data import datasets
-from ui.dataset_views import DOWNLOAD_FIRST, download_lock
+from ui.views.datasets import DOWNLOAD_FIRST, download_lock
 
 FF = "pages/feedforward.py"
 CNN = "pages/cnn.py"

@@ -15,8 +15,8 @@ from engine.data.mnist import embedded_split
 from engine.ffnn.model import population_statistics
 from engine.models import checkpoint
 from engine.training.loop import seed_key
-from ui.health_views import CHART_NAMES, HEALTH_PRESETS
 from ui.training import run_service
+from ui.views.health import CHART_NAMES, HEALTH_PRESETS
 
 PAGE = "pages/feedforward.py"
 HEALTH_CHARTS = ("ff_health_overview", "ff_health_activations", "ff_health_gradients",

@@ -27,7 +27,7 @@ def one_step_app():
     """Host: the default feed-forward model, the embedded test digits, the "One step" view."""
     from engine.app.predict import load_default_model
     from engine.data.mnist import embedded_split
-    from ui.step_views import show_one_step
+    from ui.views.step import show_one_step
 
     split = embedded_split()
     show_one_step(load_default_model("ffnn-jax"), split.x_test, split.y_test,
@@ -38,7 +38,7 @@ def projector_app():
     """Host: the default CNN and the embedded test digits in the "Projector" view."""
     from engine.app.predict import load_default_model
     from engine.data.mnist import embedded_split
-    from ui.projector_views import show_projector
+    from ui.views.projector import show_projector
 
     split = embedded_split()
     show_projector(load_default_model("cnn"), split.x_test, split.y_test, key="cnn",
@@ -53,7 +53,7 @@ def dead_layer_projector_app():
     from engine import ffnn
     from engine.data.mnist import embedded_split
     from engine.models.model import Model
-    from ui.projector_views import show_projector
+    from ui.views.projector import show_projector
 
     arch = ffnn.Architecture((1001,))
     params = {"w0": np.zeros((784, 1001), np.float32), "b0": -np.ones(1001, np.float32),
@@ -66,7 +66,7 @@ def dead_layer_projector_app():
 def unit_wants_app():
     """Host: the default CNN in the "What a unit wants" view."""
     from engine.app.predict import load_default_model
-    from ui.inside_views import show_unit_wants
+    from ui.views.inside import show_unit_wants
 
     show_unit_wants(load_default_model("cnn"), key="cnn")
 
@@ -77,7 +77,7 @@ def deep_unit_wants_app():
 
     from engine import ffnn
     from engine.models.model import Model
-    from ui.inside_views import show_unit_wants
+    from ui.views.inside import show_unit_wants
 
     arch = ffnn.Architecture((32, 16), "tanh")
     show_unit_wants(Model(ffnn.FAMILY, arch, ffnn.init_params(jax.random.PRNGKey(1), arch), {}),
@@ -88,7 +88,7 @@ def conv_cells_app():
     """Host: the default CNN on test digit #300 (a 3) in the "Convolution, cell by cell" view."""
     from engine.app.predict import load_default_model
     from engine.data.mnist import as_float, embedded_split
-    from ui.inside_views import show_conv_cells
+    from ui.views.inside import show_conv_cells
 
     show_conv_cells(load_default_model("cnn"), as_float(embedded_split().x_test[300]))
 

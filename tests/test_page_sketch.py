@@ -23,17 +23,17 @@ from streamlit.testing.v1 import AppTest
 
 from engine import cnn, ffnn
 from engine.app.predict import DEFAULT_MODELS
-from ui.charts import IDLE_BAR, probability_bars_figure
-from ui.lab import (
+from ui.figures.charts import IDLE_BAR, probability_bars_figure
+from ui.figures.pictures import feature_map_mosaic, saliency_overlay
+from ui.models import TRAINED_MODELS_KEY
+from ui.sketch import canvas_key
+from ui.views.lab import (
     WAITING,
     compact_bars_figure,
     compacted,
     top_guess,
     waiting_bars_figure,
 )
-from ui.models import TRAINED_MODELS_KEY
-from ui.pictures import feature_map_mosaic, saliency_overlay
-from ui.sketch import canvas_key
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_THREE = mnist_on_canvas(mnist_digit(3), top=15, left=20, size=70)  # small, top-left

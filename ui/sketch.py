@@ -20,7 +20,7 @@ from engine.data.preprocess import (
     load_image,
     preprocess,
 )
-from ui.pictures import enlarged
+from ui.figures.pictures import enlarged
 
 CANVAS_SIDE = 280  # px: 10x MNIST, big enough to draw on comfortably
 PEN_WIDTH = 18  # px: ~2 MNIST pixels once scaled, like MNIST's own strokes

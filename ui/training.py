@@ -21,7 +21,7 @@ from engine.app.settings import limits
 from engine.training.loop import Progress
 from engine.training.service import Run, RunService, RunView
 from engine.training.status import RunStatus
-from ui import charts
+from ui.figures import charts
 
 REFRESH_SECONDS = 0.5
 

@@ -13,7 +13,7 @@ import sys
 
 # Training threads and script runs take the GIL from the server's event loop, which answers
 # health checks and websockets. A shorter switch interval (Python's default: 5 ms) hands it back
-# sooner: in the load test, worst health latency ~1.1 s -> ~0.6 s on 2 busy cores.
+# sooner (the load test's worst health latency is the figure to watch).
 SWITCH_INTERVAL_SECONDS = 0.001
 
 # glibc mallopt parameter numbers (malloc.h)
@@ -27,8 +27,8 @@ def limit_malloc_arenas(count: int = 2) -> bool:
 
     glibc gives busy threads arenas of their own and, once big blocks have been freed, raises
     its mmap threshold so later big blocks stay in those arenas, rarely returned. XLA's compiler
-    threads and the training threads strand ~100 MB that way (benchmark M1, a run on every
-    page: 765-787 MB peak as is, 635 MB with a fixed 128 kB mmap threshold and two arenas).
+    threads and the training threads strand memory that way; a fixed 128 kB mmap threshold
+    and two arenas keep it (benchmark M1, a run on every page; the README says by how much).
     Arenas already made are kept, so call it before the first training run. Elsewhere than
     glibc this does nothing.
     """

@@ -153,7 +153,7 @@ def init_params(key: jax.Array, spec: CNNSpec) -> Params:
     """He-normal weights and zero biases, float32, shapes as `spec.param_shapes()`.
 
     One normal vector is drawn from `key` and cut into the weights, because every separate JAX
-    random call compiles on first use (about 0.5 s each, which a user waits for).
+    random call compiles on first use, which a user waits for.
     """
     weights = {name: shape for name, shape in spec.param_shapes().items() if name.endswith("_w")}
     sizes = [math.prod(shape) for shape in weights.values()]
@@ -244,8 +244,8 @@ def batched_proba(params: Params, images: np.ndarray, *, spec: CNNSpec) -> np.nd
     """Class probabilities (N, 10) for images (N, 28, 28), at most EVAL_BATCH at a time.
 
     Past EVAL_BATCH the images go in batches of that size, the last one padded, so any N costs
-    one compile and memory stays at one batch's im2col (the 1,000 test digits at once took
-    ~130 MB more at the server's peak). Fewer go in one call of their own shape (a drawing).
+    one compile and memory stays at one batch's im2col (the 1,000 test digits at once raised
+    the server's peak, benchmark M1). Fewer go in one call of their own shape (a drawing).
     """
     images = as_float(np.asarray(images))
     if len(images) <= EVAL_BATCH:

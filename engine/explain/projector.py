@@ -53,11 +53,10 @@ def principal_axes(centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(variances (r,) largest first, axes (r, d) orthonormal rows) of centred points (n, d).
 
     From the eigenvectors of the smaller of the two Gram matrices: the d x d covariance when
-    d <= n (for 1,000 digits of 256 units about 7x faster than the SVD); otherwise the n x n
-    matrix of the points' dot products, whose eigenvectors u give the axes X^T u / |X^T u|
-    (for 1,000 digits of a CNN block's 3,136 values a fraction of a second; the SVD took 14 s
-    on a busy 2-core machine). When d > n, axes of no variance are left out (one is kept when
-    all points are the same).
+    d <= n (much faster than the SVD); otherwise the n x n matrix of the points' dot products,
+    whose eigenvectors u give the axes X^T u / |X^T u| (a CNN block's thousands of values: the
+    SVD took seconds, this a fraction of one; benchmark P1). When d > n, axes of no variance
+    are left out (one is kept when all points are the same).
     """
     n, d = centred.shape
     if d <= n:

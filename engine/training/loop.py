@@ -67,7 +67,7 @@ class Stepper(Protocol):
 def seed_key(seed: int) -> jax.Array:
     """`jax.random.key(seed)` for 0 <= seed < 2**32, made without compiling anything.
 
-    jax.random.key compiles its seeding (about 0.08 s here) the first time in a process and
+    jax.random.key compiles its seeding the first time in a process and
     after every jax.clear_caches: a cost every first press of Start paid. ValueError outside
     that range.
     """
@@ -204,13 +204,13 @@ def jax_stepper(rule: StepRule, x_train: np.ndarray, y_train: np.ndarray, key: j
 def keep_compiled_programs_bounded(rule: StepRule) -> None:
     """Before a rule that evicts one from the full chunk cache: drop every compiled JAX program.
 
-    Each new architecture leaves ~3 MB of compiled programs behind for good, not only in its
-    chunk but in every function jitted with the architecture as a static argument (predictions,
-    the twin check), which JAX never evicts: a server grew by ~3 MB per model a visitor tried
-    (benchmarks/memory_probe.py: 3.2 MB per architecture; clearing at every new rule, 0.4 MB,
-    but then every new model's first run recompiles the evaluation too, about a second; once
-    per CHUNKS_KEPT new rules, 1.6 MB). What is still in use recompiles on its next call; the
-    same settings again compile nothing while their chunk is kept.
+    Each new architecture leaves its compiled programs behind for good, not only in its chunk
+    but in every function jitted with the architecture as a static argument (predictions, the
+    twin check), which JAX never evicts: a server grew with every model a visitor tried
+    (benchmarks/memory_probe.py measures by how much). Clearing at every new rule would also
+    recompile every new model's evaluation; clearing once per CHUNKS_KEPT new rules keeps most
+    of the gain. What is still in use recompiles on its next call; the same settings again
+    compile nothing while their chunk is kept.
     """
     info = compiled_chunk.cache_info()
     compiled_chunk(rule)

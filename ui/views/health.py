@@ -23,7 +23,7 @@ from engine.ffnn.training import health_series
 from engine.training.loop import History, seed_key
 from engine.training.service import Run, RunView
 from engine.training.status import RunStatus
-from ui.charts import styled
+from ui.figures.charts import styled
 from ui.rooms import FEEDFORWARD
 from ui.training import refresh_seconds, run_service
 

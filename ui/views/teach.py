@@ -13,8 +13,12 @@ import streamlit as st
 
 from engine.explain import teach
 from engine.models.model import Model
-from ui.charts import a_digit, digit_gallery_figure, probability_bars_figure, weight_grid_figure
-from ui.lab import BARS_HEIGHT, top_guess
+from ui.figures.charts import (
+    a_digit,
+    digit_gallery_figure,
+    probability_bars_figure,
+    weight_grid_figure,
+)
 from ui.loaders import load_embedded_dataset
 from ui.models import (
     TRAINED,
@@ -23,6 +27,7 @@ from ui.models import (
     forget_trained_model,
     keep_trained_model,
 )
+from ui.views.lab import BARS_HEIGHT, top_guess
 
 TEACHINGS_KEY = "sk_teachings"  # session state: {slot: Teaching}, replaced on every change
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 2e-3, 5e-3, 1e-2, 3e-2)

@@ -13,9 +13,15 @@ from engine import cnn
 from engine.models.model import Model
 from engine.training.loop import Progress
 from engine.training.service import RunView
-from ui import charts
-from ui.explain_views import show_where_it_looks
-from ui.pictures import VIEW_PIXEL, enlarged, feature_map_mosaic, saliency_overlay, show_digit
+from ui.figures import charts
+from ui.figures.pictures import (
+    VIEW_PIXEL,
+    enlarged,
+    feature_map_mosaic,
+    saliency_overlay,
+    show_digit,
+)
+from ui.views.explain import show_where_it_looks
 
 DIGIT_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                  "#7f7f7f", "#bcbd22", "#17becf"]

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from engine.autodiff.explore import DescentPath, GradientCheck
 from engine.autodiff.expr import FormulaError
 from engine.autodiff.graph import Graph, Node, fmt
-from ui.charts import styled
+from ui.figures.charts import styled
 
 VARIABLE_FILL, OP_FILL, CONST_FILL, OUTPUT_FILL = "#dbeafe", "#f3f4f6", "#ffffff", "#dcfce7"
 CURRENT_FILL, CURRENT_EDGE, INPUT_EDGE = "#fde68a", "#d97706", "#2563eb"

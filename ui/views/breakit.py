@@ -10,7 +10,7 @@ import streamlit as st
 
 from engine.ffnn.model import TWIN_TOLERANCE
 from engine.playground import broken
-from ui.charts import smoothed, styled
+from ui.figures.charts import smoothed, styled
 from ui.loaders import load_embedded_dataset
 
 BUG_KEY = "bk_bug"

@@ -9,11 +9,11 @@ from engine import ffnn
 from engine.ffnn.model import TWIN_TOLERANCE
 from engine.models.model import Model
 from engine.training.loop import Progress
-from ui import charts
-from ui.explain_views import show_where_it_looks
-from ui.pictures import enlarged
+from ui.figures import charts
+from ui.figures.pictures import enlarged
 from ui.rooms import FEEDFORWARD, room_state, update_room
 from ui.sketch import preprocess_or_explain, sketch_input
+from ui.views.explain import show_where_it_looks
 
 
 def draw_weights(event: Progress, key: str, *, n_units: int) -> None:

@@ -14,7 +14,7 @@ from engine.explain import landscape
 from engine.models.model import Model
 from engine.training.service import Run
 from engine.training.status import RunStatus
-from ui.charts import styled
+from ui.figures.charts import styled
 from ui.rooms import Room, room_state
 from ui.training import REFRESH_SECONDS, run_service
 

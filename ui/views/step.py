@@ -10,9 +10,9 @@ import streamlit as st
 from engine.data.mnist import as_float
 from engine.explain.step_phases import CELL_KINDS, StepPhases, cell_sum, step_phases
 from engine.models.model import Model
-from ui.charts import a_digit, styled
-from ui.inside_views import as_sentence, whole_numbers
-from ui.pictures import enlarged
+from ui.figures.charts import a_digit, styled
+from ui.figures.pictures import enlarged
+from ui.views.inside import as_sentence, whole_numbers
 
 PHASES = ("Forward", "Loss", "Backward", "Update")
 MAX_CELLS = 50_000  # a heatmap shows the first columns that fit: W1 alone has 784 x H numbers

@@ -11,7 +11,7 @@ import streamlit as st
 from engine.explain import adversarial as adv
 from engine.explain import attribution as attr
 from engine.models.model import Model
-from ui.explain_charts import adversarial_figure, attribution_figure
+from ui.figures.explain_charts import adversarial_figure, attribution_figure
 
 TOP_GUESS = "the top guess (each model's own)"
 

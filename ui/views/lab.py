@@ -12,9 +12,9 @@ import streamlit as st
 from engine.app.predict import probabilities_of
 from engine.data.mnist import N_CLASSES
 from engine.explain.confidence import tempered, unfamiliar_inputs
-from ui.charts import IDLE_BAR, probability_bars_figure
+from ui.figures.charts import IDLE_BAR, probability_bars_figure
+from ui.figures.pictures import show_digit
 from ui.models import ModelChoice
-from ui.pictures import show_digit
 
 NOT_SURE = 0.5  # a top probability below this is shown as "not sure"
 WAITING = "–"  # the top guess shown before there is a drawing

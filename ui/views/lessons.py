@@ -13,9 +13,9 @@ from engine.app.lessons import Lesson, Setting, Step, load_lessons
 from engine.autodiff.expr import FormulaError, parse_formula
 from engine.cnn.model import PADDINGS
 from engine.nn.layers import ACTIVATIONS
-from ui.breakit import BREAKIT_DEFAULTS
 from ui.rooms import KERNEL_SIZES, LOSS_NAMES, OPTIMIZER_NAMES, POOL_NAMES
 from ui.state import defaults
+from ui.views.breakit import BREAKIT_DEFAULTS
 
 ROOM_PAGES = {  # a step's room -> (its page, how a button names it)
     "autodiff": ("pages/autodiff.py", "the autodiff playground"),

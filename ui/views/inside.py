@@ -13,7 +13,7 @@ import streamlit as st
 from engine import cnn
 from engine.explain import actmax, conv_view
 from engine.models.model import Model
-from ui.charts import styled, tile
+from ui.figures.charts import styled, tile
 
 MARGIN = 3  # pixels shown around a filter's receptive field
 CLASSES = "The 10 classes"

@@ -9,7 +9,7 @@ from engine.data.datasets import class_names_of
 from engine.data.mnist import Dataset, as_float
 from engine.models.model import Model
 from engine.training.loop import confusion_matrix
-from ui import charts
+from ui.figures import charts
 
 GALLERY_SIZE = 40
 

@@ -20,8 +20,8 @@ from engine.playground.race import (
     Racer,
     race,
 )
-from ui import autodiff_views as views
-from ui.charts import styled
+from ui.figures.charts import styled
+from ui.views import autodiff as views
 
 OPTIMISER_NAMES = {"sgd": "SGD", "momentum": "Momentum", "nesterov": "Nesterov",
                    "rmsprop": "RMSProp", "adam": "Adam"}

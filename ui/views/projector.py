@@ -9,11 +9,11 @@ import streamlit as st
 from engine.data.mnist import as_float
 from engine.explain import projector
 from engine.models.model import Model
-from ui.charts import a_digit, styled
-from ui.inside_views import MAX_INDEX, asked_for, kept
-from ui.landscape_views import run_that_trained, trained_snapshots
-from ui.pictures import enlarged
+from ui.figures.charts import a_digit, styled
+from ui.figures.pictures import enlarged
 from ui.rooms import CNN, FEEDFORWARD
+from ui.views.inside import MAX_INDEX, asked_for, kept
+from ui.views.landscape import run_that_trained, trained_snapshots
 
 PROJECTED = 1_000  # digits placed: the first ones of the test set (all of the embedded one)
 ROOMS = {"ff": FEEDFORWARD, "cnn": CNN}  # the projector's key -> the room whose run it follows
