@@ -5,7 +5,8 @@ from pathlib import Path
 import streamlit as st
 
 from engine.app.tuning import tune_server
-from ui.rooms import adopt_ended_runs, keep_run_links_out_of_history, keep_runs_alive
+from ui.rooms.adoption import adopt_ended_runs, keep_runs_alive
+from ui.rooms.links import keep_run_links_out_of_history
 from ui.state import init_state
 
 tune_server()  # GIL switch interval and malloc arenas, before any training thread or compile

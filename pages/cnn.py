@@ -13,19 +13,10 @@ from engine.explain.health import fixed_batch
 from ui.figures.charts import a_digit
 from ui.figures.pictures import show_digit
 from ui.loaders import load_embedded_dataset
-from ui.rooms import (
-    CNN,
-    KERNEL_SIZES,
-    OPTIMIZER_NAMES,
-    POOL_NAMES,
-    RoomState,
-    current_model,
-    open_room,
-    room_buttons,
-    room_state,
-    shift_slider,
-    show_room_run,
-)
+from ui.rooms import CNN
+from ui.rooms.controls import KERNEL_SIZES, OPTIMIZER_NAMES, POOL_NAMES, shift_slider
+from ui.rooms.page import current_model, open_room, room_buttons, show_room_run
+from ui.rooms.state import RoomState, room_state
 from ui.sketch import preprocess_or_explain, sketch_input
 from ui.state import ensure_router
 from ui.training import refused, run_service

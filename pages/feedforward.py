@@ -11,19 +11,10 @@ from engine import ffnn
 from engine.app.settings import limits
 from engine.nn.layers import ACTIVATIONS
 from ui.loaders import load_embedded_dataset
-from ui.rooms import (
-    FEEDFORWARD,
-    INIT_NAMES,
-    LOSS_NAMES,
-    OPTIMIZER_NAMES,
-    RoomState,
-    current_model,
-    open_room,
-    room_buttons,
-    room_state,
-    shift_slider,
-    show_room_run,
-)
+from ui.rooms import FEEDFORWARD
+from ui.rooms.controls import INIT_NAMES, LOSS_NAMES, OPTIMIZER_NAMES, shift_slider
+from ui.rooms.page import current_model, open_room, room_buttons, show_room_run
+from ui.rooms.state import RoomState, room_state
 from ui.state import ensure_router
 from ui.training import refused, run_service
 from ui.views.datasets import DOWNLOAD_FIRST, chosen_dataset, dataset_picker

@@ -12,7 +12,7 @@ from helpers import FakeClock, assert_calm, open_page
 from streamlit.testing.v1 import AppTest
 
 from engine.training.service import RunService
-from ui.rooms import RoomState
+from ui.rooms.state import RoomState
 
 BOUND = 60  # s: generous bound for a thread to end (never a speed claim, only "it ends")
 pytestmark = pytest.mark.usefixtures("runs_dir")
@@ -74,8 +74,9 @@ def test_the_page_is_the_heartbeat(where: str, clock: FakeClock, tmp_path):
     service = RunService(slots=1, abandon_seconds=30, folder=tmp_path, clock=clock)
     run = service.start(held(release), kind="ffnn")
     try:
+        heartbeat = "from ui.rooms.adoption import keep_runs_alive\nkeep_runs_alive()\n"
         at = (open_page("pages/feedforward.py") if where == "the room's live panel" else
-              AppTest.from_string("from ui.rooms import keep_runs_alive\nkeep_runs_alive()\n"))
+              AppTest.from_string(heartbeat))
         heartbeat_check(at, run, clock)
     finally:
         release.set()

@@ -11,7 +11,8 @@ from engine.models.model import Model
 from engine.training.loop import Progress
 from ui.figures import charts
 from ui.figures.pictures import enlarged
-from ui.rooms import FEEDFORWARD, room_state, update_room
+from ui.rooms import FEEDFORWARD
+from ui.rooms.state import room_state, update_room
 from ui.sketch import preprocess_or_explain, sketch_input
 from ui.views.explain import show_where_it_looks
 

@@ -15,7 +15,7 @@ from engine.models.model import Model
 from engine.training.service import Run
 from engine.training.status import RunStatus
 from ui.figures.charts import styled
-from ui.rooms import Room, room_state
+from ui.rooms.state import Room, room_state
 from ui.training import REFRESH_SECONDS, run_service
 
 

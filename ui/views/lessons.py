@@ -13,7 +13,7 @@ from engine.app.lessons import Lesson, Setting, Step, load_lessons
 from engine.autodiff.expr import FormulaError, parse_formula
 from engine.cnn.model import PADDINGS
 from engine.nn.layers import ACTIVATIONS
-from ui.rooms import KERNEL_SIZES, LOSS_NAMES, OPTIMIZER_NAMES, POOL_NAMES
+from ui.rooms.controls import KERNEL_SIZES, LOSS_NAMES, OPTIMIZER_NAMES, POOL_NAMES
 from ui.state import defaults
 from ui.views.breakit import BREAKIT_DEFAULTS
 

@@ -6,7 +6,7 @@ import streamlit as st
 
 from engine.models.files import model_file
 from engine.models.model import Model
-from ui.rooms import Room, room_state
+from ui.rooms.state import Room, room_state
 
 
 def show_model_file(room: Room, model: Model) -> None:
