@@ -233,3 +233,17 @@ def test_the_readme_map_names_every_folder_and_module(top: str) -> None:
         modules = {p.stem for p in places[folder].glob("*.py") if p.stem != "__init__"}
         assert modules <= named_modules(text), f"{top}/{folder}: the README does not name " \
                                                f"{modules - named_modules(text)}"
+
+
+def test_the_tests_mirror_the_tree() -> None:
+    """tests/engine/<folder> for every engine folder (and nothing else), tests/ui and
+    tests/pages for the Streamlit side; at the top of tests/ only this architecture test."""
+    engine_folders = {p.name for p in (ROOT / "engine").iterdir()
+                      if p.is_dir() and p.name != "__pycache__"}
+    tested = {p.name for p in (ROOT / "tests" / "engine").iterdir() if p.is_dir()
+              and p.name != "__pycache__"}
+    assert tested == engine_folders
+    assert all(any((ROOT / "tests" / "engine" / name).glob("test_*.py")) for name in tested)
+    assert [p.name for p in (ROOT / "tests").glob("test_*.py")] == ["test_layering.py"]
+    assert any((ROOT / "tests" / "ui").glob("test_*.py"))
+    assert any((ROOT / "tests" / "pages").glob("test_page*.py"))

@@ -69,7 +69,8 @@ def positive_int_from_env(name: str, default: int) -> int:
 
 
 # A model file beyond its float32 parameters: zip and .npy headers, metadata with the run's
-# history; measured under 0.1 MB (tests/test_hostile_inputs.py builds the largest model's file).
+# history; measured under 0.1 MB (tests/pages/test_hostile_inputs.py builds the largest
+# model's file).
 MODEL_FILE_OVERHEAD_BYTES = 2**20
 BYTES_PER_PARAMETER = 4  # float32
 

@@ -144,7 +144,7 @@ def step_memory_mb(spec: CNNSpec, batch_size: int) -> float:
     """About the memory (MB) of a training step's activations, or of an evaluation batch's
     (EVAL_BATCH images, forward only) when that is more: 8 bytes a float in training (float32
     values kept for the backward pass and their gradients), 4 in evaluation. Checked against
-    XLA's own memory analysis in tests/test_scale.py."""
+    XLA's own memory analysis in tests/engine/training/test_scale.py."""
     images = max(8 * batch_size, 4 * EVAL_BATCH)  # bytes per activation float
     return images * activation_floats(spec) / 2**20
 

@@ -41,7 +41,7 @@ class Settings:
 # A feed-forward net sees no neighbourhoods: with the CNN's light penalties its images saturate
 # into black-and-white speckle (its logits reach ~40 while a penalty stays under 1). These
 # weigh ink and jagged edges about as much as the score, and the images come out as smooth
-# strokes; every unit still climbs (tests/test_actmax.py).
+# strokes; every unit still climbs (tests/engine/explain/test_actmax.py).
 DENSE_SETTINGS = Settings(l2=30.0, smoothness=100.0)
 
 

@@ -141,7 +141,7 @@ def _arrays(data: bytes) -> dict[str, np.ndarray]:
         # zipfile, zlib, lzma, bz2 and numpy's header parser raise at least BadZipFile,
         # zlib.error, tokenize.TokenError, RuntimeError (encrypted), NotImplementedError
         # (unknown compression), EOFError, OSError, ValueError and MemoryError on damaged bytes
-        # (tests/test_checkpoint.py fuzzes them); this block calls nothing else.
+        # (tests/engine/models/test_checkpoint.py fuzzes them); this block calls nothing else.
         raise CheckpointError(f"This is not a readable model file "
                               f"({type(error).__name__}: {reprlib.repr(str(error))}).") from None
 

@@ -1,7 +1,7 @@
 """Classification losses from logits and integer labels, written against a backend `Ops`.
 
 Both return a scalar of the backend's kind (a jax scalar or a 0-d Tensor) so it can be
-differentiated. Checked against `optax` in tests/test_losses.py.
+differentiated. Checked against `optax` in tests/engine/nn/test_losses.py.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ the updates use only arithmetic operators and `.astype`, which both array kinds 
 
 Each update matches its `optax` counterpart (`optax.sgd`, `optax.sgd(momentum=)`,
 `optax.sgd(momentum=, nesterov=True)`, `optax.rmsprop`, `optax.adam`);
-tests/test_optim.py checks this over 100 steps.
+tests/engine/nn/test_optim.py checks this over 100 steps.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from dataclasses import replace
 
 import jax
 import pytest
+from dataset_server import Server, closed_port_url, served_files, source_for
 from helpers import leave_no_run, messages, open_page, room_run, run_until_done, said
-from test_datasets import Server, closed_port_url, served_files, source_for
 
 from engine.data import datasets
 from ui.views.datasets import DOWNLOAD_FIRST, download_lock

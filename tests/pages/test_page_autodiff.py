@@ -2,15 +2,13 @@
 
 import base64
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import ROOT
 from streamlit.testing.v1 import AppTest
 
 from ui.loaders import load_embedded_dataset
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

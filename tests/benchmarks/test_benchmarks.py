@@ -6,12 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from benchmarks.__main__ import figure_builders, format_table
 from benchmarks.harness import Figure, paired_ratio
 from benchmarks.server import chromium_available
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_paired_ratio_measures_a_known_ratio() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import ROOT
 
 from engine.data.mnist import as_float, embedded_split
 from engine.models.files import model_from_bytes
@@ -19,7 +20,7 @@ from engine.training import runs
 from engine.training.service import RunService, read_run_file
 from engine.training.status import RunStatus
 
-LEGACY = Path(__file__).parent / "fixtures" / "legacy"
+LEGACY = ROOT / "tests" / "fixtures" / "legacy"
 EXPECTED = json.loads((LEGACY / "expected.json").read_text())
 FILES = EXPECTED["files"]
 RUN_FILES = [name for name, entry in FILES.items() if "run" in entry]

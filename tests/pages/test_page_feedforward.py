@@ -3,10 +3,10 @@
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from helpers import (
+    ROOT,
     canvas_state,
     leave_no_run,
     messages,
@@ -21,7 +21,6 @@ from streamlit.testing.v1 import AppTest
 from engine import ffnn
 from ui.sketch import canvas_key
 
-ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/feedforward.py"
 
 

@@ -3,7 +3,6 @@ and its history, and clear errors for networks that cannot be built."""
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from helpers import (
@@ -21,7 +20,6 @@ from streamlit.testing.v1 import AppTest
 from engine import cnn
 from ui.training import run_service
 
-ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/cnn.py"
 
 

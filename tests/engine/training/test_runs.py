@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import open_page
+from helpers import ROOT, open_page
 from streamlit.testing.v1 import AppTest
 
 from engine import cnn, ffnn
@@ -25,7 +25,6 @@ from engine.training import runs
 from engine.training.service import RunService
 from ui.training import run_service
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = ffnn.TrainingConfig(ffnn.Architecture((8,)), epochs=1, batch_size=256, backend="autodiff")
 
 

@@ -12,7 +12,15 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from helpers import image_bytes, mnist_digit, mnist_on_canvas, on_device, on_paper, vertical_one
+from helpers import (
+    ROOT,
+    image_bytes,
+    mnist_digit,
+    mnist_on_canvas,
+    on_device,
+    on_paper,
+    vertical_one,
+)
 
 from engine import cnn, ffnn
 from engine.app.assets import DEFAULT_MODEL_FILES, default_model_path
@@ -30,8 +38,6 @@ from engine.models import checkpoint
 from engine.models.files import model_file
 from engine.models.model import Model
 from engine.training.loop import shifted
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_default_model_gives_ten_probabilities_per_image(defaults) -> None:

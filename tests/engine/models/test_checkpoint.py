@@ -11,6 +11,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from helpers import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -132,7 +133,7 @@ def test_missing_file_is_a_checkpoint_error(tmp_path: Path):
 
 # --- totality: any bytes give a Checkpoint or a CheckpointError -------------------------------
 
-REAL_FILES = sorted((Path(__file__).resolve().parents[1] / "assets" / "models").glob("*.npz"))
+REAL_FILES = sorted((ROOT / "assets" / "models").glob("*.npz"))
 FUZZ = settings(max_examples=150, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import jax
 import numpy as np
 import plotly.io as pio
 import pytest
 from helpers import (
+    ROOT,
     canvas_state,
     image_bytes,
     mnist_digit,
@@ -35,7 +35,6 @@ from ui.views.lab import (
     waiting_bars_figure,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL_THREE = mnist_on_canvas(mnist_digit(3), top=15, left=20, size=70)  # small, top-left
 
 
