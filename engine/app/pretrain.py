@@ -77,7 +77,11 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown model {', '.join(unknown)}; choose from {', '.join(REGISTRY)}")
     for name in names:
         start = time.perf_counter()
-        checkpoint.write_atomically(default_model_path(name), REGISTRY[name].build())
+        try:
+            data = REGISTRY[name].build()
+        except RuntimeError as error:  # a run that did not finish: say which model
+            parser.exit(1, f"{name}: {error}\n")
+        checkpoint.write_atomically(default_model_path(name), data)
         print(f"{name}: {REGISTRY[name].description} -> {default_model_path(name)} "
               f"({time.perf_counter() - start:.1f} s)")
 
