@@ -7,8 +7,6 @@ from ui.state import ensure_router
 from ui.views import breakit
 
 ensure_router()
-for key, value in breakit.BREAKIT_DEFAULTS.items():
-    st.session_state.setdefault(key, value)
 
 st.title(":material/bug_report: Break-it lab")
 st.markdown(

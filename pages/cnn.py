@@ -12,6 +12,7 @@ from engine.data.mnist import DIGIT_NAMES, as_float
 from engine.explain.health import fixed_batch
 from ui.figures.charts import a_digit
 from ui.figures.pictures import show_digit
+from ui.lazy import lazy_tabs
 from ui.loaders import load_embedded_dataset
 from ui.rooms import CNN
 from ui.rooms.controls import KERNEL_SIZES, OPTIMIZER_NAMES, POOL_NAMES, shift_slider
@@ -169,28 +170,35 @@ model, model_label = current_model(CNN)
 st.subheader("3 · Inside the net")
 st.markdown(f"Shown: {model_label}.")
 (inside, history, layer_health, evaluation, terrain, projection, wants, cells,
- model_file) = st.tabs(["Look inside", "Training history", "Layer health", "Evaluation",
-                        "Landscape", "Projector", "What a unit wants",
-                        "Convolution, cell by cell", "Model file"])
-with inside:
-    show_inside(model, follow, follow_label)
-with history:
-    show_history(None if room.run is None else room.run.view(),
-                 room.followed or "the digit it followed")
-with layer_health:
-    show_layer_health(room.run, CNN_TAB)
-with evaluation:
-    if reads_classes_of(model, shown):
+ model_file) = lazy_tabs(["Look inside", "Training history", "Layer health", "Evaluation",
+                          "Landscape", "Projector", "What a unit wants",
+                          "Convolution, cell by cell", "Model file"], key="cnn_tab")
+view = None if room.run is None else room.run.view()
+if inside.open:
+    with inside:
+        show_inside(model, follow, follow_label)
+if history.open:
+    with history:
+        show_history(view, room.followed or "the digit it followed")
+if layer_health.open:
+    with layer_health:
+        show_layer_health(room.run, CNN_TAB)
+if evaluation.open and reads_classes_of(model, shown):
+    with evaluation:
         show_evaluation(model, split.x_test, split.y_test, key="cnn")
-with terrain:
-    show_landscape(CNN, model, split,
-                   scrubbed_step(None if room.run is None else room.run.view()))
-with projection:
-    show_projector(model, split.x_test, split.y_test, key="cnn", drawing=follow,
-                   drawing_label=follow_label)
-with wants:
-    show_unit_wants(model, key="cnn")
-with cells:
-    show_conv_cells(model, follow)
-with model_file:
-    show_model_file(CNN, model)
+if terrain.open:
+    with terrain:
+        show_landscape(CNN, model, split, scrubbed_step(view))
+if projection.open:
+    with projection:
+        show_projector(model, split.x_test, split.y_test, key="cnn", drawing=follow,
+                       drawing_label=follow_label)
+if wants.open:
+    with wants:
+        show_unit_wants(model, key="cnn")
+if cells.open:
+    with cells:
+        show_conv_cells(model, follow)
+if model_file.open:
+    with model_file:
+        show_model_file(CNN, model)

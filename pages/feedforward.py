@@ -10,6 +10,7 @@ import streamlit as st
 from engine import ffnn
 from engine.app.settings import limits
 from engine.nn.layers import ACTIVATIONS
+from ui.lazy import lazy_tabs
 from ui.loaders import load_embedded_dataset
 from ui.rooms import FEEDFORWARD
 from ui.rooms.controls import INIT_NAMES, LOSS_NAMES, OPTIMIZER_NAMES, shift_slider
@@ -19,7 +20,7 @@ from ui.state import ensure_router
 from ui.training import refused, run_service
 from ui.views.datasets import DOWNLOAD_FIRST, chosen_dataset, dataset_picker
 from ui.views.evaluation import reads_classes_of, show_evaluation
-from ui.views.ffnn import draw_weights, show_sketch, show_twin_check
+from ui.views.ffnn import draw_weights, show_sketch_answer, show_twin_check, sketch_digit
 from ui.views.health import preset_requested, show_layer_health, show_range_test
 from ui.views.inside import show_unit_wants
 from ui.views.landscape import show_landscape
@@ -143,28 +144,39 @@ st.subheader("The model")
 st.markdown(f"Below: {label}.")
 
 (evaluation, layer_health, twin, sketch, terrain, one_step, projection, unit_wants,
- model_file) = st.tabs(["Evaluation", "Layer health", "Twin-engine check", "Sketch a digit",
-                        "Landscape", "One step", "Projector", "What a unit wants", "Model file"])
-with evaluation:
-    if reads_classes_of(model, shown):
+ model_file) = lazy_tabs(["Evaluation", "Layer health", "Twin-engine check", "Sketch a digit",
+                          "Landscape", "One step", "Projector", "What a unit wants",
+                          "Model file"], key="ff_tab")
+with sketch:  # always drawn: the canvas holds the drawing the other tabs use
+    drawing = sketch_digit(label)
+if evaluation.open and reads_classes_of(model, shown):
+    with evaluation:
         show_evaluation(model, split.x_test, split.y_test, key="ff")
-with layer_health:
-    show_layer_health(room.run)
-    show_range_test(*config_from_controls(), split)
-with twin:
-    show_twin_check(model, state["ff_loss"], split)
-with sketch:
-    drawing = show_sketch(model, label)
-with terrain:
-    show_landscape(FEEDFORWARD, model, split)
-with one_step:
-    show_one_step(model, split.x_test, split.y_test, loss_name=state["ff_loss"],
-                  optimizer=state["ff_optimizer"], learning_rate=float(state["ff_learning_rate"]),
-                  drawing=drawing)
-with projection:
-    show_projector(model, split.x_test, split.y_test, key="ff", drawing=drawing,
-                   drawing_label="your drawing")
-with unit_wants:
-    show_unit_wants(model, key="ff")
-with model_file:
-    show_model_file(FEEDFORWARD, model)
+if layer_health.open:
+    with layer_health:
+        show_layer_health(room.run)
+        show_range_test(*config_from_controls(), split)
+if twin.open:
+    with twin:
+        show_twin_check(model, state["ff_loss"], split)
+if sketch.open and drawing is not None:
+    with sketch:
+        show_sketch_answer(model, drawing)
+if terrain.open:
+    with terrain:
+        show_landscape(FEEDFORWARD, model, split)
+if one_step.open:
+    with one_step:
+        show_one_step(model, split.x_test, split.y_test, loss_name=state["ff_loss"],
+                      optimizer=state["ff_optimizer"],
+                      learning_rate=float(state["ff_learning_rate"]), drawing=drawing)
+if projection.open:
+    with projection:
+        show_projector(model, split.x_test, split.y_test, key="ff", drawing=drawing,
+                       drawing_label="your drawing")
+if unit_wants.open:
+    with unit_wants:
+        show_unit_wants(model, key="ff")
+if model_file.open:
+    with model_file:
+        show_model_file(FEEDFORWARD, model)

@@ -4,6 +4,7 @@ import streamlit as st
 
 from engine import cnn
 from engine.app.predict import probabilities_of
+from ui.lazy import lazy_tabs
 from ui.models import current_models
 from ui.sketch import (
     preprocess_or_explain,
@@ -54,7 +55,7 @@ else:
     titles = {c.slot: c.title for c in choices}
     answers = probabilities_of(models, preprocessed.final)
     st.subheader("2 · What the models answer, and why")
-    answer_tab, look_tab, fool_tab, teach_tab = st.tabs(LAB_TABS, key="sk_tab", on_change="rerun")
+    answer_tab, look_tab, fool_tab, teach_tab = lazy_tabs(LAB_TABS, key="sk_tab")
 
     if answer_tab.open:
         with answer_tab:

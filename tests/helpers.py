@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-from engine.data.mnist import load_embedded
+from engine.data.mnist import embedded_split, load_embedded
 from engine.models.family import Family
 from engine.models.model import Model
 
@@ -97,6 +97,29 @@ def image_bytes(rgba: np.ndarray, format: str = "PNG", **save_options) -> bytes:
     return buffer.getvalue()
 
 
+def mnist_test_digits(label: int | None = None) -> np.ndarray:
+    """The embedded set's held-out test digits (n, 28, 28) uint8, of one class or all."""
+    split = embedded_split()
+    return split.x_test if label is None else split.x_test[split.y_test == label]
+
+
+def shaded_photo(digit: np.ndarray, seed: int = 0) -> tuple[bytes, tuple[int, int, int, int]]:
+    """An MNIST digit (28, 28) as a phone snap of dark ink on grey paper, lit from the left (a
+    strong falloff and a vignette), with sensor noise: (480x360 JPEG bytes, the ink's box)."""
+    big = np.asarray(Image.fromarray(digit).resize((240, 240), Image.Resampling.BICUBIC),
+                     np.float32) / 255
+    ink = np.zeros((360, 480), np.float32)
+    ink[60:300, 120:360] = np.clip(big, 0, 1)
+    reflectance = 0.62 + (0.08 - 0.62) * ink  # grey paper, nearly black ink
+    y, x = np.mgrid[0:360, 0:480] / np.array([360, 480])[:, None, None]
+    light = (1.25 - 0.85 * x) * (1 - 0.7 * ((y - 0.5) ** 2 + (x - 0.5) ** 2))
+    noise = np.random.default_rng(seed).normal(0, 0.04, ink.shape)
+    grey = np.clip(reflectance * light + noise, 0, 1)
+    rgb = (np.stack([grey, 0.97 * grey, 0.9 * grey], -1) * 255).round().astype(np.uint8)
+    rows, cols = np.flatnonzero((ink > 0.5).any(1)), np.flatnonzero((ink > 0.5).any(0))
+    return image_bytes(rgb, "JPEG", quality=85), (rows[0], cols[0], rows[-1] + 1, cols[-1] + 1)
+
+
 def canvas_state(rgba: np.ndarray) -> dict:
     """The session_state value that makes an `st_canvas` (0.13) return `rgba` as its image_data.
 
@@ -108,13 +131,31 @@ def canvas_state(rgba: np.ndarray) -> dict:
             "backgroundFit": None}
 
 
-def open_page(page: str, *, timeout: float = APP_TIMEOUT, **query: str) -> AppTest:
+TAB_KEYS = {"pages/feedforward.py": "ff_tab", "pages/cnn.py": "cnn_tab",
+            "pages/sketch.py": "sk_tab"}  # the session key of each page's tabs (ui.lazy)
+
+
+def open_page(page: str, *, tab: str | None = None, timeout: float = APP_TIMEOUT,
+              **query: str) -> AppTest:
     """A fresh session (as after a reload) on `page` ("pages/cnn.py"), with URL query
-    parameters `query`, rendered through the router without an exception."""
+    parameters `query`, rendered through the router without an exception; on its tab labelled
+    `tab` when given (only the open tab is drawn)."""
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=timeout)
     at.query_params.update(query)
     at.run()
-    at.switch_page(page).run()
+    at.switch_page(page)
+    if tab is not None:
+        at.session_state[TAB_KEYS[page]] = tab
+    at.run()
+    assert_calm(at)
+    return at
+
+
+def open_tab(at: AppTest, page: str, label: str) -> AppTest:
+    """Click the tab labelled `label` of `page` (the learner's click sets the tabs' key, and
+    the page reruns drawing that tab)."""
+    at.session_state[TAB_KEYS[page]] = label
+    at.run()
     assert_calm(at)
     return at
 

@@ -7,6 +7,7 @@ from typing import Any
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
+from engine.playground import broken
 from ui.rooms import ROOMS
 
 # One section per page; each page adds the defaults for its own widget keys here.
@@ -28,10 +29,13 @@ DEFAULTS: dict[str, Any] = {
     "sk_fit": True,
     "sk_strokes": True,
     "sk_centre": True,
+    # break-it lab (bk_)
+    "bk_bug": broken.NO_BUG,  # the switch: no bug until the learner (or a lesson) picks one
 }
 
 
 ROUTED = "routed"  # set once the router has run in this session
+REMEMBERED = "remembered"  # session state: the keys of the widgets remembered() seeded
 
 
 def defaults() -> dict[str, Any]:
@@ -48,8 +52,35 @@ def init_state() -> None:
     st.session_state[ROUTED] = True
 
 
+def keep_widget_values() -> None:
+    """Keep the value of every seeded widget, drawn in this rerun or not. Call before any
+    widget (`ensure_router` does, first in every page).
+
+    Streamlit forgets the value of a widget that a rerun did not draw (another page, a tab that
+    was not open): a room's controls would return to their defaults whenever the learner left
+    the room. Writing a value back through the Session State API keeps it (Streamlit's
+    documented way); that is silent only for widgets that take their default from the session,
+    so a kept widget is drawn without a `value=`: its default is seeded by `init_state` or by
+    `remembered`.
+    """
+    for key in [*defaults(), *st.session_state.get(REMEMBERED, ())]:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+def remembered(key: str, default: Any) -> str:
+    """`key`, seeded with `default` once and kept from then on while its widget is not drawn
+    (see `keep_widget_values`). For a widget drawn without a default of its own, in a view
+    that is not always drawn (a tab computed only when open):
+    `st.slider("Grid", 5, 41, key=remembered("ff_grid", 21))`."""
+    st.session_state.setdefault(REMEMBERED, set()).add(key)
+    st.session_state.setdefault(key, default)
+    return key
+
+
 def ensure_router() -> None:
-    """Hand a page over to the router when Streamlit ran it directly. Call first in every page.
+    """Hand a page over to the router when Streamlit ran it directly, then keep the widget
+    values (`keep_widget_values`). Call first in every page.
 
     A folder named pages/ beside streamlit_app.py makes Streamlit start in its legacy multipage
     mode, which lasts until some session calls st.navigation: a fresh server's very first visit,
@@ -64,3 +95,4 @@ def ensure_router() -> None:
     if PagesManager.uses_pages_directory and not st.session_state.get(ROUTED):
         PagesManager.uses_pages_directory = False
         st.rerun()
+    keep_widget_values()

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from helpers import mnist_test_digits, shaded_photo
 
 from benchmarks.server import ANSWERED_GUESSES as GUESSES
 from benchmarks.server import APP_IDLE
@@ -147,8 +148,6 @@ def test_item6_a_small_seven_is_read_as_seven_not_eight(lab, artefacts) -> None:
 
 def test_item7_a_shaded_photo_has_its_lighting_removed_and_reads_three(lab, artefacts,
                                                                        tmp_path) -> None:
-    from test_preprocess import mnist_test_digits, shaded_photo
-
     photo = tmp_path / "three-on-grey-paper.jpg"
     photo.write_bytes(shaded_photo(mnist_test_digits(3)[0])[0])
     upload(lab, photo)

@@ -66,9 +66,10 @@ def room_run(at: AppTest, room: str):
         return None
 
 
-def page(path: str, **query: str) -> AppTest:
-    """A fresh session on `path` (URL query parameters from `query`), rendered without error."""
-    return open_page(path, timeout=TIMEOUT, **query)
+def page(path: str, tab: str | None = None, **query: str) -> AppTest:
+    """A fresh session on `path` (URL query parameters from `query`), rendered without error,
+    on its tab labelled `tab` when given."""
+    return open_page(path, tab=tab, timeout=TIMEOUT, **query)
 
 
 # --- the formula box --------------------------------------------------------------------------
@@ -326,7 +327,7 @@ def hostile_model_files(sentinel: Path) -> dict[str, tuple[bytes, str]]:
 
 @pytest.mark.slow
 def test_hostile_model_files_are_refused_with_a_reason(sentinel):
-    at = page("pages/feedforward.py")
+    at = page("pages/feedforward.py", tab="Model file")
     for name, (data, reason) in hostile_model_files(sentinel).items():
         at.file_uploader(key="ff_model_file").set_value((name, data, "application/zip")).run()
         assert_calm(at)

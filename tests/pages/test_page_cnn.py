@@ -10,6 +10,7 @@ from helpers import (
     leave_no_run,
     messages,
     open_page,
+    open_tab,
     room_run,
     said,
     vertical_one,
@@ -55,15 +56,15 @@ def test_the_page_starts_from_the_engine_defaults(at):
 
 def test_the_default_model_is_shown_inside_out(at):
     assert "pretrained default CNN" in messages(at.markdown)
-    titles = chart_titles(at)
-    assert "It reads a 4 (" in titles  # the followed test digit, #492, is a 4 that looks like a 9
-    assert "Confusion matrix" in titles
-    accuracy = float(at.metric[0].value.rstrip("%"))
-    assert accuracy >= 97.5
+    assert "It reads a 4 (" in chart_titles(at)  # the followed digit, #492: a 4 like a 9
     captions = " ".join(c for image in at.get("image") for c in image.captions)
     assert "Saliency for 4" in captions
     assert "Block 1: 16 feature maps of 28×28" in captions
     assert "Block 2: 32 feature maps of 14×14" in captions
+    open_tab(at, PAGE, "Evaluation")
+    assert "Confusion matrix" in chart_titles(at)
+    accuracy = float(at.metric[0].value.rstrip("%"))
+    assert accuracy >= 97.5
 
 
 def test_a_drawn_digit_can_be_followed(at):
@@ -110,6 +111,7 @@ def test_a_short_run_shows_live_filters_then_its_history(at):
     assert "Finished 2 epochs" in messages(at.success)
     assert "your CNN (conv 3x3x4 - ReLU - maxpool 2 - dense 10, finished)" in messages(at.markdown)
     assert at.session_state["trained_models"]["cnn"].architecture.filters == (4,)
+    open_tab(at, PAGE, "Training history")
     # The history: one snapshot per evaluation, scrubbable; its filters are 4 little 3x3 maps.
     (slider,) = at.select_slider
     assert slider.options == ["7 (epoch 0.5)", "14 (epoch 1.0)", "21 (epoch 1.5)",
@@ -127,6 +129,7 @@ HEALTH_CHARTS = ("cnn_health_overview", "cnn_health_activations", "cnn_health_gr
 @pytest.mark.slow
 def test_the_layer_health_tab_shows_a_short_runs_health_and_its_diagnosis(at):
     """Issue 12 in the CNN room: one epoch, measured twice (update ratios need two)."""
+    open_tab(at, PAGE, "Layer health")
     assert "recorded while a net trains: press **Train**" in said(at)
     assert not set(HEALTH_CHARTS) & {c.key for c in at.get("plotly_chart")}
     train_tiny(at, epochs=1)
@@ -146,13 +149,14 @@ def test_the_layer_health_tab_shows_a_short_runs_health_and_its_diagnosis(at):
 def test_a_run_brought_back_by_its_link_says_it_kept_no_health(at, runs_dir):
     train_tiny(at, epochs=1)
     run_service.clear()  # as after a server restart: only the saved file is left
-    reloaded = open_page(PAGE, run=run_of(at).token)
+    reloaded = open_page(PAGE, tab="Layer health", run=run_of(at).token)
     assert not reloaded.exception, [e.value for e in reloaded.exception]
     assert "kept no layer health" in said(reloaded)
 
 
 def test_the_cnn_room_offers_its_model_file_for_download_and_upload(at):
     """Issue 18, item 18: the CNN room had no model download or upload."""
+    open_tab(at, PAGE, "Model file")
     (download,) = [d for d in at.get("download_button") if "Download this model" in d.proto.label]
     assert download.proto.label == "Download this model (.npz)"
     assert any("Upload a model file" in u.proto.label for u in at.get("file_uploader"))

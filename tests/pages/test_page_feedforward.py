@@ -13,6 +13,7 @@ from helpers import (
     mnist_digit,
     mnist_on_canvas,
     open_page,
+    open_tab,
     room_run,
 )
 from helpers import run_until_done as until_done
@@ -134,6 +135,7 @@ def test_reset_forgets_the_model_and_restores_the_controls(at):
 
 
 def test_a_sketched_digit_is_read_by_the_default_model(at):
+    open_tab(at, PAGE, "Sketch a digit")
     at.session_state[canvas_key("ff")] = canvas_state(mnist_on_canvas(mnist_digit(7)))
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -143,6 +145,7 @@ def test_a_sketched_digit_is_read_by_the_default_model(at):
 
 
 def test_the_sketched_digit_shows_where_the_net_looks_when_asked(at):
+    open_tab(at, PAGE, "Sketch a digit")
     at.session_state[canvas_key("ff")] = canvas_state(mnist_on_canvas(mnist_digit(7)))
     at.run()
     assert not [c for c in at.get("plotly_chart") if c.key == "ff_attribution"]  # off at first
@@ -183,6 +186,7 @@ def test_continuing_keeps_the_model_and_disables_what_does_not_apply(at):
 
 def test_the_twin_check_gives_a_verdict_against_the_float32_tolerance(at):
     """Issue 18, item 12: the note states the tolerance, and the check says pass or fail."""
+    open_tab(at, PAGE, "Twin-engine check")
     at.button(key="ff_twin_button").click().run()
     assert not at.exception
     assert "Pass: the largest difference" in messages(at.success)

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from helpers import leave_no_run, messages, open_page, room_run, run_until_done, said
+from helpers import leave_no_run, messages, open_page, open_tab, room_run, run_until_done, said
 from streamlit.testing.v1 import AppTest
 
 from engine import ffnn
@@ -25,7 +25,7 @@ HEALTH_CHARTS = ("ff_health_overview", "ff_health_activations", "ff_health_gradi
 
 @pytest.fixture
 def at() -> Iterator[AppTest]:
-    app = open_page(PAGE)
+    app = open_page(PAGE, tab="Layer health")
     yield app
     leave_no_run(app, "ff_room")
 
@@ -108,6 +108,7 @@ def test_an_uploaded_model_with_an_unusable_field_gets_a_message(at, field, valu
     params = ffnn.init_params(seed_key(0), arch)
     odd = SimpleNamespace(to_metadata=lambda: {**arch.to_metadata(), field: value})
     data = checkpoint.model_bytes(ffnn.MODEL_KIND, odd, params)
+    open_tab(at, PAGE, "Model file")
     at.file_uploader(key="ff_model_file").set_value(("odd.npz", data, "application/zip")).run()
     assert not at.exception
     assert "architecture is unusable" in messages(at.error)
@@ -140,22 +141,26 @@ def test_a_run_brought_back_by_its_link_keeps_its_initialisation_and_says_it_has
     run = room_run(at, "ff_room")
     assert run.wait(60)
     run_service.clear()  # as after a server restart: only the saved file is left
-    reloaded = open_page(PAGE, run=run.token)
+    reloaded = open_page(PAGE, tab="Layer health", run=run.token)
     assert reloaded.selectbox(key="ff_init").value == "lecun"
     assert "kept no layer health" in said(reloaded)
 
 
 @pytest.mark.slow
 def test_a_batch_norm_model_works_in_every_view_of_the_room_or_says_why_not(at, batch_norm_file):
+    open_tab(at, PAGE, "Model file")
     at.file_uploader(key="ff_model_file").set_value(("bn.npz", batch_norm_file,
                                                      "application/zip")).run()
     assert not at.exception, [e.value for e in at.exception]
     assert "batch norm" in at.session_state["ff_room"].label
+    open_tab(at, PAGE, "Twin-engine check")
     at.button(key="ff_twin_button").click().run()
     assert "Pass: the largest difference" in messages(at.success)
-    for view in ("ff_projection", "ff_actmax"):
+    for tab, view in (("Projector", "ff_projection"), ("What a unit wants", "ff_actmax")):
+        open_tab(at, PAGE, tab)
         at.button(key=f"{view}_go").click().run()
         assert not at.exception, (view, [e.value for e in at.exception])
+    open_tab(at, PAGE, "One step")
     at.button(key="ff_step_all").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert "One step is written out for nets without batch norm" in messages(at.warning)

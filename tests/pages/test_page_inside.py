@@ -17,6 +17,7 @@ from helpers import (
     mnist_digit,
     mnist_on_canvas,
     open_page,
+    open_tab,
     run_until_done,
     said,
 )
@@ -32,6 +33,8 @@ def one_step_app():
     split = embedded_split()
     show_one_step(load_default_model("ffnn-jax"), split.x_test, split.y_test,
                   loss_name="cross_entropy", optimizer="sgd", learning_rate=0.1)
+
+FF = "pages/feedforward.py"
 
 
 def projector_app():
@@ -106,6 +109,11 @@ def host(app) -> AppTest:
     return at
 
 
+def charts(at: AppTest) -> str:
+    """Every chart's spec on the page, joined."""
+    return " ".join(chart.proto.spec for chart in at.get("plotly_chart"))
+
+
 def ask(at: AppTest, *views: str) -> None:
     """Press each heavy view's button (key: view + "_go"); nothing of it is computed before."""
     for view in views:
@@ -171,13 +179,15 @@ def test_a_silent_layer_is_drawn_as_one_axis():
 
 
 def test_the_feedforward_room_has_its_new_tabs():
-    at = open_page("pages/feedforward.py")
+    at = open_page(FF, tab="One step")
     assert {"One step", "Projector", "What a unit wants"} <= {tab.label for tab in at.tabs}
     assert at.button(key="ff_step_all")
-    ask(at, "ff_projection", "ff_actmax")
-    charts = " ".join(chart.proto.spec for chart in at.get("plotly_chart"))
-    assert "The test digits at hidden layer 1 (256 units)" in charts
-    assert "What each class's score wants" in charts  # one hidden layer: the classes only
+    open_tab(at, FF, "Projector")
+    ask(at, "ff_projection")
+    assert "The test digits at hidden layer 1 (256 units)" in charts(at)
+    open_tab(at, FF, "What a unit wants")
+    ask(at, "ff_actmax")
+    assert "What each class's score wants" in charts(at)  # one hidden layer: the classes only
     assert "units of the second and deeper layers are offered" in " ".join(
         c.value for c in at.caption)
 
@@ -188,16 +198,18 @@ def test_the_feedforward_room_steps_and_projects_the_learners_drawing():
     learner picks, and is placed among the test digits in the projector."""
     from ui.sketch import canvas_key
 
-    at = open_page("pages/feedforward.py")
+    at = open_page(FF, tab="Projector")
     ask(at, "ff_projection")
+    open_tab(at, FF, "One step")
     at.multiselect(key="ff_step_batch").set_value([-1, 0]).run()
     at.button(key="ff_step_forward").click().run()
     assert_calm(at)
     assert "Draw a digit in the Sketch tab to use it here." in said(at)
     assert "x (1,784) @ W1" in " ".join(c.value for c in at.code)  # the drawing left out
+    open_tab(at, FF, "Sketch a digit")
     at.session_state[canvas_key("ff")] = canvas_state(mnist_on_canvas(mnist_digit(7)))
     at.run()
-    assert_calm(at)
+    open_tab(at, FF, "One step")  # the batch picked before is still picked
     assert at.selectbox(key="ff_step_drawing_label").value == 7  # the model's reading
     at.selectbox(key="ff_step_drawing_label").set_value(2).run()
     at.button(key="ff_step_loss").click().run()
@@ -206,13 +218,13 @@ def test_the_feedforward_room_steps_and_projects_the_learners_drawing():
     one_hot = [heatmap(chart) for chart in at.get("plotly_chart")
                if "onehot(labels)" in chart.proto.spec][0]
     assert one_hot.shape == (2, 10) and one_hot[1].argmax() == 2  # the drawing, labelled 2
-    spec = " ".join(chart.proto.spec for chart in at.get("plotly_chart"))
-    assert '"name":"your drawing"' in spec and '"symbol":"star"' in spec
+    open_tab(at, FF, "Projector")
+    assert '"name":"your drawing"' in charts(at) and '"symbol":"star"' in charts(at)
 
 
 @pytest.mark.slow
 def test_after_a_run_the_projector_slides_through_its_snapshots():
-    at = open_page("pages/feedforward.py")
+    at = open_page(FF, tab="Projector")
     ask(at, "ff_projection")
     assert not [s for s in at.slider if s.key == "ff_projector_step"]  # the default: no run
     at.text_input(key="ff_hidden").set_value("32")
@@ -280,9 +292,8 @@ def test_the_convolution_cell_by_cell_agrees_with_the_feature_map_and_jax():
 
 @pytest.mark.slow
 def test_the_cnn_room_has_its_new_tabs():
-    at = open_page("pages/cnn.py")
+    at = open_page("pages/cnn.py", tab="Projector")
     assert {"Projector", "What a unit wants", "Convolution, cell by cell"} <= {
         tab.label for tab in at.tabs}
     ask(at, "cnn_projection")
-    assert "The test digits at block 1 (14x14x16)" in " ".join(
-        chart.proto.spec for chart in at.get("plotly_chart"))
+    assert "The test digits at block 1 (14x14x16)" in charts(at)

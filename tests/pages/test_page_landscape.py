@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import assert_calm, open_page, room_run, run_until_done
+from helpers import assert_calm, open_page, open_tab, room_run, run_until_done
 from streamlit.testing.v1 import AppTest
 
 JOB_BOUND = 300  # s: a liveness bound for a small landscape job, not a speed claim
@@ -64,7 +64,7 @@ def marked_point(at: AppTest, source: str) -> tuple[np.ndarray, str, np.ndarray]
 @pytest.mark.slow
 def test_the_feedforward_landscape_renders_and_marks_the_slid_step_on_the_path():
     # The feed-forward room has no history scrubber: a slider under the path picks the step.
-    at = open_page("pages/feedforward.py")
+    at = open_page("pages/feedforward.py", tab="Landscape")
     at.text_input(key="ff_hidden").set_value("16")
     at.number_input(key="ff_epochs").set_value(2)
     compute_after_a_short_run(at, "ff_", "ff_start")
@@ -81,14 +81,15 @@ def test_the_feedforward_landscape_renders_and_marks_the_slid_step_on_the_path()
 
 @pytest.mark.slow
 def test_the_cnn_landscape_renders_and_marks_the_scrubbed_step_on_the_path():
-    at = open_page("pages/cnn.py")
+    at = open_page("pages/cnn.py", tab="Landscape")
     at.text_input(key="cnn_filters").set_value("4")
     at.number_input(key="cnn_epochs").set_value(1)
     compute_after_a_short_run(at, "cnn_", "cnn_start")
     view = room_run(at, "cnn_room").view()
     steps = view.latest.history.snapshot_steps
+    open_tab(at, "pages/cnn.py", "Training history")
     at.select_slider(key=f"cnn_history_{view.id}").set_value(1).run()
-    assert_calm(at)
+    open_tab(at, "pages/cnn.py", "Landscape")  # the scrubber's step is kept, and marked here
     point, name, path = marked_point(at, "history tab")
     assert name == f"step {steps[1]} (history tab)"
     np.testing.assert_array_equal(point, path[1])
@@ -96,7 +97,7 @@ def test_the_cnn_landscape_renders_and_marks_the_scrubbed_step_on_the_path():
 
 @pytest.mark.slow
 def test_a_landscape_job_shows_its_progress_and_cancel_stops_it():
-    at = open_page("pages/cnn.py")
+    at = open_page("pages/cnn.py", tab="Landscape")
     # The default CNN on 600 digits, 41x41: minutes of work, so it is still going when the
     # next script run draws its progress and the Cancel button is pressed.
     at.slider(key="cnn_landscape_grid").set_value(41)
@@ -117,7 +118,7 @@ def test_a_landscape_job_shows_its_progress_and_cancel_stops_it():
 
 
 def test_an_over_limit_grid_gets_a_message_and_no_button():
-    at = open_page("pages/feedforward.py")
+    at = open_page("pages/feedforward.py", tab="Landscape")
     at.slider(key="ff_landscape_grid").set_value(61).run()
     assert any("too large" in w.value and "61×61" in w.value for w in at.warning)
     assert at.button(key="ff_landscape_go").disabled

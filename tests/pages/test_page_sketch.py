@@ -17,6 +17,7 @@ from helpers import (
     mnist_on_canvas,
     on_device,
     on_paper,
+    open_tab,
     vertical_one,
 )
 from streamlit.testing.v1 import AppTest
@@ -37,11 +38,13 @@ from ui.views.lab import (
 
 SMALL_THREE = mnist_on_canvas(mnist_digit(3), top=15, left=20, size=70)  # small, top-left
 
+PAGE = "pages/sketch.py"
+
 
 @pytest.fixture
 def lab() -> AppTest:
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
-    at.switch_page("pages/sketch.py").run()
+    at.switch_page(PAGE).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -248,17 +251,10 @@ def table_with(at: AppTest, column: str):
     return table
 
 
-def open_tab(at: AppTest, label: str) -> AppTest:
-    at.session_state["sk_tab"] = label
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 @pytest.mark.slow
 def test_where_they_look_shows_every_method_for_every_model(lab) -> None:
     draw(lab, mnist_on_canvas(mnist_digit(7)))
-    open_tab(lab, "Where they look")
+    open_tab(lab, PAGE, "Where they look")
     traces = json.loads(lab.get("plotly_chart")[0].proto.spec)["data"]
     assert [t["type"] for t in traces] == ["heatmap"] * len(DEFAULT_MODELS) * 5
     check = table_with(lab, "explained digit")
@@ -273,7 +269,7 @@ def test_where_they_look_shows_every_method_for_every_model(lab) -> None:
                                         ("sk_occ_patch", 1), ("sk_ig_baseline", "noise")])
 def test_extreme_attribution_settings_never_crash(lab, key, value) -> None:
     draw(lab, mnist_on_canvas(mnist_digit(4)))
-    open_tab(lab, "Where they look")
+    open_tab(lab, PAGE, "Where they look")
     widget = lab.selectbox(key=key) if key == "sk_ig_baseline" else lab.slider(key=key)
     widget.set_value(value).run()
     assert not lab.exception and not lab.error
@@ -283,7 +279,7 @@ def test_extreme_attribution_settings_never_crash(lab, key, value) -> None:
 @pytest.mark.slow
 def test_fool_them_attacks_the_cnn_and_every_model_answers(lab) -> None:
     draw(lab, mnist_on_canvas(mnist_digit(3)))
-    open_tab(lab, "Fool them")
+    open_tab(lab, PAGE, "Fool them")
     lab.slider(key="sk_attack_epsilon").set_value(0.3).run()
     table = table_with(lab, "fooled")
     assert len(table) == len(DEFAULT_MODELS)
@@ -297,7 +293,7 @@ def test_fool_them_attacks_the_cnn_and_every_model_answers(lab) -> None:
 
 def test_epsilon_zero_and_fgsm_get_a_message_not_an_error(lab) -> None:
     draw(lab, mnist_on_canvas(mnist_digit(5)))
-    open_tab(lab, "Fool them")
+    open_tab(lab, PAGE, "Fool them")
     lab.radio(key="sk_attack_method").set_value("fgsm").run()
     lab.slider(key="sk_attack_epsilon").set_value(0.0).run()
     assert set(table_with(lab, "fooled")["fooled"]) == {"no"}
@@ -310,14 +306,14 @@ def test_an_uploaded_non_digit_gets_a_message_on_every_tab(lab) -> None:
     noise[..., 3] = 255
     draw(lab, noise)
     for label in ("Where they look", "Fool them", "Teach it"):
-        open_tab(lab, label)
+        open_tab(lab, PAGE, label)
         assert lab.error or lab.warning or lab.info
 
 
 @pytest.mark.slow
 def test_teach_it_changes_the_cnn_and_undo_puts_the_default_back_exactly(lab) -> None:
     draw(lab, mnist_on_canvas(mnist_digit(3)))
-    open_tab(lab, "Teach it")
+    open_tab(lab, PAGE, "Teach it")
     assert lab.selectbox(key="sk_teach_label").value == 3  # starts at the CNN's guess
     assert any("untouched" in i.value for i in lab.info)
     lab.selectbox(key="sk_teach_label").set_value(8).run()
@@ -342,7 +338,7 @@ def test_undo_puts_back_the_model_trained_in_this_session_exactly(lab) -> None:
     kept = {name: np.array(value) for name, value in own.params.items()}
     lab.session_state[TRAINED_MODELS_KEY] = {"ffnn-jax": own}
     draw(lab, mnist_on_canvas(mnist_digit(4)))
-    open_tab(lab, "Teach it")
+    open_tab(lab, PAGE, "Teach it")
     lab.selectbox(key="sk_teach_model").set_value("ffnn-jax").run()
     lab.button(key="sk_teach_go").click().run()
     lab.button(key="sk_teach_go").click().run()  # a second press teaches the taught model on

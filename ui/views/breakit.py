@@ -14,7 +14,6 @@ from ui.figures.charts import smoothed, styled
 from ui.loaders import load_embedded_dataset
 
 BUG_KEY = "bk_bug"
-BREAKIT_DEFAULTS = {BUG_KEY: broken.NO_BUG}
 MYSTERY = [bug for bug in broken.BUGS if bug != broken.NO_BUG]  # shown unnamed until guessed
 PARAMETER_KINDS = {"w": "weights", "b": "bias"}
 N_TRAIN = 2048  # training digits the lab draws its batches from

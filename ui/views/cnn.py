@@ -21,6 +21,7 @@ from ui.figures.pictures import (
     saliency_overlay,
     show_digit,
 )
+from ui.state import remembered
 from ui.views.explain import show_where_it_looks
 
 DIGIT_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -161,7 +162,7 @@ def show_history(view: RunView | None, followed: str) -> None:
     steps = event.history.snapshot_steps
     steps_per_epoch = max(1, event.total_steps // event.epochs)
     at = st.select_slider("What the net looked like at step", options=list(range(len(steps))),
-                          value=len(steps) - 1, key=history_key(view),
+                          key=remembered(history_key(view), len(steps) - 1),
                           format_func=lambda i: f"{steps[i]} (epoch "
                                                 f"{steps[i] / steps_per_epoch:.1f})")
     left, right = st.columns([3, 2])

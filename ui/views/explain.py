@@ -12,13 +12,15 @@ from engine.explain import adversarial as adv
 from engine.explain import attribution as attr
 from engine.models.model import Model
 from ui.figures.explain_charts import adversarial_figure, attribution_figure
+from ui.state import remembered
 
 TOP_GUESS = "the top guess (each model's own)"
 
 
 def _class_to_explain(key: str) -> int | None:
     """The digit picked to explain, or None for each model's own top guess."""
-    choice = st.selectbox("Explain the score of", [TOP_GUESS, *range(10)], key=key,
+    choice = st.selectbox("Explain the score of", [TOP_GUESS, *range(10)],
+                          key=remembered(key, TOP_GUESS),
                           help="Attributions answer: which pixels push this digit's score up "
                                "(red) or down (blue)?")
     return None if choice == TOP_GUESS else int(choice)
@@ -27,15 +29,17 @@ def _class_to_explain(key: str) -> int | None:
 def _attribution_settings(prefix: str) -> attr.Settings:
     """The methods' settings, one row of compact controls."""
     c1, c2, c3, c4, c5 = st.columns(5)
-    samples = c1.slider("SmoothGrad samples", 1, 64, 16, key=f"{prefix}_sg_samples")
-    noise = c2.slider("SmoothGrad noise", 0.0, 1.0, 0.15, 0.05, key=f"{prefix}_sg_noise",
+    samples = c1.slider("SmoothGrad samples", 1, 64, key=remembered(f"{prefix}_sg_samples", 16))
+    noise = c2.slider("SmoothGrad noise", 0.0, 1.0, step=0.05,
+                      key=remembered(f"{prefix}_sg_noise", 0.15),
                       help="Standard deviation of the Gaussian noise added to the pixels "
                            "(which run from 0 to 1). At 0 SmoothGrad is the plain gradient.")
-    steps = c3.slider("IG steps", 1, 128, 32, key=f"{prefix}_ig_steps")
-    baseline = c4.selectbox("IG baseline", attr.BASELINES, key=f"{prefix}_ig_baseline",
+    steps = c3.slider("IG steps", 1, 128, key=remembered(f"{prefix}_ig_steps", 32))
+    baseline = c4.selectbox("IG baseline", attr.BASELINES,
+                            key=remembered(f"{prefix}_ig_baseline", attr.BASELINES[0]),
                             help="Where Integrated Gradients starts: a black image, your digit "
                                  "blurred beyond recognition, or random noise.")
-    patch = c5.slider("Occlusion patch", 1, 14, 4, key=f"{prefix}_occ_patch")
+    patch = c5.slider("Occlusion patch", 1, 14, key=remembered(f"{prefix}_occ_patch", 4))
     return attr.Settings(samples=samples, noise=noise, steps=steps, baseline=baseline,
                          patch=patch, stride=max(1, patch // 2))
 
@@ -86,11 +90,12 @@ def show_attribution_view(models: Mapping[str, Model], titles: Mapping[str, str]
 def _attack_controls() -> tuple[str, str, int | None, float]:
     """(attacked model's slot, method, target digit or None, epsilon) from the controls."""
     c1, c2, c3, c4 = st.columns([2, 2, 2, 3])
-    method = c2.radio("Attack", list(adv.ATTACKS), format_func=adv.ATTACKS.get, index=1,
-                      key="sk_attack_method")
-    target = c3.selectbox("Push toward", ["any other digit", *range(10)], key="sk_attack_target")
-    epsilon = c4.slider("Epsilon: the most any pixel may change", 0.0, 0.5, 0.15, 0.01,
-                        key="sk_attack_epsilon")
+    method = c2.radio("Attack", list(adv.ATTACKS), format_func=adv.ATTACKS.get,
+                      key=remembered("sk_attack_method", list(adv.ATTACKS)[1]))
+    target = c3.selectbox("Push toward", ["any other digit", *range(10)],
+                          key=remembered("sk_attack_target", "any other digit"))
+    epsilon = c4.slider("Epsilon: the most any pixel may change", 0.0, 0.5, step=0.01,
+                        key=remembered("sk_attack_epsilon", 0.15))
     return c1, method, None if target == "any other digit" else int(target), epsilon
 
 
@@ -126,7 +131,7 @@ def show_adversarial_view(models: Mapping[str, Model], titles: Mapping[str, str]
     """Attack one model on `image` (28, 28); show the change and every model's answer."""
     column, method, target, epsilon = _attack_controls()
     slot = column.selectbox("Attack the model", list(models), format_func=titles.get,
-                            index=len(models) - 1, key="sk_attack_model")
+                            key=remembered("sk_attack_model", list(models)[-1]))
     label = models[slot].predict_proba(image[None]).argmax(axis=1)
     attacked = adv.attack(models[slot], image[None], label, epsilon, method=method,
                           target=target)[0]
@@ -146,6 +151,6 @@ def show_where_it_looks(model: Model, title: str, image: np.ndarray, probabiliti
     """A room's one model on its digit (28, 28): the attribution maps, behind a switch (they
     cost a compile the first time, and the room reruns often during a run)."""
     if st.toggle("Where it looks: five attribution methods on this digit",
-                 key=f"{prefix}_attribution_on"):
+                 key=remembered(f"{prefix}_attribution_on", False)):
         show_attribution_view({prefix: model}, {prefix: title}, image, {prefix: probabilities},
                               prefix=prefix)

@@ -75,19 +75,21 @@ def show_twin_check(model: Model, loss: str, split) -> None:
                         key="ff_twin_now_chart", width="stretch")
 
 
-def show_sketch(model: Model, label: str) -> np.ndarray | None:
-    """Draw a digit; the room's model reads it. Returns the drawn digit as the model sees it
-    (28, 28) in [0, 1], for the room's other tabs; None before one is drawn."""
+def sketch_digit(label: str) -> np.ndarray | None:
+    """A canvas to draw on, for the room's model (`label`): the drawn digit as the model sees it
+    (28, 28) in [0, 1], for every tab that reads it; None before one is drawn."""
     st.markdown(f"Draw a digit: {label} reads it.")
     pre = preprocess_or_explain(sketch_input("ff"))
-    if pre is not None:
-        left, right = st.columns([1, 3])
-        left.image(enlarged(pre.final, 8), caption="what the model sees "
-                   "(28×28)", width=224)
-        probabilities = model.predict_proba(pre.final[None])[0]
-        right.plotly_chart(charts.probability_bars_figure(
-            probabilities, charts.reads_title(int(probabilities.argmax()))),
-            key="ff_sketch_chart", width="stretch")
-        show_where_it_looks(model, "this net", pre.final, probabilities, prefix="ff")
-        return pre.final
-    return None
+    return None if pre is None else pre.final
+
+
+def show_sketch_answer(model: Model, digit: np.ndarray) -> None:
+    """What the model reads in the drawn digit (28, 28): the image it sees, its ten
+    probabilities and where it looks."""
+    left, right = st.columns([1, 3])
+    left.image(enlarged(digit, 8), caption="what the model sees (28×28)", width=224)
+    probabilities = model.predict_proba(digit[None])[0]
+    right.plotly_chart(charts.probability_bars_figure(
+        probabilities, charts.reads_title(int(probabilities.argmax()))),
+        key="ff_sketch_chart", width="stretch")
+    show_where_it_looks(model, "this net", digit, probabilities, prefix="ff")

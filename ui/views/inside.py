@@ -1,10 +1,7 @@
-"""The rooms' "What a unit wants" tab (both rooms), the CNN room's "Convolution, cell by cell",
-and the session memo the inside views share."""
+"""The rooms' "What a unit wants" tab (both rooms) and the CNN room's "Convolution, cell by
+cell"."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -14,6 +11,8 @@ from engine import cnn
 from engine.explain import actmax, conv_view
 from engine.models.model import Model
 from ui.figures.charts import styled, tile
+from ui.lazy import asked_for, kept
+from ui.state import remembered
 
 MARGIN = 3  # pixels shown around a filter's receptive field
 CLASSES = "The 10 classes"
@@ -33,31 +32,9 @@ def whole_numbers(cells: list, fields: dict[str, tuple[int, str]]) -> list[int]:
     number from 0 to MAX_INDEX may be typed; the engine says which ones exist. (Bounds also
     keep out what no index can be: Streamlit reads a NaN in an unbounded int input with int().)
     """
-    return [int(cell.number_input(label, min_value=0, max_value=MAX_INDEX, value=default, step=1,
-                                  key=key))
+    return [int(cell.number_input(label, min_value=0, max_value=MAX_INDEX, step=1,
+                                  key=remembered(key, default)))
             for cell, (label, (default, key)) in zip(cells, fields.items(), strict=False)]
-
-
-def kept(key: str, model: Model, choice: Any, compute: Callable[[], Any]) -> Any:
-    """compute() once per model and choice: kept in the session under `key`, so a rerun (any
-    widget) does not redo seconds of work, and a new model or choice replaces it."""
-    memo = st.session_state.get(key)
-    if memo is not None and memo[0] is model and memo[1] == choice:
-        return memo[2]
-    value = compute()
-    st.session_state[key] = (model, choice, value)
-    return value
-
-
-def asked_for(key: str, label: str) -> bool:
-    """Whether this session has asked for the view under `key`: a button until it has, then
-    always (a new model or choice recomputes without asking again). Heavy views wait for it:
-    every tab of a room runs on each rerun, and their compiles and arrays cost the server
-    ~120 MB (M1) when nobody looks at them."""
-    wanted = f"{key}_wanted"
-    if not st.session_state.get(wanted) and st.button(label, key=f"{key}_go", type="primary"):
-        st.session_state[wanted] = True
-    return bool(st.session_state.get(wanted))
 
 
 def unit_grid_figure(images: np.ndarray, captions: list[str], columns: int, title: str
@@ -142,7 +119,8 @@ def show_unit_wants(model: Model, key: str) -> None:
         st.caption("With two or more hidden layers, the units of the second and deeper layers "
                    "are offered here too (a first-layer unit wants its own weights: see them "
                    "in the live panel while training).")
-    block = groups[st.radio("Units", list(groups), horizontal=True, key=f"{key}_actmax_group")]
+    block = groups[st.radio("Units", list(groups), horizontal=True,
+                            key=remembered(f"{key}_actmax_group", next(iter(groups))))]
     if not asked_for(f"{key}_actmax", "Grow the images (a few seconds)"):
         return
     with st.spinner("Growing an image for each unit…"):

@@ -15,6 +15,7 @@ from engine.explain.confidence import tempered, unfamiliar_inputs
 from ui.figures.charts import IDLE_BAR, probability_bars_figure
 from ui.figures.pictures import show_digit
 from ui.models import ModelChoice
+from ui.state import remembered
 
 NOT_SURE = 0.5  # a top probability below this is shown as "not sure"
 WAITING = "–"  # the top guess shown before there is a drawing
@@ -38,7 +39,7 @@ def is_unsure(probabilities: np.ndarray) -> bool:
 
 def temperature_slider(key: str) -> float:
     """The softmax temperature T the bars are shown at (1: the model's own probabilities)."""
-    return st.select_slider("Softmax temperature", TEMPERATURES, value=1.0, key=key,
+    return st.select_slider("Softmax temperature", TEMPERATURES, key=remembered(key, 1.0),
                             format_func=lambda t: f"T = {t:.2g}", help=TEMPERATURE_HELP)
 
 

@@ -16,6 +16,7 @@ from engine.training.service import Run
 from engine.training.status import RunStatus
 from ui.figures.charts import styled
 from ui.rooms.state import Room, room_state
+from ui.state import remembered
 from ui.training import REFRESH_SECONDS, run_service
 
 
@@ -33,10 +34,10 @@ def show_landscape(room: Room, model: Model, split: Any, marked_step: int | None
         "along most during the run (PCA of the recorded snapshots).")
     left, right, button = st.columns([2, 2, 1])
     plane = model.family.plane_net(model.architecture)
-    n = left.slider("Grid points a side", 5, 61, plane.preferred_resolution, step=2,
-                    key=f"{key}_grid")
-    digits = right.number_input("Digits it is measured on", 100, 10_000,
-                                plane.preferred_digits, step=100, key=f"{key}_digits")
+    n = left.slider("Grid points a side", 5, 61, step=2,
+                    key=remembered(f"{key}_grid", plane.preferred_resolution))
+    digits = right.number_input("Digits it is measured on", 100, 10_000, step=100,
+                                key=remembered(f"{key}_digits", plane.preferred_digits))
     problems = landscape.grid_problems(n, digits, limits())
     for problem in problems:
         st.warning(f"That landscape is too large: {problem} Choose fewer points or digits.")

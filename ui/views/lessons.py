@@ -15,7 +15,6 @@ from engine.cnn.model import PADDINGS
 from engine.nn.layers import ACTIVATIONS
 from ui.rooms.controls import KERNEL_SIZES, LOSS_NAMES, OPTIMIZER_NAMES, POOL_NAMES
 from ui.state import defaults
-from ui.views.breakit import BREAKIT_DEFAULTS
 
 ROOM_PAGES = {  # a step's room -> (its page, how a button names it)
     "autodiff": ("pages/autodiff.py", "the autodiff playground"),
@@ -46,11 +45,6 @@ def lessons() -> tuple[Lesson, ...]:
     return load_lessons()
 
 
-def known_controls() -> dict[str, Any]:
-    """Every control a lesson may set, with its default (whose type a value must have)."""
-    return {**defaults(), **BREAKIT_DEFAULTS}
-
-
 def _type_matches(value: Setting, default: Any) -> bool:
     if isinstance(default, bool) or isinstance(value, bool):
         return isinstance(value, bool) and isinstance(default, bool)
@@ -62,7 +56,7 @@ def _type_matches(value: Setting, default: Any) -> bool:
 def setting_problems(step: Step) -> list[str]:
     """Why the step's controls cannot be set in its room (empty if they can), one sentence each."""
     problems = []
-    known = known_controls()
+    known = defaults()  # every control a lesson may set, with its default (its type)
     for key, value in step.settings.items():
         if not key.startswith(ROOM_PREFIXES[step.room or ""]):
             problems.append(f"`{key}` is not a control of the {step.room} room.")

@@ -11,8 +11,10 @@ from engine.explain import projector
 from engine.models.model import Model
 from ui.figures.charts import a_digit, styled
 from ui.figures.pictures import enlarged
+from ui.lazy import asked_for, kept
 from ui.rooms import CNN, FEEDFORWARD
-from ui.views.inside import MAX_INDEX, asked_for, kept
+from ui.state import remembered
+from ui.views.inside import MAX_INDEX
 from ui.views.landscape import run_that_trained, trained_snapshots
 
 PROJECTED = 1_000  # digits placed: the first ones of the test set (all of the embedded one)
@@ -123,9 +125,11 @@ def show_projector(model: Model, images: np.ndarray, labels: np.ndarray, *, key:
     names = projector.layer_names(model)
     left, right = st.columns([1, 3])
     # The names are the options: a new model's layers replace the old ones in the picker.
-    layer = names.index(left.selectbox("Layer", names, key=f"{key}_projector_layer"))
+    layer = names.index(left.selectbox("Layer", names,
+                                       key=remembered(f"{key}_projector_layer", names[0])))
     chosen = right.number_input(f"Digit to show (0 to {len(images) - 1})", min_value=0,
-                                max_value=MAX_INDEX, value=0, step=1, key=f"{key}_projector_digit")
+                                max_value=MAX_INDEX, step=1,
+                                key=remembered(f"{key}_projector_digit", 0))
     if not asked_for(f"{key}_projection", f"Project the {len(images):,} digits"):
         return
     with st.spinner("Running the digits through the model and finding the principal axes…"):

@@ -12,6 +12,7 @@ from engine.explain.step_phases import CELL_KINDS, StepPhases, cell_sum, step_ph
 from engine.models.model import Model
 from ui.figures.charts import a_digit, styled
 from ui.figures.pictures import enlarged
+from ui.state import remembered
 from ui.views.inside import as_sentence, whole_numbers
 
 PHASES = ("Forward", "Loss", "Backward", "Update")
@@ -123,7 +124,8 @@ def show_cell(phases: StepPhases) -> None:
     st.markdown("#### One number, and the sum that produced it")
     cells = st.columns(4)
     kind = cells[0].selectbox("Matrix", list(CELL_NAMES), format_func=CELL_NAMES.get,
-                              key="ff_step_cell_kind", help="\n\n".join(CELL_KINDS.values()))
+                              key=remembered("ff_step_cell_kind", next(iter(CELL_NAMES))),
+                              help="\n\n".join(CELL_KINDS.values()))
     layer, row, col = whole_numbers(cells[1:], {
         "Layer": (1, "ff_step_cell_layer"), "Row": (0, "ff_step_cell_row"),
         "Column": (0, "ff_step_cell_col")})
@@ -208,7 +210,8 @@ def show_one_step(model: Model, images: np.ndarray, labels: np.ndarray, *, loss_
     first_of_each = [int(np.flatnonzero(labels[:PICKABLE] == digit)[0]) for digit in (3, 7, 1, 0)
                      if (labels[:PICKABLE] == digit).any()]
     chosen = st.multiselect("The batch (test digits, and your drawing)", list(options),
-                            default=first_of_each, format_func=options.get, key="ff_step_batch",
+                            format_func=options.get,
+                            key=remembered("ff_step_batch", first_of_each),
                             max_selections=16)
     if drawing is None and YOUR_DRAWING not in chosen:
         st.caption("Draw a digit in the Sketch tab to use it here.")

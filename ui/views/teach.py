@@ -27,6 +27,7 @@ from ui.models import (
     forget_trained_model,
     keep_trained_model,
 )
+from ui.state import remembered
 from ui.views.lab import BARS_HEIGHT, top_guess
 
 TEACHINGS_KEY = "sk_teachings"  # session state: {slot: Teaching}, replaced on every change
@@ -63,7 +64,7 @@ def _teach_controls(model: Model, image: np.ndarray) -> tuple[int, int, float]:
     label = c1.selectbox("This digit is a", range(10), index=guess, key="sk_teach_label",
                          help="The label the model is taught. It starts at the model's guess: "
                               "change it if the guess is wrong.")
-    steps = c2.slider("Optimiser steps", 1, teach.MAX_STEPS, 1, key="sk_teach_steps")
+    steps = c2.slider("Optimiser steps", 1, teach.MAX_STEPS, key=remembered("sk_teach_steps", 1))
     rate = c3.select_slider("Learning rate", LEARNING_RATES, value=rate, key="sk_teach_rate",
                             format_func=lambda r: f"{r:g}",
                             help="Starts at the rate the model was trained with.")

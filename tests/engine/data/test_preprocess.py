@@ -15,7 +15,9 @@ from helpers import (
     image_bytes,
     mnist_digit,
     mnist_on_canvas,
+    mnist_test_digits,
     on_paper,
+    shaded_photo,
     vertical_one,
 )
 from hypothesis import given, settings
@@ -23,7 +25,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 from engine.data import preprocess as pp
-from engine.data.mnist import as_float, embedded_split
+from engine.data.mnist import as_float
 from engine.data.preprocess import PreprocessOptions, preprocess
 
 
@@ -346,29 +348,6 @@ def test_mnist_like_strokes_are_kept_and_the_step_can_be_switched_off() -> None:
 
 
 # --- photos: the paper's uneven lighting is estimated and divided out -------------------------
-
-
-def mnist_test_digits(label: int | None = None) -> np.ndarray:
-    """The embedded set's held-out test digits (n, 28, 28) uint8, of one class or all."""
-    split = embedded_split()
-    return split.x_test if label is None else split.x_test[split.y_test == label]
-
-
-def shaded_photo(digit: np.ndarray, seed: int = 0) -> tuple[bytes, tuple[int, int, int, int]]:
-    """An MNIST digit (28, 28) as a phone snap of dark ink on grey paper, lit from the left (a
-    strong falloff and a vignette), with sensor noise: (480x360 JPEG bytes, the ink's box)."""
-    big = np.asarray(Image.fromarray(digit).resize((240, 240), Image.Resampling.BICUBIC),
-                     np.float32) / 255
-    ink = np.zeros((360, 480), np.float32)
-    ink[60:300, 120:360] = np.clip(big, 0, 1)
-    reflectance = 0.62 + (0.08 - 0.62) * ink  # grey paper, nearly black ink
-    y, x = np.mgrid[0:360, 0:480] / np.array([360, 480])[:, None, None]
-    light = (1.25 - 0.85 * x) * (1 - 0.7 * ((y - 0.5) ** 2 + (x - 0.5) ** 2))
-    noise = np.random.default_rng(seed).normal(0, 0.04, ink.shape)
-    grey = np.clip(reflectance * light + noise, 0, 1)
-    rgb = (np.stack([grey, 0.97 * grey, 0.9 * grey], -1) * 255).round().astype(np.uint8)
-    rows, cols = np.flatnonzero((ink > 0.5).any(1)), np.flatnonzero((ink > 0.5).any(0))
-    return image_bytes(rgb, "JPEG", quality=85), (rows[0], cols[0], rows[-1] + 1, cols[-1] + 1)
 
 
 def test_the_background_of_a_shaded_page_is_found_under_the_ink() -> None:
