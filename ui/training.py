@@ -42,9 +42,12 @@ def format_seconds(seconds: float) -> str:
 
 def progress_text(event: Progress) -> str:
     """E.g. "Epoch 3 of 10 · step 84/280 · loss 0.301 · test 91.2% · 2 s elapsed, about 5 s
-    left"."""
+    left"; a diverged run says where its loss blew up, and to what."""
     parts = [f"Epoch {max(1, math.ceil(event.epoch))} of {event.epochs}",
              f"step {event.step}/{event.total_steps}", f"loss {event.loss:.3f}"]
+    if event.status == RunStatus.DIVERGED and event.history.losses:
+        parts[1:] = [f"the loss blew up at step {len(event.history.losses)}/"
+                     f"{event.total_steps}, to {event.history.losses[-1]:.3g}"]
     if event.test_accuracy is not None:
         parts.append(f"test {event.test_accuracy:.1%}")
     timing = f"{format_seconds(event.elapsed)} elapsed"
@@ -84,7 +87,7 @@ def show_curves(event: Progress, key: str) -> None:
                       key=f"{key}_loss_chart", width="stretch")
     right.plotly_chart(charts.accuracy_curve_figure(history.eval_steps, history.val_accuracy,
                                                     history.test_accuracy, steps_per_epoch,
-                                                    event.epochs),
+                                                    event.epochs, history.train_accuracy),
                        key=f"{key}_accuracy_chart", width="stretch")
 
 

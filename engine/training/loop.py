@@ -348,9 +348,11 @@ def epoch_chunks(n_train: int, schedule: Schedule, epoch: int) -> list[np.ndarra
 
 @dataclass(frozen=True)
 class History(Generic[S]):
-    """Everything measured so far: the loss of every step, accuracies at each evaluation, and
-    the snapshots of the model (at most `snapshot_cap`, thinned out evenly past that), each taken
-    at the evaluation of the same index in snapshot_steps."""
+    """Everything measured so far: the loss of every step (a diverged run's ends with the one
+    that blew up), accuracies at each evaluation (train_accuracy: on TRAIN_PROBE fixed training
+    digits, to see overfitting; empty in runs saved before it was measured), and the snapshots
+    of the model (at most `snapshot_cap`, thinned out evenly past that), each taken at the
+    evaluation of the same index in snapshot_steps."""
 
     losses: tuple[float, ...] = ()
     eval_steps: tuple[int, ...] = ()
@@ -358,6 +360,7 @@ class History(Generic[S]):
     test_accuracy: tuple[float, ...] = ()
     snapshot_steps: tuple[int, ...] = ()
     snapshots: tuple[S, ...] = ()
+    train_accuracy: tuple[float, ...] = ()
 
 
 MAX_SNAPSHOTS = 64  # a 50-epoch run's every snapshot would hold hundreds of MB
@@ -478,23 +481,34 @@ class Clock:
 
 
 EVAL_CHUNK = 2_500  # digits predicted at once (full MNIST's 15,000 in 6 chunks of one shape)
+TRAIN_PROBE = 500  # training digits evaluated with the others: training against validation
 
 
 @dataclass(frozen=True)
 class EvalSet:
-    """The validation and test digits as one batch x (n, 28, 28) as stored (uint8), labels
-    y (n,), predicted EVAL_CHUNK at a time: one input shape, one compile, and only a chunk's
-    float copy in memory (all of full MNIST's at once: 47 MB more). The first n_val are the
-    validation digits."""
+    """The digits evaluated as one batch x (n, 28, 28) as stored (uint8), labels y (n,),
+    predicted EVAL_CHUNK at a time: one input shape, one compile, and only a chunk's float copy
+    in memory (all of full MNIST's at once: 47 MB more). The first n_train are training digits
+    (evenly spaced, the same all run), the next n_val the validation digits, the rest test."""
 
     x: np.ndarray
     y: np.ndarray
+    n_train: int
     n_val: int
+
+    def accuracies(self, correct: np.ndarray) -> tuple[float, float, float]:
+        """(training, validation, test) accuracy from `correct` (n,) bool, one per digit."""
+        val_end = self.n_train + self.n_val
+        return (float(correct[:self.n_train].mean()), float(correct[self.n_train:val_end].mean()),
+                float(correct[val_end:].mean()))
 
 
 def eval_set(split: Any) -> EvalSet:
-    return EvalSet(np.concatenate([split.x_val, split.x_test]),
-                   np.concatenate([split.y_val, split.y_test]), len(split.x_val))
+    probe = np.linspace(0, len(split.x_train) - 1, min(TRAIN_PROBE, len(split.x_train)))
+    probe = probe.astype(np.int64)
+    return EvalSet(np.concatenate([split.x_train[probe], split.x_val, split.x_test]),
+                   np.concatenate([split.y_train[probe], split.y_val, split.y_test]),
+                   len(probe), len(split.x_val))
 
 
 def chunked_labels(predict: Callable, params: PyTree, images: np.ndarray) -> np.ndarray:
@@ -523,14 +537,15 @@ def all_chunks(n_train: int, schedule: Schedule) -> Iterator[np.ndarray]:
 def evaluated(history: History[S], params: PyTree, step: int, *, predict: Callable, data: EvalSet,
               snapshot: Callable[[PyTree], S] | None) -> History[S]:
     """history with an evaluation of params at `step` added (and its snapshot, if asked)."""
-    correct = chunked_labels(predict, params, data.x) == data.y
+    train, val, test = data.accuracies(chunked_labels(predict, params, data.x) == data.y)
     steps, snapshots = history.snapshot_steps, history.snapshots
     if snapshot is not None:
         taken = snapshot(params)
         steps, snapshots = thinned((*steps, step), (*snapshots, taken), snapshot_cap(taken))
     return replace(history, eval_steps=(*history.eval_steps, step),
-                   val_accuracy=(*history.val_accuracy, float(correct[:data.n_val].mean())),
-                   test_accuracy=(*history.test_accuracy, float(correct[data.n_val:].mean())),
+                   train_accuracy=(*history.train_accuracy, train),
+                   val_accuracy=(*history.val_accuracy, val),
+                   test_accuracy=(*history.test_accuracy, test),
                    snapshot_steps=steps, snapshots=snapshots)
 
 
@@ -603,7 +618,8 @@ def train(stepper: Stepper, params: PyTree, split: Any, schedule: Schedule,
             break
         new_params, new_state, losses = stepper.run(params, state, batches)
         problem, kept = divergence(history.losses, losses, len(batches), new_params, schedule)
-        history = replace(history, losses=(*history.losses, *map(float, losses[:kept])))
+        shown = kept + 1 if problem else kept  # a diverged run's curve ends where it blew up
+        history = replace(history, losses=(*history.losses, *map(float, losses[:shown])))
         if problem:
             status, message = RunStatus.DIVERGED, (
                 f"{problem}: the learning rate is probably too high. Training stopped; the "

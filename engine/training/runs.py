@@ -93,6 +93,7 @@ def run_metadata(event: Progress) -> dict[str, Any]:
         "val_accuracy": event.val_accuracy, "test_accuracy": event.test_accuracy,
         "history": {"losses": [_finite_or_none(v) for v in history.losses],
                     "eval_steps": list(history.eval_steps),
+                    "train_accuracy": list(history.train_accuracy),
                     "val_accuracy": list(history.val_accuracy),
                     "test_accuracy": list(history.test_accuracy),
                     "snapshot_steps": list(history.snapshot_steps[-len(snapshots):]
@@ -148,9 +149,12 @@ def progress_from_metadata(record: Any,
         eval_steps = _numbers(history["eval_steps"], lambda v: _count(v, total_steps))
         accuracies = (_numbers(history["val_accuracy"], _fraction),
                       _numbers(history["test_accuracy"], _fraction))
+        train_accuracy = _numbers(history.get("train_accuracy", []), _fraction)  # newer runs
         losses = _numbers(history["losses"], lambda v: _number(v, optional=True))
-        if {len(accuracies[0]), len(accuracies[1])} != {len(eval_steps)} or None in (
-                accuracies[0] + accuracies[1]) or len(losses) > total_steps:
+        lengths_agree = ({len(accuracies[0]), len(accuracies[1])} == {len(eval_steps)}
+                         and len(train_accuracy) in (0, len(eval_steps))
+                         and len(losses) <= total_steps)
+        if not lengths_agree or None in (*accuracies[0], *accuracies[1], *train_accuracy):
             raise ValueError("the history's lengths do not agree")
         message = record["message"]
         if not isinstance(message, str):
@@ -163,7 +167,8 @@ def progress_from_metadata(record: Any,
             val_accuracy=_fraction(record["val_accuracy"]),
             test_accuracy=_fraction(record["test_accuracy"]),
             elapsed=_number(record["elapsed"]), eta=0.0,
-            history=History(losses, eval_steps, *accuracies, snapshot_steps, snapshots),
+            history=History(losses, eval_steps, *accuracies, snapshot_steps, snapshots,
+                            train_accuracy),
             status=status, message=message)
     except (KeyError, TypeError, ValueError) as error:
         raise RunFileError(f"This run's saved record is damaged ({error}).") from None

@@ -43,24 +43,35 @@ def smoothed(values: Sequence[float], weight: float | None = None) -> np.ndarray
     return out
 
 
+FEW_POINTS = 50  # a curve of this many points or fewer is drawn with its points marked
+
+
 def loss_curve_figure(losses: Sequence[float], steps_per_epoch: int | None = None,
                       epochs: int | None = None, max_points: int = 2000) -> go.Figure:
     """Training loss of every step (faint) and its moving average, x = step (or epoch).
 
     With epochs, the x axis spans the whole run from the start, so the curve grows into it.
-    Long runs are thinned to about max_points points, so the browser stays quick.
+    Long runs are thinned to about max_points points, so the browser stays quick. A short
+    curve has its points marked (one point is no line); a loss that blew up to NaN or infinity
+    is marked with a red cross at the top of the chart, named in the legend.
     """
     losses = np.asarray(losses, dtype=float)
     stride = max(1, len(losses) // max_points)
     x = np.arange(1, len(losses) + 1)
     if steps_per_epoch:
         x = x / steps_per_epoch
+    finite = np.isfinite(losses)
+    mode = "lines+markers" if len(losses) <= FEW_POINTS else "lines"
     fig = go.Figure([
-        go.Scatter(x=x[::stride], y=losses[::stride], name="each step", mode="lines",
+        go.Scatter(x=x[::stride], y=losses[::stride], name="each step", mode=mode,
                    line=dict(color=TRAIN_COLOUR, width=1), opacity=0.35),
-        go.Scatter(x=x[::stride], y=smoothed(losses)[::stride] if len(losses) else [],
+        go.Scatter(x=x[finite][::stride], y=smoothed(losses[finite])[::stride],
                    name="smoothed", mode="lines", line=dict(color=TRAIN_COLOUR, width=2.5)),
     ])
+    if not finite.all():
+        top = float(np.max(losses[finite], initial=1.0))
+        fig.add_scatter(x=x[~finite], y=np.full((~finite).sum(), top), name="blew up (NaN)",
+                        mode="markers", marker=dict(symbol="x", size=12, color="#d62728"))
     _run_axis(fig, steps_per_epoch, epochs)
     fig.update_yaxes(title="loss", rangemode="tozero")
     return styled(fig, "Training loss")
@@ -76,10 +87,11 @@ def _run_axis(fig: go.Figure, steps_per_epoch: int | None, epochs: int | None) -
 
 
 def accuracy_curve_figure(steps: Sequence[int], val: Sequence[float], test: Sequence[float],
-                          steps_per_epoch: int | None = None, epochs: int | None = None
-                          ) -> go.Figure:
-    """Validation and test accuracy at each evaluation, in percent; the y axis starts a little
-    below the lowest value, so late gains stay visible."""
+                          steps_per_epoch: int | None = None, epochs: int | None = None,
+                          train: Sequence[float] = ()) -> go.Figure:
+    """Validation and test accuracy at each evaluation, in percent, and the accuracy on fixed
+    training digits (dashed) when measured: far above validation is overfitting. The y axis
+    starts a little below the lowest value, so late gains stay visible."""
     x = np.asarray(steps, dtype=float) / (steps_per_epoch or 1)
     fig = go.Figure([
         go.Scatter(x=x, y=100 * np.asarray(val), name="validation", mode="lines+markers",
@@ -87,8 +99,11 @@ def accuracy_curve_figure(steps: Sequence[int], val: Sequence[float], test: Sequ
         go.Scatter(x=x, y=100 * np.asarray(test), name="test", mode="lines+markers",
                    line=dict(color=TEST_COLOUR)),
     ])
+    if len(train):
+        fig.add_scatter(x=x, y=100 * np.asarray(train), name="training digits",
+                        mode="lines+markers", line=dict(color=TRAIN_COLOUR, dash="dash"))
     _run_axis(fig, steps_per_epoch, epochs)
-    lowest = min([*val, *test], default=0.0)
+    lowest = min([*val, *test, *train], default=0.0)
     fig.update_yaxes(title="accuracy (%)", range=[max(0.0, 100 * lowest - 5), 100.5])
     return styled(fig, "Accuracy")
 

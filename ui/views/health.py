@@ -16,6 +16,7 @@ from plotly.subplots import make_subplots
 from engine import cnn, ffnn
 from engine.cnn.training import health_series as cnn_health_series
 from engine.explain import health
+from engine.explain.diagnosis import Diagnosis, diagnose_run, run_record
 from engine.explain.health import HealthSeries
 from engine.explain.lr_finder import RangeTest, ffnn_range_test
 from engine.ffnn import Architecture, TrainingConfig
@@ -34,7 +35,8 @@ HEALTH_PRESETS = {
                                  epochs=3),
     "healthy": TrainingConfig(Architecture((64,) * 6, "relu", "he"), epochs=3),
     "batch norm rescues it": TrainingConfig(Architecture((64,) * 6, "sigmoid", "tiny",
-                                                         batch_norm=True), epochs=3),
+                                                         batch_norm=True), learning_rate=1e-2,
+                                            epochs=3),
 }
 
 PRESET_START = "ff_preset_start"  # session state: a preset was chosen, start its run
@@ -47,13 +49,15 @@ PRESET_STORIES = {
     "healthy": "6 ReLU layers with He initialisation: every layer gets a gradient of the "
                "same size.",
     "batch norm rescues it": "the same 6 sigmoid layers and tiny weights, with batch norm "
-                             "before each activation: the gradient reaches the input at full "
-                             "size and the net learns (the first layer's tiny weights still "
-                             "take steps large beside them: see its update ratio).",
+                             "before each activation (and the larger learning rate it "
+                             "tolerates): the gradient reaches the input at full size and the "
+                             "net learns. The first layer's tiny weights take steps large "
+                             "beside them (see its update ratio); the loss shows that is fine.",
 }
 CHART_NAMES = {"activations": "the activation heatmaps", "gradients": "gradient norm per layer",
-               "updates": "update ratio per layer", "loss": "the loss curve above"}
-STATUS_COLOURS = {"ok": "#2ca02c", "watch": "#ff7f0e", "bad": "#d62728"}
+               "updates": "update ratio per layer", "loss": "the training-loss chart above",
+               "accuracy": "the accuracy chart above: training digits against validation"}
+STATUS_COLOURS = {"ok": "#2ca02c", "bad": "#d62728"}
 
 
 def choose_preset(name: str) -> None:
@@ -95,29 +99,30 @@ def conv_layer_names(blocks: int) -> list[str]:
     return [f"conv{i + 1}" for i in range(blocks)] + ["dense (output)"]
 
 
-def overview_figure(series: HealthSeries, statuses: list[str], names: list[str]) -> go.Figure:
-    """One tile per weight layer (L,), named `names`, coloured by its status, with its latest
-    numbers."""
+def overview_figure(series: HealthSeries, diagnosis: Diagnosis, names: list[str]) -> go.Figure:
+    """One tile per weight layer (L,), named `names`, with its verdict in words (the causes of
+    the findings that name it, or "healthy") and in colour, and its latest numbers."""
     last = -1
     unhealthy = np.append(np.fmax(series.dead[last], series.saturated[last]), np.nan)
+    verdicts = diagnosis.verdicts()
     texts = []
     for i, name in enumerate(names):
-        lines = [f"<b>{name}</b>", f"gradient {series.grad_norms[last, i]:.1e}"]
+        verdict = f"✗ {', '.join(verdicts[i])}" if verdicts[i] else "✓ healthy"
+        lines = [f"<b>{name}</b>", verdict, f"gradient {series.grad_norms[last, i]:.1e}"]
         if np.isfinite(unhealthy[i]):
             word = "dead" if np.isfinite(series.dead[last, i]) else "saturated"
             lines.append(f"{unhealthy[i]:.0%} {word}")
         if np.isfinite(series.update_ratios[last, i]):
             lines.append(f"update 10^{series.update_ratios[last, i]:.1f}")
         texts.append("<br>".join(lines))
-    codes = {"ok": 0, "watch": 1, "bad": 2}
     fig = go.Figure(go.Heatmap(
-        z=[[codes[s] for s in statuses]], text=[texts], texttemplate="%{text}", zmin=0, zmax=2,
-        colorscale=[[0, STATUS_COLOURS["ok"]], [0.5, STATUS_COLOURS["watch"]],
-                    [1, STATUS_COLOURS["bad"]]], showscale=False, hoverinfo="text", xgap=4))
+        z=[[1 if v else 0 for v in verdicts]], text=[texts], texttemplate="%{text}", zmin=0,
+        zmax=1, colorscale=[[0, STATUS_COLOURS["ok"]], [1, STATUS_COLOURS["bad"]]],
+        showscale=False, hoverinfo="text", xgap=4))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    return styled(fig, "Every layer at the latest evaluation (green: healthy, orange: watch, "
-                       "red: a problem)", height=170)
+    return styled(fig, "Every layer: its verdict (✗ named in a finding above, ✓ healthy) and "
+                       "its latest numbers", height=190)
 
 
 def activation_heatmaps_figure(series: HealthSeries, names: list[str]) -> go.Figure:
@@ -162,13 +167,18 @@ def update_ratio_figure(series: HealthSeries, names: list[str]) -> go.Figure:
     return fig
 
 
-def show_diagnosis(findings: list[health.Finding]) -> None:
-    """Each finding as a warning with its advice and the chart that shows it."""
-    if not findings:
-        st.success("No layer shows a problem: activations spread out, gradients of similar "
-                   "size in every layer, steps about a thousandth of the weights.")
-    for finding in findings:
-        st.warning(f"{finding.problem} {finding.advice} *(See {CHART_NAMES[finding.chart]}.)*")
+def show_diagnosis(diagnosis: Diagnosis) -> None:
+    """Each finding as a warning, surest first, with its advice and the chart that shows it;
+    a run with none gets one sentence saying so."""
+    if diagnosis.healthy:
+        st.success("No problem found in the whole run: the loss fell and stayed down, no layer "
+                   "is dead, saturated or a copy of itself, and the gradient reaches every "
+                   "layer.", icon=":material/check_circle:")
+    for finding in diagnosis.findings:
+        st.warning(f"**{finding.cause[:1].upper()}{finding.cause[1:]}.** {finding.problem} "
+                   f"{finding.advice} *(See {CHART_NAMES[finding.chart]}.)*",
+                   icon=":material/warning:")
+
 
 
 @dataclass(frozen=True)
@@ -179,7 +189,8 @@ class HealthTab:
     HealthSeries, the L weight layers' names), None when it recorded none or its settings are
     unreadable. unit: what a layer's units are called in the diagnosis. counted: what one
     activation histogram counts, in words. note: said after the tab's introduction. start: what
-    starts a run, in words. presets: the feed-forward presets are offered.
+    starts a run, in words. blind_guess: training settings -> the loss of a guess of 1/10 each.
+    presets: the feed-forward presets are offered.
     """
 
     prefix: str
@@ -188,21 +199,28 @@ class HealthTab:
     counted: str
     note: str
     start: str
+    blind_guess: Callable[[Mapping[str, Any]], float]
     presets: bool = False
 
 
-def show_series(series: HealthSeries, names: list[str], view: RunView, tab: HealthTab, *,
-                decaying: bool) -> None:
+def run_diagnosis(series: HealthSeries, names: list[str], view: RunView,
+                  settings: Mapping[str, Any], tab: HealthTab) -> Diagnosis:
+    """The whole run's diagnosis (engine.explain.diagnosis), its layers named as on screen."""
+    return diagnose_run(run_record(
+        view.latest.history, series, [name[0].upper() + name[1:] for name in names], settings,
+        diverged=view.status == RunStatus.DIVERGED, unit=tab.unit,
+        untrained_loss=tab.blind_guess(settings)))
+
+
+def show_series(series: HealthSeries, names: list[str], view: RunView, tab: HealthTab,
+                settings: Mapping[str, Any]) -> None:
     """The diagnosis, the overview row and the three detailed charts of a run's health; names:
-    its L weight layers'; decaying: its step size is decayed to 0 on purpose (cosine decay)."""
-    latest = view.latest.history.snapshots[-1].health
-    ratios = series.update_ratios[-1] if len(series.steps) > 1 else None
-    show_diagnosis(health.diagnose(latest, ratios, diverged=view.status == RunStatus.DIVERGED,
-                                   names=[name[0].upper() + name[1:] for name in names],
-                                   unit=tab.unit, decaying=decaying))
+    its L weight layers'; settings: its training settings (metadata)."""
+    diagnosis = run_diagnosis(series, names, view, settings, tab)
+    show_diagnosis(diagnosis)
     key = f"{tab.prefix}_health"
-    st.plotly_chart(overview_figure(series, health.layer_status(latest, ratios, decaying), names),
-                    key=f"{key}_overview", width="stretch")
+    st.plotly_chart(overview_figure(series, diagnosis, names), key=f"{key}_overview",
+                    width="stretch")
     st.plotly_chart(activation_heatmaps_figure(series, names), key=f"{key}_activations",
                     width="stretch")
     st.caption(f"Colour: how many activations ({tab.counted}) fall in each value bin, on a log "
@@ -214,7 +232,7 @@ def show_series(series: HealthSeries, names: list[str], view: RunView, tab: Heal
                       key=f"{key}_gradients", width="stretch")
     right.plotly_chart(update_ratio_figure(series, names), key=f"{key}_updates",
                        width="stretch")
-    if decaying:
+    if settings.get("cosine_decay"):
         right.caption("This run's cosine decay takes the step size down to 0 over the run: "
                       "the update ratios fall with it, by design.")
 
@@ -297,13 +315,15 @@ def cnn_series(history: History, settings: Mapping[str, Any]
     return None if series is None else (series, conv_layer_names(spec.blocks))
 
 
-FEEDFORWARD_TAB = HealthTab("ff", ffnn_series, "units", "64 digits × the layer's units", "",
-                            "**Start** or a preset", presets=True)
+FEEDFORWARD_TAB = HealthTab(
+    "ff", ffnn_series, "units", "64 digits × the layer's units", "", "**Start** or a preset",
+    lambda settings: ffnn.uniform_guess_loss(settings.get("loss", "cross_entropy")),
+    presets=True)
 CNN_TAB = HealthTab(
     "cnn", cnn_series, "filters", "64 digits × every position × the block's filters",
     "In a conv block a filter plays the part of a unit: it is dead when its ReLU output is 0 at "
     "every position of all 64 digits, and each histogram counts every position of every "
-    "filter.", "**Train**")
+    "filter.", "**Train**", lambda settings: float(np.log(cnn.N_CLASSES)))
 
 
 def show_layer_health(run: Run | None, tab: HealthTab = FEEDFORWARD_TAB) -> None:
@@ -329,6 +349,6 @@ def show_layer_health(run: Run | None, tab: HealthTab = FEEDFORWARD_TAB) -> None
                     view.active else "This run kept no layer health (a run brought back by its "
                     "link keeps only its curves): train again to see it.")
             return
-        show_series(*found, view, tab, decaying=bool(run.settings.get("cosine_decay")))
+        show_series(*found, view, tab, run.settings)
 
     live()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import ROOT, open_page
+from helpers import ROOT, open_page, open_tab
 from streamlit.testing.v1 import AppTest
 
 from engine import cnn, ffnn
@@ -362,5 +362,6 @@ def test_a_cnn_run_comes_back_in_the_cnn_room_with_its_controls_and_history():
     assert reloaded.text_input(key="cnn_filters").value == "2"
     assert reloaded.number_input(key="cnn_batch_size").value == 256
     assert reloaded.slider(key="cnn_shift").value == 1
+    open_tab(reloaded, "pages/cnn.py", "Training history")
     (slider,) = reloaded.select_slider  # the history scrubber
     assert len(slider.options) == len(run.view().latest.history.snapshots)
