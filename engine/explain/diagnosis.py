@@ -260,14 +260,14 @@ def gradient_finding(run: RunRecord) -> Finding | None:
     if vanishing:
         return Finding(
             Cause.VANISHING, confidence,
-            f"Vanishing gradients: {run.names[0]}'s gradient was {how_many_times(factor)} times "
+            f"{run.names[0]}'s gradient was {how_many_times(factor)} times "
             f"smaller than the last layer's (the median of {evaluations} evaluations), so "
             f"{named} barely learn.",
             "ReLU with He initialisation, batch norm or fewer layers usually helps.",
             "gradients", layers)
     return Finding(
         Cause.EXPLODING, confidence,
-        f"Exploding gradients: {run.names[0]}'s gradient was {how_many_times(factor)} times "
+        f"{run.names[0]}'s gradient was {how_many_times(factor)} times "
         f"larger than the last layer's (the median of {evaluations} evaluations).",
         "Smaller initial weights (He or Xavier) or batch norm usually helps.", "gradients",
         layers)
@@ -366,7 +366,7 @@ def overfitting_finding(run: RunRecord) -> Finding | None:
              f"{run.eval_steps[peak]} and fell since" if fell >= 0.02 else "")
     return Finding(
         Cause.OVERFITTING, float(min(1.0, 0.5 + gap[-1])),
-        f"Overfitting: the net reads its own training digits right {run.train_accuracy[-1]:.1%} "
+        f"The net reads its own training digits right {run.train_accuracy[-1]:.1%} "
         f"of the time but new ones only {run.val_accuracy[-1]:.1%}; the two curves parted at "
         f"step {parted}{since}. It learned its training digits by heart rather than digits.",
         "More training digits, a smaller net, fewer epochs (stop where validation peaked) or "
@@ -387,7 +387,7 @@ def underfitting_finding(run: RunRecord, trend: LossTrend | None) -> Finding | N
     still = trend is not None and trend.still_falling
     return Finding(
         Cause.UNDERFITTING, 0.5,
-        f"Underfitting: the net reads even its own training digits right only {accuracy:.1%} "
+        f"The net reads even its own training digits right only {accuracy:.1%} "
         "of the time" + (", and its loss was still falling at the end." if still else
                          ", and its loss had levelled off."),
         "Train longer, or give the net more units or layers." if still else

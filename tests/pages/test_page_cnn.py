@@ -142,7 +142,7 @@ def test_the_layer_health_tab_shows_a_short_runs_health_and_its_diagnosis(at):
     assert [line["name"] for line in charts["cnn_health_updates"]["data"]] == [
         "conv1", "dense (output)"]
     diagnosis = messages(at.warning) + messages(at.success)
-    assert "See " in diagnosis or "No layer shows a problem" in diagnosis
+    assert "See " in diagnosis or "No problem found in the whole run" in diagnosis
     assert "filter plays the part of a unit" in messages(at.markdown)
 
 
@@ -170,3 +170,13 @@ def test_look_inside_shows_where_the_cnn_looks_when_asked(at):
     at.selectbox(key="cnn_explain_class").set_value(9).run()
     (check,) = [d.value for d in at.dataframe if "explained digit" in d.value.columns]
     assert list(check["explained digit"]) == [9]
+
+
+@pytest.mark.slow
+def test_the_default_run_gets_no_warning(at):
+    """Issue 26: the room's own defaults (a cosine decay to 0 included) are a healthy run."""
+    at.button(key="cnn_start").click().run()
+    run_until_done(at)
+    open_tab(at, PAGE, "Layer health")
+    assert not at.warning, messages(at.warning)
+    assert "No problem found in the whole run" in messages(at.success)

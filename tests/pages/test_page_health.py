@@ -69,15 +69,18 @@ def test_each_preset_trains_and_shows_the_panel_and_its_diagnosis(at, preset):
     assert not at.exception, [e.value for e in at.exception]
     shown = {getattr(chart, "key", None) for chart in at.get("plotly_chart")}
     assert set(HEALTH_CHARTS) <= shown, shown
-    diagnosis = messages(at.warning) + messages(at.success)
-    assert "See " in diagnosis or "No layer shows a problem" in diagnosis
+    overview = next(c for c in at.get("plotly_chart") if c.key == "ff_health_overview")
+    assert ("layer 1 (BN)" in overview.proto.spec) == config.arch.batch_norm
     if preset == "vanishing gradients":
         assert "Vanishing gradients" in messages(at.warning)
         assert CHART_NAMES["gradients"] in messages(at.warning)
-    if preset in ("healthy", "batch norm rescues it"):
-        assert "Vanishing" not in messages(at.warning)
-    overview = next(c for c in at.get("plotly_chart") if c.key == "ff_health_overview")
-    assert ("layer 1 (BN)" in overview.proto.spec) == config.arch.batch_norm
+        assert "✗ vanishing gradients" in overview.proto.spec  # the tiles say it too
+    if preset == "dead ReLUs":
+        assert "Dead units" in messages(at.warning) and "✗ dead units" in overview.proto.spec
+    if preset in ("healthy", "batch norm rescues it"):  # the banner and every tile agree
+        assert not at.warning, messages(at.warning)
+        assert "No problem found in the whole run" in messages(at.success)
+        assert "✗" not in overview.proto.spec
 
 
 def test_the_initialisation_control_reaches_the_run(at):
@@ -164,3 +167,18 @@ def test_a_batch_norm_model_works_in_every_view_of_the_room_or_says_why_not(at, 
     at.button(key="ff_step_all").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert "One step is written out for nets without batch norm" in messages(at.warning)
+
+
+@pytest.mark.slow
+def test_the_default_run_gets_no_warning():
+    """Issue 26: the room's own defaults are a healthy run: no warning, every tile healthy."""
+    at = open_page(PAGE, tab="Layer health")
+    at.button(key="ff_start").click().run()
+    try:
+        run_until_done(at, "ff_room", bound=300)
+    finally:
+        leave_no_run(at, "ff_room")
+    assert not at.warning, messages(at.warning)
+    assert "No problem found in the whole run" in messages(at.success)
+    overview = next(c for c in at.get("plotly_chart") if c.key == "ff_health_overview")
+    assert "✗" not in overview.proto.spec and "✓ healthy" in overview.proto.spec

@@ -35,7 +35,7 @@ HEALTH_PRESETS = {
                                  epochs=3),
     "healthy": TrainingConfig(Architecture((64,) * 6, "relu", "he"), epochs=3),
     "batch norm rescues it": TrainingConfig(Architecture((64,) * 6, "sigmoid", "tiny",
-                                                         batch_norm=True), learning_rate=1e-2,
+                                                         batch_norm=True), learning_rate=2e-2,
                                             epochs=3),
 }
 
@@ -49,8 +49,8 @@ PRESET_STORIES = {
     "healthy": "6 ReLU layers with He initialisation: every layer gets a gradient of the "
                "same size.",
     "batch norm rescues it": "the same 6 sigmoid layers and tiny weights, with batch norm "
-                             "before each activation (and the larger learning rate it "
-                             "tolerates): the gradient reaches the input at full size and the "
+                             "before each activation (and the ten times larger learning rate "
+                             "it tolerates): the gradient reaches the input at full size and the "
                              "net learns. The first layer's tiny weights take steps large "
                              "beside them (see its update ratio); the loss shows that is fine.",
 }
@@ -121,8 +121,8 @@ def overview_figure(series: HealthSeries, diagnosis: Diagnosis, names: list[str]
         showscale=False, hoverinfo="text", xgap=4))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    return styled(fig, "Every layer: its verdict (✗ named in a finding above, ✓ healthy) and "
-                       "its latest numbers", height=190)
+    return styled(fig, "Every layer: its verdict in words and colour (red: named in a finding "
+                       "above) and its latest numbers", height=190)
 
 
 def activation_heatmaps_figure(series: HealthSeries, names: list[str]) -> go.Figure:
