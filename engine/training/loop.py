@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache, partial
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -435,37 +435,51 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = N_
 
 # ----------------------------------------------------------------------------- divergence
 
-def loss_limit(previous: Sequence[float], schedule: Schedule) -> float:
-    """The loss above which a step counts as blown up, given the losses so far."""
+def loss_baseline(previous: Sequence[float], schedule: Schedule) -> tuple[float, str]:
+    """The loss a run is judged against, given its losses so far, and that in words: the median
+    of the recent ones, or a blind guess's loss when that is higher (at the start)."""
     recent = previous[-schedule.baseline_window:]
-    baseline = max(float(np.median(recent)) if len(recent) else 0.0, schedule.untrained_loss)
-    return schedule.blowup_factor * baseline
+    median = float(np.median(recent)) if len(recent) else 0.0
+    if median > schedule.untrained_loss:
+        return median, f"the {median:.3g} it had been at"
+    return schedule.untrained_loss, f"the {schedule.untrained_loss:.3g} of a blind guess"
+
+
+class Divergence(NamedTuple):
+    """What `divergence` found in a chunk: why it diverged ("" if it did not), how many of its
+    losses came before the first bad one (their parameters are kept), and how many it saw
+    before it called the run diverged (shown on the curve)."""
+
+    problem: str
+    kept: int
+    seen: int
 
 
 def divergence(previous: Sequence[float], losses: np.ndarray, n_steps: int, params: PyTree,
-               schedule: Schedule) -> tuple[str, int]:
-    """(why a chunk diverged or "" if it did not, how many of its losses (steps,) to keep).
+               schedule: Schedule) -> Divergence:
+    """Whether a chunk of losses (steps,) diverged (see `Divergence`).
 
     previous: the run's losses before this chunk; params: the parameters after it. Diverged: a
     loss or parameter is NaN/inf, the stepper stopped early (it does so at a non-finite loss),
-    or the loss stayed above `loss_limit` for schedule.patience steps in a row (counting the
-    end of `previous`). The last catches what a numerically stable loss hides: a cross-entropy
-    that climbs to 1e4 stays finite, yet the net is lost.
+    or the loss stayed above blowup_factor times `loss_baseline` for schedule.patience steps in
+    a row (counting the end of `previous`). The last catches what a numerically stable loss
+    hides: a cross-entropy that climbs to 1e4 stays finite, yet the net is lost.
     """
-    limit = loss_limit(previous, schedule)
+    baseline, words = loss_baseline(previous, schedule)
+    limit = schedule.blowup_factor * baseline
     bad = ~np.isfinite(losses) | (losses > limit)
     kept = int(np.argmax(bad)) if bad.any() else len(losses)
     if len(losses) < n_steps or not np.isfinite(losses).all():
-        return "The loss became NaN or infinite", kept
+        return Divergence("The loss became NaN or infinite", kept, min(kept + 1, len(losses)))
     streak = next((i for i, v in enumerate(reversed(previous)) if not v > limit), len(previous))
-    for over in bad:
+    for seen, over in enumerate(bad, start=1):
         streak = streak + 1 if over else 0
         if streak >= schedule.patience:
-            return (f"The loss stayed above {limit:.3g} for {schedule.patience} steps, far "
-                    "above where it had been"), kept
+            return Divergence(f"The loss stayed above {limit:.3g} for {schedule.patience} steps "
+                              f"in a row, {schedule.blowup_factor:g} times {words}", kept, seen)
     if not all_finite(params):
-        return "The parameters became NaN or infinite", kept
-    return "", len(losses)
+        return Divergence("The parameters became NaN or infinite", kept, len(losses))
+    return Divergence("", len(losses), len(losses))
 
 
 # ----------------------------------------------------------------------------- the loop's helpers
@@ -617,9 +631,9 @@ def train(stepper: Stepper, params: PyTree, split: Any, schedule: Schedule,
             message = f"Stopped by you at step {step} of {clock.total_steps}."
             break
         new_params, new_state, losses = stepper.run(params, state, batches)
-        problem, kept = divergence(history.losses, losses, len(batches), new_params, schedule)
-        shown = kept + 1 if problem else kept  # a diverged run's curve ends where it blew up
-        history = replace(history, losses=(*history.losses, *map(float, losses[:shown])))
+        problem, _, seen = divergence(history.losses, losses, len(batches), new_params, schedule)
+        # A diverged run's curve goes on to where it was called diverged.
+        history = replace(history, losses=(*history.losses, *map(float, losses[:seen])))
         if problem:
             status, message = RunStatus.DIVERGED, (
                 f"{problem}: the learning rate is probably too high. Training stopped; the "

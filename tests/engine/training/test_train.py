@@ -177,12 +177,12 @@ def test_impossible_schedules_are_refused(small_split):
 def test_a_nan_loss_counts_as_divergence_even_below_the_blowup_limit():
     params, schedule = {"w": np.ones(2)}, Schedule(1, 1)
     assert divergence((), np.array([1.0, np.nan]), 2, params, schedule) == (
-        "The loss became NaN or infinite", 1)
-    problem, kept = divergence((), np.array([1.0]), 2, params, schedule)  # the stepper gave up
-    assert "NaN" in problem and kept == 1
+        "The loss became NaN or infinite", 1, 2)  # the NaN is shown on the curve
+    problem, kept, seen = divergence((), np.array([1.0]), 2, params, schedule)  # stepper gave up
+    assert "NaN" in problem and kept == seen == 1
     assert "parameters" in divergence((), np.array([1.0, 2.0]), 2, {"w": np.array([np.inf])},
                                       schedule)[0]
-    assert divergence((), np.array([1.0, 2.0]), 2, params, schedule) == ("", 2)
+    assert divergence((), np.array([1.0, 2.0]), 2, params, schedule) == ("", 2, 2)
 
 
 def test_divergence_needs_a_sustained_rise_above_a_robust_baseline():
@@ -190,21 +190,26 @@ def test_divergence_needs_a_sustained_rise_above_a_robust_baseline():
     params, limit = {"w": np.ones(2)}, 4 * math.log(10)
     trained = (0.01,) * 50
     # A trained model's loss rising tenfold is far below an untrained model's: not diverged.
-    assert divergence(trained, np.array([0.1, 0.5, 1.0, 2.0]), 4, params, schedule) == ("", 4)
+    assert divergence(trained, np.array([0.1, 0.5, 1.0, 2.0]), 4, params, schedule) == (
+        "", 4, 4)
     # Above the limit only twice in a row: a spike, not a divergence.
     spike = np.array([0.1, 2 * limit, 2 * limit, 0.1, 2 * limit])
-    assert divergence(trained, spike, 5, params, schedule) == ("", 5)
-    # Three in a row diverges; the losses before the first bad one are kept.
-    problem, kept = divergence(trained, np.array([0.1, 2 * limit, 2 * limit, 2 * limit]), 4,
-                               params, schedule)
-    assert "stayed above" in problem and kept == 1
+    assert divergence(trained, spike, 5, params, schedule) == ("", 5, 5)
+    # Three in a row diverges; the losses before the first bad one are kept, the curve shows
+    # all three, and the sentence says what the limit is 4 times.
+    problem, kept, seen = divergence(
+        trained, np.array([0.1, 2 * limit, 2 * limit, 2 * limit, 0.1]), 5, params, schedule)
+    assert kept == 1 and seen == 4
+    assert problem == ("The loss stayed above 9.21 for 3 steps in a row, 4 times the 2.3 of a "
+                       "blind guess")
     # A streak counts across chunks, from the end of the losses so far.
-    problem, kept = divergence((*trained, 2 * limit, 2 * limit), np.array([2 * limit]), 1,
-                               params, schedule)
-    assert problem and kept == 0
+    problem, kept, seen = divergence((*trained, 2 * limit, 2 * limit), np.array([2 * limit]),
+                                     1, params, schedule)
+    assert problem and kept == 0 and seen == 1
     # The baseline follows the median of recent losses when it is above the untrained loss.
-    assert divergence((5.0,) * 50, np.array([4 * 4.9] * 3), 3, params, schedule) == ("", 3)
-    assert divergence((5.0,) * 50, np.array([4 * 5.1] * 3), 3, params, schedule)[0]
+    assert divergence((5.0,) * 50, np.array([4 * 4.9] * 3), 3, params, schedule) == ("", 3, 3)
+    assert divergence((5.0,) * 50, np.array([4 * 5.1] * 3), 3, params, schedule).problem == (
+        "The loss stayed above 20 for 3 steps in a row, 4 times the 5 it had been at")
 
 
 def test_snapshots_are_thinned_evenly_past_the_cap_keeping_the_first_and_the_latest():
