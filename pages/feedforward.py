@@ -51,16 +51,21 @@ def config_from_controls() -> tuple[ffnn.TrainingConfig, dict | None, list[str]]
     config = ffnn.TrainingConfig(arch, state["ff_loss"], state["ff_optimizer"],
                                  float(state["ff_learning_rate"]), int(state["ff_batch_size"]),
                                  int(state["ff_epochs"]), state["ff_backend"],
-                                 max_shift=int(state["ff_shift"]))
+                                 max_shift=int(state["ff_shift"]),
+                                 train_digits=int(state["ff_train_digits"]))
     return config, params, problems + ffnn.limit_problems(config, limits())
 
 
 def start_training(room: RoomState, split, dataset_name: str) -> None:
     """Start a run of the controls' settings (or say why not); it becomes the room's run."""
     config, params, problems = config_from_controls()
-    if config.batch_size > len(split.x_train):
-        problems.append(f"A batch of {config.batch_size} is more than the "
-                        f"{len(split.x_train)} training digits.")
+    digits = config.train_digits or len(split.x_train)
+    if digits > len(split.x_train):
+        problems.append(f"This data set has {len(split.x_train):,} training digits, not "
+                        f"{digits:,}: choose fewer (0 takes them all).")
+    elif config.batch_size > digits:
+        problems.append(f"A batch of {config.batch_size} is more than the {digits} training "
+                        "digits.")
     if refused(room.run, problems):
         return
     batch = ffnn.twin_batch(split)
@@ -116,12 +121,17 @@ with st.container(border=True):
     row[3].number_input("Epochs", min_value=1, max_value=10_000, key="ff_epochs")
     with row[4]:
         shift_slider(FEEDFORWARD)
-    row = st.columns([2, 2, 1, 1, 1])
+    row = st.columns([2, 1, 1, 1, 1, 1])
     dataset_picker("ff", row[0])
-    row[1].checkbox("Continue training", key="ff_continue",
+    row[1].number_input("Training digits (0: all)", min_value=0, max_value=60_000, step=100,
+                        key="ff_train_digits",
+                        help="Train on only this many of the data set's training digits, evenly "
+                             "spread over it. A big net on a few hundred digits learns them by "
+                             "heart: watch its training digits leave validation behind.")
+    row[2].checkbox("Continue training", key="ff_continue",
                     help="Start from the weights of the model below (trained, uploaded or "
                          "default) instead of fresh ones; its architecture is kept.")
-    start = room_buttons(row[2:], FEEDFORWARD, start_label="Start",
+    start = room_buttons(row[3:], FEEDFORWARD, start_label="Start",
                         reset_help="Stop, forget the trained model, restore the defaults")
     start = start or preset_requested()
 

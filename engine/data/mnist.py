@@ -13,7 +13,7 @@ import os
 import zipfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
@@ -76,6 +76,17 @@ class Split:
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+
+    def with_training_digits(self, count: int) -> Split:
+        """This split with only `count` of its training digits, evenly spread over them (every
+        class keeps its share); the validation and test digits unchanged. 0: all of them."""
+        if not 0 <= count <= len(self.x_train):
+            raise ValueError(f"the number of training digits must be between 1 and "
+                             f"{len(self.x_train):,} (0: all), got {count}")
+        if count in (0, len(self.x_train)):
+            return self
+        keep = np.linspace(0, len(self.x_train) - 1, count).astype(np.int64)
+        return replace(self, x_train=self.x_train[keep], y_train=self.y_train[keep])
 
 
 @dataclass(frozen=True, eq=False)  # arrays inside: compare by identity

@@ -130,6 +130,10 @@ class Diagnosis:
     def healthy(self) -> bool:
         return not self.findings
 
+    def named_on(self, chart: str) -> set[int]:
+        """The weight layers the findings shown on `chart` name (to highlight there)."""
+        return {layer for f in self.findings if f.chart == chart for layer in f.layers}
+
     def verdicts(self) -> list[tuple[Cause, ...]]:
         """Per weight layer (L,), the causes of the findings that name it (empty: healthy)."""
         return [tuple(f.cause for f in self.findings if layer in f.layers)

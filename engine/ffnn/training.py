@@ -53,6 +53,8 @@ class TrainingConfig:
     """Everything the page's controls choose for one training run; the page's defaults are
     these (they reach 93% test accuracy within seconds on either backend, benchmark T1).
     max_shift: augmentation, each training image moved by up to this many pixels (0: off).
+    train_digits: train on only this many of the split's training digits, evenly spread over
+    them (0: all), to watch a net learn a few digits by heart (overfitting).
     """
 
     arch: Architecture = field(default_factory=Architecture)
@@ -64,6 +66,7 @@ class TrainingConfig:
     backend: str = "jax"
     seed: int = 0
     max_shift: int = 0
+    train_digits: int = 0
 
     def to_metadata(self) -> dict[str, Any]:
         meta = asdict(self)
@@ -230,6 +233,8 @@ def training_run(config: TrainingConfig, split: Any, *, dataset: str = "unnamed 
     data set's name, for the model's metadata. The last event's model is an "ffnn" Model.
     """
     check_config(config)
+    if config.train_digits:
+        split = split.with_training_digits(config.train_digits)  # an engine.data.mnist.Split
     key = loop.seed_key(config.seed)
     if params is None:
         params = init_params(key, config.arch)

@@ -75,6 +75,11 @@ def test_each_preset_trains_and_shows_the_panel_and_its_diagnosis(at, preset):
         assert "Vanishing gradients" in messages(at.warning)
         assert CHART_NAMES["gradients"] in messages(at.warning)
         assert "✗ vanishing gradients" in overview.proto.spec  # the tiles say it too
+    if preset == "overfitting":
+        assert "Overfitting" in messages(at.warning) and at.number_input(
+            key="ff_train_digits").value == 200
+        accuracy = next(c for c in at.get("plotly_chart") if c.key == "ff_live_accuracy_chart")
+        assert "training digits" in accuracy.proto.spec  # the evidence the finding points at
     if preset == "dead ReLUs":
         assert "Dead units" in messages(at.warning) and "✗ dead units" in overview.proto.spec
     if preset in ("healthy", "batch norm rescues it"):  # the banner and every tile agree

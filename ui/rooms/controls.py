@@ -63,7 +63,8 @@ def feedforward_controls(meta: Mapping[str, Any]) -> dict[str, Any]:
         "learning_rate": _pick(meta, "learning_rate", (int, float)),
         "batch_size": _pick(meta, "batch_size", int),
         "epochs": _pick(meta, "epochs", int),
-        "shift": _pick(meta, "max_shift", int)})
+        "shift": _pick(meta, "max_shift", int),
+        "train_digits": _pick(meta, "train_digits", int)})
 
 
 def cnn_controls(meta: Mapping[str, Any]) -> dict[str, Any]:

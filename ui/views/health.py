@@ -4,7 +4,7 @@ presets and the learning-rate finder too. `HealthTab` is what differs between th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,8 @@ HEALTH_PRESETS = {
     "batch norm rescues it": TrainingConfig(Architecture((64,) * 6, "sigmoid", "tiny",
                                                          batch_norm=True), learning_rate=2e-2,
                                             epochs=3),
+    "overfitting": TrainingConfig(Architecture((512,)), batch_size=32, epochs=40,
+                                  train_digits=200),
 }
 
 PRESET_START = "ff_preset_start"  # session state: a preset was chosen, start its run
@@ -53,6 +55,9 @@ PRESET_STORIES = {
                              "it tolerates): the gradient reaches the input at full size and the "
                              "net learns. The first layer's tiny weights take steps large "
                              "beside them (see its update ratio); the loss shows that is fine.",
+    "overfitting": "512 units, only 200 training digits, 40 epochs: the net learns those "
+                   "digits by heart. On the accuracy chart its training digits (dashed) reach "
+                   "100% and leave validation behind.",
 }
 CHART_NAMES = {"activations": "the activation heatmaps", "gradients": "gradient norm per layer",
                "updates": "update ratio per layer", "loss": "the training-loss chart above",
@@ -125,13 +130,19 @@ def overview_figure(series: HealthSeries, diagnosis: Diagnosis, names: list[str]
                        "above) and its latest numbers", height=190)
 
 
-def activation_heatmaps_figure(series: HealthSeries, names: list[str]) -> go.Figure:
-    """Per hidden layer (names: the L weight layers'), its activations' histogram at each
-    evaluation: step on x, value on y, colour the log of the count (a spike at 0 would hide
-    the rest)."""
+def marked(names: list[str], named: Collection[int]) -> list[str]:
+    """The layers' names, those a finding names marked "✗ layer 2" (a chart's highlight)."""
+    return [f"✗ {name}" if i in named else name for i, name in enumerate(names)]
+
+
+def activation_heatmaps_figure(series: HealthSeries, names: list[str],
+                               named: Collection[int] = ()) -> go.Figure:
+    """Per hidden layer (names: the L weight layers'; those in `named` marked), its
+    activations' histogram at each evaluation: step on x, value on y, colour the log of the
+    count (a spike at 0 would hide the rest)."""
     n_hidden = series.histograms.shape[1]
     fig = make_subplots(rows=1, cols=max(1, n_hidden), shared_yaxes=True,
-                        subplot_titles=names[:n_hidden] or ["no hidden layer"])
+                        subplot_titles=marked(names, named)[:n_hidden] or ["no hidden layer"])
     centres = (series.edges[:-1] + series.edges[1:]) / 2
     for i in range(n_hidden):
         fig.add_trace(go.Heatmap(x=series.steps, y=centres,
@@ -144,10 +155,13 @@ def activation_heatmaps_figure(series: HealthSeries, names: list[str]) -> go.Fig
 
 
 def lines_figure(series: HealthSeries, values: np.ndarray, names: list[str], title: str,
-                 y_title: str, log_y: bool) -> go.Figure:
-    """One line per weight layer, named `names`: values (E, L) against the evaluation steps."""
-    fig = go.Figure([go.Scatter(x=series.steps, y=values[:, i], name=name, mode="lines+markers")
-                     for i, name in enumerate(names)])
+                 y_title: str, log_y: bool, named: Collection[int] = ()) -> go.Figure:
+    """One line per weight layer, named `names`: values (E, L) against the evaluation steps.
+    The layers in `named` (a finding's) are marked and drawn bold, the others faint."""
+    fig = go.Figure([go.Scatter(x=series.steps, y=values[:, i], name=name, mode="lines+markers",
+                                line=dict(width=3.5 if i in named else 1.5),
+                                opacity=1.0 if not named or i in named else 0.35)
+                     for i, name in enumerate(marked(names, named))])
     fig.update_xaxes(title="step")
     fig.update_yaxes(title=y_title, type="log" if log_y else "linear", exponentformat="e")
     styled(fig, title, height=380)
@@ -156,10 +170,12 @@ def lines_figure(series: HealthSeries, values: np.ndarray, names: list[str], tit
     return fig
 
 
-def update_ratio_figure(series: HealthSeries, names: list[str]) -> go.Figure:
-    """The update ratios (E, L) per layer, the usual band [-4, -2] shaded, the -3 guide."""
+def update_ratio_figure(series: HealthSeries, names: list[str], named: Collection[int] = ()
+                        ) -> go.Figure:
+    """The update ratios (E, L) per layer, the usual band [-4, -2] shaded, the -3 guide; the
+    layers in `named` marked."""
     fig = lines_figure(series, series.update_ratios, names, "Update ratio per layer: "
-                       "log10(step size / weight size)", "log10 ratio", log_y=False)
+                       "log10(step size / weight size)", "log10 ratio", log_y=False, named=named)
     low, high = health.UPDATE_RANGE
     fig.add_hrect(y0=low, y1=high, fillcolor="#2ca02c", opacity=0.08, line_width=0)
     fig.add_hline(y=-3, line_dash="dash", line_color="#7f7f7f", annotation_text="-3: a common "
@@ -221,17 +237,18 @@ def show_series(series: HealthSeries, names: list[str], view: RunView, tab: Heal
     key = f"{tab.prefix}_health"
     st.plotly_chart(overview_figure(series, diagnosis, names), key=f"{key}_overview",
                     width="stretch")
-    st.plotly_chart(activation_heatmaps_figure(series, names), key=f"{key}_activations",
-                    width="stretch")
+    st.plotly_chart(activation_heatmaps_figure(series, names, diagnosis.named_on("activations")),
+                    key=f"{key}_activations", width="stretch")
     st.caption(f"Colour: how many activations ({tab.counted}) fall in each value bin, on a log "
                "scale; values beyond the axis count in its top or bottom bin. With ReLU, the "
                "bright line at 0 is the activations that are off.")
     left, right = st.columns(2)
     left.plotly_chart(lines_figure(series, series.grad_norms, names, "Gradient norm per layer",
-                                   "‖∂loss/∂W‖", log_y=True),
+                                   "‖∂loss/∂W‖", log_y=True,
+                                   named=diagnosis.named_on("gradients")),
                       key=f"{key}_gradients", width="stretch")
-    right.plotly_chart(update_ratio_figure(series, names), key=f"{key}_updates",
-                       width="stretch")
+    right.plotly_chart(update_ratio_figure(series, names, diagnosis.named_on("updates")),
+                       key=f"{key}_updates", width="stretch")
     if settings.get("cosine_decay"):
         right.caption("This run's cosine decay takes the step size down to 0 over the run: "
                       "the update ratios fall with it, by design.")

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.data import mnist as data
-from engine.data.mnist import DatasetError
+from engine.data.mnist import DatasetError, embedded_split
 
 # sha256 of the embedded split's test indices (int64 little-endian). If this changes, the test
 # digits changed: every pretrained model and benchmark figure would be measured on other digits.
@@ -301,3 +301,16 @@ def test_ui_loaders_share_one_dataset_per_folder(tmp_path, monkeypatch) -> None:
     full = loaders.load_full_mnist_dataset()
     assert full is loaders.load_full_mnist_dataset(str(tmp_path))
     assert len(full.split.x_train) == 10 and len(full.split.x_test) == 5
+
+
+def test_fewer_training_digits_keep_every_class_and_the_held_out_digits():
+    split = embedded_split()
+    few = split.with_training_digits(200)
+    assert len(few.x_train) == len(few.y_train) == 200
+    counts = np.bincount(few.y_train, minlength=10)
+    share = np.bincount(split.y_train, minlength=10) / len(split.y_train) * 200
+    assert np.all(np.abs(counts - share) <= 2), (counts, share)  # evenly spread over the set
+    assert few.x_val is split.x_val and few.x_test is split.x_test
+    assert split.with_training_digits(0) is split
+    with pytest.raises(ValueError, match="between 1 and 3,700"):
+        split.with_training_digits(3701)

@@ -9,7 +9,7 @@ import pytest
 
 from engine import cnn, ffnn
 from engine.cnn.training import health_series as cnn_health_series
-from engine.data.mnist import Split, embedded_split
+from engine.data.mnist import embedded_split
 from engine.explain.diagnosis import (
     Cause,
     Diagnosis,
@@ -27,19 +27,11 @@ C = Cause
 LR_BOTH = {C.LR_TOO_HIGH, C.LR_TOO_LOW}
 
 
-def few_digits(count: int = 200) -> Split:
-    """`count` training digits evenly spread over the classes, every validation digit."""
-    split = embedded_split()
-    keep = np.linspace(0, len(split.x_train) - 1, count).astype(int)
-    return Split(split.x_train[keep], split.y_train[keep], split.x_val, split.y_val,
-                 split.x_test, split.y_test)
-
-
 @cache
-def ffnn_diagnosis(config: ffnn.TrainingConfig, digits: int | None = None) -> Diagnosis:
-    """Train `config` on the embedded digits (or `digits` of them) with layer health, then
-    diagnose the whole run as the room does."""
-    split = embedded_split() if digits is None else few_digits(digits)
+def ffnn_diagnosis(config: ffnn.TrainingConfig) -> Diagnosis:
+    """Train `config` on the embedded digits with layer health, then diagnose the whole run as
+    the room does."""
+    split = embedded_split()
     *_, last = ffnn.training_run(config, split, health_batch=fixed_batch(split))
     history = last.history
     series = ffnn_health_series(history.snapshot_steps, history.snapshots, config.arch)
@@ -91,8 +83,11 @@ ZOO = {  # name: (how to run it, the causes it must name, the causes it must not
                      {C.LR_TOO_LOW}, {C.VANISHING, C.LR_TOO_HIGH, C.DEAD}),
     "two hidden units": (lambda: ffnn_diagnosis(FF(A((2,)), epochs=3)), {C.UNDERFITTING},
                          {C.OVERFITTING, C.LR_TOO_HIGH, C.DIVERGED}),
-    "a big net on 200 digits": (
-        lambda: ffnn_diagnosis(FF(A((256,)), batch_size=32, epochs=40), digits=200),
+    "overfitting preset (512 units, 200 digits)": (
+        lambda: ffnn_diagnosis(HEALTH_PRESETS["overfitting"]),
+        {C.OVERFITTING}, {C.UNDERFITTING, C.LR_TOO_LOW, C.VANISHING, C.DEAD}),
+    "a smaller net on 500 digits": (
+        lambda: ffnn_diagnosis(FF(A((128,)), batch_size=32, epochs=30, train_digits=500)),
         {C.OVERFITTING}, {C.UNDERFITTING, C.LR_TOO_LOW, C.VANISHING}),
     "CNN room defaults (cosine decay)": (lambda: cnn_diagnosis(cnn.TrainingConfig()), HEALTHY,
                                          set(Cause)),
@@ -196,6 +191,15 @@ def test_a_diverged_run_is_judged_on_its_blow_up_alone():
     assert finding.cause == C.DIVERGED
     assert "at step 4, from 1.8 to NaN" in finding.problem
     assert all(verdict == (C.DIVERGED,) for verdict in diagnosis.verdicts())
+    assert diagnosis.named_on("loss") == {0, 1, 2} and not diagnosis.named_on("gradients")
+
+
+def test_vanishing_gradients_name_the_layers_to_highlight_on_the_gradient_chart():
+    vanishing = np.tile([1e-5, 1e-3, 1.0], (6, 1))
+    diagnosis = diagnose_run(made_up(FALLING, grad_norms=vanishing))
+    assert [f.cause for f in diagnosis.findings] == [C.VANISHING]
+    assert diagnosis.named_on("gradients") == {0, 1} and not diagnosis.named_on("activations")
+    assert diagnosis.verdicts() == [(C.VANISHING,), (C.VANISHING,), ()]
 
 
 def test_overfitting_says_where_the_curves_parted_and_where_validation_peaked():
