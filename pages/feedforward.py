@@ -121,7 +121,7 @@ with st.container(border=True):
     row[3].number_input("Epochs", min_value=1, max_value=10_000, key="ff_epochs")
     with row[4]:
         shift_slider(FEEDFORWARD)
-    row = st.columns([2, 1, 1, 1, 1, 1])
+    row = st.columns([2, 1.2, 1.6, 1, 1, 1])
     dataset_picker("ff", row[0])
     row[1].number_input("Training digits (0: all)", min_value=0, max_value=60_000, step=100,
                         key="ff_train_digits",
