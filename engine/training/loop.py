@@ -495,7 +495,8 @@ class Clock:
 
 
 EVAL_CHUNK = 2_500  # digits predicted at once (full MNIST's 15,000 in 6 chunks of one shape)
-TRAIN_PROBE = 500  # training digits evaluated with the others: training against validation
+TRAIN_PROBE = 300  # training digits evaluated with the others (as many as the embedded
+# validation digits: the gap between the two is no surer than the smaller of them)
 
 
 @dataclass(frozen=True)
