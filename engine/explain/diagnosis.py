@@ -40,6 +40,7 @@ VANISHING = 1e-2  # a layer's gradient / the last layer's, median over the run, 
 EXPLODING = 1e2
 ALIVE = 1e-3  # a last-layer gradient below this fraction of its largest: the loss is ~0
 RISEN = 1.3  # the loss ends this many times above its best: it rose again
+BLOWN = 10.0  # a loss this many times the lowest before it: where a diverged run blew up
 THROWN = 1.5  # the first stretch's loss this many times a blind guess's: the first steps overshot
 BARELY = 0.8  # the loss ends above this fraction of where it began: it barely fell
 BIG_STEP = -1.5  # log10 update ratio above this (3% of the weights a step): steps too large
@@ -200,13 +201,28 @@ def loss_value(value: float) -> str:
 
 # ----------------------------------------------------------------------------- the findings
 
+def blowup_index(losses: np.ndarray) -> int:
+    """Where the loss (T,) blew up: the first loss that is not finite or over BLOWN times the
+    lowest before it; the last one if none is."""
+    lowest = np.minimum.accumulate(np.where(np.isfinite(losses), losses, np.inf))
+    over = ~np.isfinite(losses[1:]) | (losses[1:] > BLOWN * lowest[:-1])
+    return int(np.argmax(over)) + 1 if over.any() else len(losses) - 1
+
+
 def diverged_finding(run: RunRecord) -> Finding:
-    """Where the loss blew up, from what."""
+    """Where the loss blew up, from what, and where the run was stopped."""
     losses = run.losses
-    before = losses[:-1][np.isfinite(losses[:-1])]
-    where = (f"at step {len(losses)}, from {loss_value(before[-1])} to "
-             f"{loss_value(losses[-1])}" if len(before) else
-             f"at its first step{'' if not len(losses) else ' (' + loss_value(losses[-1]) + ')'}")
+    if not len(losses):
+        where = "before its first step was taken"
+    elif len(losses) == 1:
+        where = f"at its first step ({loss_value(losses[0])})"
+    else:
+        at = blowup_index(losses)
+        where = (f"at step {at + 1}, from {loss_value(losses[at - 1])} to "
+                 f"{loss_value(losses[at])}")
+        if at < len(losses) - 1:
+            where += (f", and was {loss_value(losses[-1])} when the run was stopped at step "
+                      f"{len(losses)}")
     return Finding(Cause.DIVERGED, 1.0,
                    f"The loss blew up {where}: the steps overshoot and the weights run away.",
                    "Lower the learning rate tenfold.", "loss",

@@ -190,6 +190,9 @@ def test_a_diverged_run_is_judged_on_its_blow_up_alone():
     (finding,) = diagnosis.findings
     assert finding.cause == C.DIVERGED
     assert "at step 4, from 1.8 to NaN" in finding.problem
+    climbed = made_up(np.array([2.4, 3e5, 4e5, 6e5]), diverged=True)
+    assert "at step 2, from 2.4 to 3e+05, and was 6e+05 when the run was stopped at step 4" in (
+        diagnose_run(climbed).findings[0].problem)
     assert all(verdict == (C.DIVERGED,) for verdict in diagnosis.verdicts())
     assert diagnosis.named_on("loss") == {0, 1, 2} and not diagnosis.named_on("gradients")
 
