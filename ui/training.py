@@ -46,8 +46,8 @@ def progress_text(event: Progress) -> str:
     parts = [f"Epoch {max(1, math.ceil(event.epoch))} of {event.epochs}",
              f"step {event.step}/{event.total_steps}", f"loss {event.loss:.3f}"]
     if event.status == RunStatus.DIVERGED and event.history.losses:
-        parts[1:] = [f"the loss blew up at step {len(event.history.losses)}/"
-                     f"{event.total_steps}, to {event.history.losses[-1]:.3g}"]
+        parts[1:] = [f"stopped at step {len(event.history.losses)}/{event.total_steps}: the "
+                     f"loss blew up, to {event.history.losses[-1]:.3g}"]
     if event.test_accuracy is not None:
         parts.append(f"test {event.test_accuracy:.1%}")
     timing = f"{format_seconds(event.elapsed)} elapsed"

@@ -85,6 +85,11 @@ def test_a_huge_learning_rate_stops_with_the_reason(at):
     assert not at.exception
     assert "learning rate is probably too high" in messages(at.error)
     assert "the last good one, is kept" in messages(at.error)
+    # Issue 26: the progress line and the loss chart show the blow-up, not "step 0 · loss nan".
+    seen = len(run_of(at).view().latest.history.losses)
+    assert seen >= 1 and f"stopped at step {seen}/" in at.get("progress")[0].proto.text
+    loss_chart = next(c for c in at.get("plotly_chart") if c.key == "ff_live_loss_chart")
+    assert "lines+markers" in loss_chart.proto.spec  # a few points, each one drawn
 
 
 @pytest.mark.parametrize(("hidden", "reason"), [("5000", "over this server's limit"),
