@@ -53,8 +53,9 @@ PRESET_STORIES = {
     "batch norm rescues it": "the same 6 sigmoid layers and tiny weights, with batch norm "
                              "before each activation (and the ten times larger learning rate "
                              "it tolerates): the gradient reaches the input within a few times "
-                             "the output's size and the net learns. The first layer's tiny weights take steps large "
-                             "beside them (see its update ratio); the loss shows that is fine.",
+                             "the output's size and the net learns. The first layer's tiny "
+                             "weights take steps large beside them (see its update ratio); the "
+                             "loss shows that is fine.",
     "overfitting": "512 units, only 200 training digits, 40 epochs: the net learns those "
                    "digits by heart. On the accuracy chart its training digits (dashed) reach "
                    "100% and leave validation behind.",
