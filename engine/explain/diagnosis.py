@@ -135,6 +135,10 @@ class Diagnosis:
         """The weight layers the findings shown on `chart` name (to highlight there)."""
         return {layer for f in self.findings if f.chart == chart for layer in f.layers}
 
+    def steps_on(self, chart: str) -> set[int]:
+        """The steps the findings shown on `chart` rest on (to mark there)."""
+        return {step for f in self.findings if f.chart == chart for step in f.steps}
+
     def verdicts(self) -> list[tuple[Cause, ...]]:
         """Per weight layer (L,), the causes of the findings that name it (empty: healthy)."""
         return [tuple(f.cause for f in self.findings if layer in f.layers)
@@ -298,13 +302,13 @@ def dead_findings(run: RunRecord) -> list[Finding]:
     health, findings = run.health, []
     for i in np.flatnonzero(health.dead[-1] > MOSTLY):
         dead, steps = health.dead[:, i], health.steps
+        crossed = int(steps[int(np.argmax(dead > MOSTLY))])  # the first evaluation past half
         if dead[0] > MOSTLY:
             story = (f"{dead[-1]:.0%} of its {run.unit} never fire on the evaluation digits, "
                      f"and most were dead already at the first evaluation (step {steps[0]})")
             advice = ("He initialisation or leaky ReLU usually helps; so does a smaller "
                       "learning rate if the first steps were large.")
         else:
-            crossed = int(steps[int(np.argmax(dead > MOSTLY))])
             story = (f"its {run.unit} died during training: {dead[0]:.0%} never fired at step "
                      f"{steps[0]}, {dead[-1]:.0%} by step {steps[-1]} (past half at step "
                      f"{crossed})")
@@ -312,7 +316,7 @@ def dead_findings(run: RunRecord) -> list[Finding]:
         findings.append(Finding(
             Cause.DEAD, float(min(1.0, 0.5 + dead[-1] / 2)),
             f"{run.names[i]}: {story}. A dead ReLU passes no gradient back, so it never learns "
-            "again.", advice, "activations", (int(i),), (int(steps[-1]),)))
+            "again.", advice, "activations", (int(i),), (crossed,)))
     return findings
 
 

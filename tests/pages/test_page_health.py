@@ -78,8 +78,8 @@ def test_each_preset_trains_and_shows_the_panel_and_its_diagnosis(at, preset):
     if preset == "overfitting":
         assert "Overfitting" in messages(at.warning) and at.number_input(
             key="ff_train_digits").value == 200
-        accuracy = next(c for c in at.get("plotly_chart") if c.key == "ff_live_accuracy_chart")
-        assert "training digits" in accuracy.proto.spec  # the evidence the finding points at
+        evidence = next(c for c in at.get("plotly_chart") if c.key == "ff_health_accuracy")
+        assert "training digits" in evidence.proto.spec and "step " in evidence.proto.spec
     if preset == "dead ReLUs":
         assert "Dead units" in messages(at.warning) and "✗ dead units" in overview.proto.spec
     if preset in ("healthy", "batch norm rescues it"):  # the banner and every tile agree

@@ -24,6 +24,7 @@ from engine.ffnn.training import health_series
 from engine.training.loop import History, seed_key
 from engine.training.service import Run, RunView
 from engine.training.status import RunStatus
+from ui.figures import charts
 from ui.figures.charts import styled
 from ui.rooms import FEEDFORWARD
 from ui.training import refresh_seconds, run_service
@@ -62,7 +63,7 @@ PRESET_STORIES = {
 }
 CHART_NAMES = {"activations": "the activation heatmaps", "gradients": "gradient norm per layer",
                "updates": "update ratio per layer", "loss": "the training-loss chart above",
-               "accuracy": "the accuracy chart above: training digits against validation"}
+               "accuracy": "training digits against validation, below"}
 STATUS_COLOURS = {"ok": "#2ca02c", "bad": "#d62728"}
 
 
@@ -134,6 +135,14 @@ def overview_figure(series: HealthSeries, diagnosis: Diagnosis, names: list[str]
 def marked(names: list[str], named: Collection[int]) -> list[str]:
     """The layers' names, those a finding names marked "✗ layer 2" (a chart's highlight)."""
     return [f"✗ {name}" if i in named else name for i, name in enumerate(names)]
+
+
+def mark_steps(fig: go.Figure, steps: Collection[int]) -> go.Figure:
+    """A dashed red line at each step a finding rests on, on every subplot of `fig`."""
+    for step in sorted(steps):
+        fig.add_vline(x=step, line_dash="dash", line_color=STATUS_COLOURS["bad"],
+                      annotation_text=f"step {step}", annotation_position="top left")
+    return fig
 
 
 def activation_heatmaps_figure(series: HealthSeries, names: list[str],
@@ -238,8 +247,16 @@ def show_series(series: HealthSeries, names: list[str], view: RunView, tab: Heal
     key = f"{tab.prefix}_health"
     st.plotly_chart(overview_figure(series, diagnosis, names), key=f"{key}_overview",
                     width="stretch")
-    st.plotly_chart(activation_heatmaps_figure(series, names, diagnosis.named_on("activations")),
-                    key=f"{key}_activations", width="stretch")
+    if any(f.chart == "accuracy" for f in diagnosis.findings):  # over- or underfitting's
+        # evidence, where the curves parted marked
+        history = view.latest.history
+        st.plotly_chart(mark_steps(charts.accuracy_curve_figure(
+            history.eval_steps, history.val_accuracy, history.test_accuracy,
+            train=history.train_accuracy), diagnosis.steps_on("accuracy")),
+            key=f"{key}_accuracy", width="stretch")
+    st.plotly_chart(mark_steps(activation_heatmaps_figure(
+        series, names, diagnosis.named_on("activations")), diagnosis.steps_on("activations")),
+        key=f"{key}_activations", width="stretch")
     st.caption(f"Colour: how many activations ({tab.counted}) fall in each value bin, on a log "
                "scale; values beyond the axis count in its top or bottom bin. With ReLU, the "
                "bright line at 0 is the activations that are off.")

@@ -211,6 +211,7 @@ def test_overfitting_says_where_the_curves_parted_and_where_validation_peaked():
     (finding,) = diagnose_run(made_up(FALLING, train_accuracy=train,
                                       val_accuracy=val)).findings
     assert finding.cause == C.OVERFITTING and finding.chart == "accuracy"
+    assert finding.steps == (150,)  # to mark on the chart
     assert "parted at step 150" in finding.problem and "peaked at 88.0% at step 150" in (
         finding.problem)
 
@@ -231,6 +232,14 @@ def test_the_loss_trend_needs_enough_finite_steps():
     trend = loss_trend(losses)
     assert trend.start == pytest.approx(losses[:10].mean())  # ten stretches of ten steps
     assert trend.end == pytest.approx(losses[-10:].mean()) and trend.best_step == 100
+
+
+def test_units_that_died_during_training_mark_the_step_they_passed_half():
+    dying = np.array([[0.1], [0.2], [0.4], [0.6], [0.8], [0.9]]) * np.ones((6, 2))
+    diagnosis = diagnose_run(made_up(FALLING, dead=dying))
+    assert {f.cause for f in diagnosis.findings} == {C.DEAD}
+    assert diagnosis.steps_on("activations") == {200}  # the fourth evaluation, 0.6 > half
+    assert "died during training: 10% never fired at step 50" in diagnosis.findings[0].problem
 
 
 def test_every_finding_is_a_sentence_with_advice_and_a_chart():
