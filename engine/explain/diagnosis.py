@@ -46,7 +46,7 @@ BARELY = 0.8  # the loss ends above this fraction of where it began: it barely f
 BIG_STEP = -1.5  # log10 update ratio above this (3% of the weights a step): steps too large
 SMALL_STEP = -3.5  # below this (0.03%), with a loss that barely fell: steps too small
 OVERFIT_GAP = 0.10  # training accuracy this far (absolute) above validation: overfitting
-PARTED_GAP = 0.05  # where the two curves are said to part
+PARTED_GAP = 0.05  # the curves parted where the gap reached this and stayed there
 FITS = 0.75  # training accuracy below this at the end: underfitting (MNIST allows 92% linearly)
 MIN_STEPS = 20  # fewer steps than this say nothing about the loss's trend
 WINDOWS = 10  # the loss is read as the means of this many stretches of the run
@@ -383,7 +383,9 @@ def overfitting_finding(run: RunRecord) -> Finding | None:
     gap = run.train_accuracy - run.val_accuracy
     if gap[-1] < OVERFIT_GAP or run.train_accuracy[-1] < FITS:
         return None
-    parted = int(run.eval_steps[int(np.argmax(gap >= PARTED_GAP))])
+    apart = gap >= PARTED_GAP
+    together = np.flatnonzero(~apart)  # the last evaluation the curves were still together
+    parted = int(run.eval_steps[together[-1] + 1 if len(together) else 0])
     peak = int(np.argmax(run.val_accuracy))
     fell = run.val_accuracy[peak] - run.val_accuracy[-1]
     since = (f"; validation peaked at {run.val_accuracy[peak]:.1%} at step "
