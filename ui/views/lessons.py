@@ -15,6 +15,7 @@ from engine.cnn.model import PADDINGS
 from engine.nn.layers import ACTIVATIONS
 from ui.rooms.controls import KERNEL_SIZES, LOSS_NAMES, OPTIMIZER_NAMES, POOL_NAMES
 from ui.state import defaults
+from ui.views.breakit import BUG_KEY, bug_label
 
 ROOM_PAGES = {  # a step's room -> (its page, how a button names it)
     "autodiff": ("pages/autodiff.py", "the autodiff playground"),
@@ -78,7 +79,10 @@ def setting_problems(step: Step) -> list[str]:
 
 
 def describe_setting(key: str, value: Setting) -> str:
-    """"learning rate = 0.002" for ("ff_learning_rate", 0.002)."""
+    """"learning rate = 0.002" for ("ff_learning_rate", 0.002). The break-it lab's switch is
+    named as the lab names it ("Mystery bug 3"), so a step never gives its mystery away."""
+    if key == BUG_KEY and isinstance(value, str):
+        return f"the switch = {bug_label(value)}"
     name = key.split("_", 1)[1].removeprefix("var_").replace("_", " ")
     shown = {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
     return f"{name} = `{shown}`" if shown != "" else f"{name} = (empty)"

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from engine.app.lessons import LESSONS_DIR, LessonError, lesson_id, load_lessons, parse_lesson
+from ui.views.breakit import BUG_KEY, MYSTERY
 from ui.views.lessons import describe_setting, setting_problems
 
 GOOD = '''
@@ -97,5 +98,13 @@ def test_lesson_ids_and_duplicates(tmp_path: Path) -> None:
 def test_settings_are_described_in_words() -> None:
     assert describe_setting("ff_learning_rate", 0.002) == "learning rate = `0.002`"
     assert describe_setting("ad_var_x", 2.0) == "x = `2.0`"
+
+
+@pytest.mark.parametrize("bug", MYSTERY)
+def test_a_step_that_switches_a_mystery_bug_on_does_not_name_it(bug):
+    """Issue 27: "Sets bug = relu_mask" gave lesson 9's mysteries away."""
+    said = describe_setting(BUG_KEY, bug)
+    assert said == f"the switch = Mystery bug {MYSTERY.index(bug) + 1}"
+    assert bug not in said and bug.replace("_", " ") not in said
     assert describe_setting("sk_centre", False) == "centre = `off`"
     assert describe_setting("ff_hidden", "") == "hidden = (empty)"
