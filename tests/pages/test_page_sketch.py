@@ -289,6 +289,11 @@ def test_fool_them_attacks_the_cnn_and_every_model_answers(lab) -> None:
     lab.button(key="sk_attack_search").click().run()
     assert not lab.exception
     assert len(table_with(lab, "smallest epsilon")) == len(DEFAULT_MODELS)
+    # Issue 27: another tab and back keeps the attack's settings.
+    open_tab(lab, PAGE, "Where they look")
+    open_tab(lab, PAGE, "Fool them")
+    assert lab.slider(key="sk_attack_epsilon").value == 0.3
+    assert lab.selectbox(key="sk_attack_target").value == 8
 
 
 def test_epsilon_zero_and_fgsm_get_a_message_not_an_error(lab) -> None:
