@@ -182,6 +182,18 @@ def test_direct_conv_relu_pool_matches_lax_conv_then_numpy_pooling(n, h, w, cin,
     step = 1 if pool == "none" else 2
     assume(cnn.conv_output_size(h, k, 1, padding) >= step)
     assume(cnn.conv_output_size(w, k, 1, padding) >= step)
+    check_direct_conv_relu_pool(n, h, w, cin, cout, k, pool, padding, seed)
+
+
+@pytest.mark.parametrize("pool", ["max", "avg", "none"])
+def test_direct_conv_relu_pool_of_one_odd_sized_batch(pool):
+    # The slow test's quick sibling: one batch of 7x6 maps, each pooling kind.
+    check_direct_conv_relu_pool(2, 7, 6, 2, 3, 3, pool, "same", 0)
+
+
+def check_direct_conv_relu_pool(n, h, w, cin, cout, k, pool, padding, seed):
+    """conv_relu_pool_direct of random x (cin, h, w, n) and a k x k kernel (cin -> cout) equals
+    lax's convolution, a ReLU and the loop-by-loop pooling."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(cin, h, w, n)).astype(np.float32)  # CHWN
     kernel = rng.normal(size=(k, k, cin, cout)).astype(np.float32)
@@ -323,7 +335,9 @@ def test_dropout_needs_a_key_and_only_acts_in_training():
         cnn.logits(p, images, spec=spec, train=True)
     evaluate = jax.jit(partial(cnn.logits, spec=spec))
     train = jax.jit(partial(cnn.logits, spec=spec, train=True))
-    np.testing.assert_array_equal(evaluate(p, images), evaluate(p, images))
+    # Evaluation is the same net without dropout: no unit dropped, none rescaled.
+    without = jax.jit(partial(cnn.logits, spec=CNNSpec((2,), 3, dropout=0.0)))
+    np.testing.assert_allclose(evaluate(p, images), without(p, images), rtol=1e-6, atol=1e-6)
     assert not jnp.allclose(train(p, images, key=jax.random.key(5)), evaluate(p, images))
 
 

@@ -69,6 +69,18 @@ def test_a_small_off_centre_digit_ends_up_fitted_and_centred(label, size, top, l
     assert correlation_up_to_1px(result.final, as_float(digit)) > 0.9
 
 
+@pytest.mark.parametrize(("h", "w"), [(20, 20), (20, 7), (13, 20), (1, 1), (28, 28)])
+def test_pasting_puts_the_box_in_the_middle_of_the_field(h, w) -> None:
+    # Margins counted by hand on each side: equal, or one more below / right when odd.
+    box = np.arange(1, h * w + 1, dtype=np.float32).reshape(h, w)
+    field = pp.pasted_in_field(box)
+    rows, cols = np.flatnonzero(field.any(axis=1)), np.flatnonzero(field.any(axis=0))
+    above, below = rows[0], 27 - rows[-1]
+    left, right = cols[0], 27 - cols[-1]
+    assert below - above in (0, 1) and right - left in (0, 1)
+    np.testing.assert_array_equal(field[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], box)
+
+
 def test_stages_and_box_describe_the_drawing() -> None:
     result = preprocess(vertical_one())
     top, left, bottom, right = result.bbox

@@ -62,6 +62,28 @@ def test_fgsm_is_one_signed_step_up_the_cross_entropy(defaults, digits):
     np.testing.assert_allclose(adv.attack(model, images, labels, 0.1, method="fgsm"), expected)
 
 
+@pytest.mark.parametrize("target", [None, 3])
+def test_pgd_is_signed_steps_each_projected_into_the_ball(defaults, digits, target):
+    """Reference: Madry et al.'s loop written out: 20 steps of 2.5 epsilon / 20 along the sign
+    of the cross-entropy's gradient (up on the model's answers, down on a target), each step
+    clipped back into the epsilon ball and then into [0, 1]."""
+    model, epsilon, steps = defaults["ffnn-jax"], 0.1, 20
+    images, labels = jnp.asarray(digits[0][:8]), digits[1][:8]
+    goal, direction = (labels, 1.0) if target is None else (np.full(8, target), -1.0)
+
+    def loss(x):
+        logits = model.family.logits(model.params, x, model.architecture)
+        return -(jax.nn.log_softmax(logits)[jnp.arange(8), goal]).sum()
+
+    x = images
+    for _ in range(steps):
+        x = x + direction * 2.5 * epsilon / steps * jnp.sign(jax.grad(loss)(x))
+        x = jnp.clip(jnp.minimum(jnp.maximum(x, images - epsilon), images + epsilon), 0.0, 1.0)
+    attacked = adv.attack(model, images, labels, epsilon, method="pgd", target=target,
+                          steps=steps)
+    np.testing.assert_allclose(attacked, x, atol=1e-6)
+
+
 def test_a_targeted_pgd_reaches_its_target(defaults, digits):
     images = digits[0][:5]
     attacked = adv.attack(defaults["cnn"], images, None, 0.4, target=3)

@@ -47,8 +47,20 @@ def test_a_kernel_gradient_cell_sums_to_jax_grad(defaults, digits, which, a, b, 
     cell = kernel_gradient_cell(defaults["cnn"], digits[0][which], label, a, b, filter_)
     scale = max(abs(cell.jax_value), np.abs(cell.products).sum(), 1e-12)
     assert abs(cell.value - cell.jax_value) <= 1e-5 * scale
-    assert cell.running_sum()[-1] == pytest.approx(cell.value, rel=1e-5, abs=1e-9)
+    np.testing.assert_allclose(cell.running_sum(), sum_row_by_row(cell.pixels, cell.upstream),
+                               rtol=0, atol=1e-6 * scale)
     assert cell.pixels.shape == cell.upstream.shape == (28, 28)
+
+
+def sum_row_by_row(pixels: np.ndarray, upstream: np.ndarray) -> list[float]:
+    """Reference: the sliding window's total (H * W,) after each output position of pixels and
+    upstream (H, W), added up in a loop, left to right and top to bottom."""
+    total, totals = 0.0, []
+    for i in range(pixels.shape[0]):
+        for j in range(pixels.shape[1]):
+            total += float(pixels[i, j]) * float(upstream[i, j])
+            totals.append(total)
+    return totals
 
 
 @settings(max_examples=20, deadline=None)

@@ -43,8 +43,8 @@ JAX_REFERENCE = {"leaky_relu": partial(jax.nn.leaky_relu, negative_slope=0.01),
 
 
 @settings(max_examples=20, deadline=None)
-@given(values=hnp.arrays(np.float64, (3, 4), elements=st.floats(-4, 4)).filter(
-    lambda a: np.all(np.abs(a) > 1e-3)))  # leaky ReLU's kink at 0 has no single slope
+@given(values=hnp.arrays(np.float64, (3, 4), elements=st.one_of(  # leaky ReLU's kink at 0 has
+    st.floats(-4, -1e-3), st.floats(1e-3, 4))))  # no single slope (drawn away from it: no filter)
 @pytest.mark.parametrize("name", sorted(JAX_REFERENCE))
 def test_new_activations_match_jax_in_value_and_gradient(name, values):
     weights = np.random.default_rng(0).normal(size=values.shape)
@@ -120,6 +120,16 @@ def test_saturated_fraction_on_constructed_weights(name, weights, expected):
     config, params = one_layer(name, np.ones((784, 4)) * np.array(weights))
     record = measure_health(params, BATCH, config=config)
     assert record.saturated == pytest.approx([expected]) and np.isnan(record.dead).all()
+
+
+@pytest.mark.parametrize(("name", "values"), [
+    ("tanh", [0.96, 0.98, -0.98, -0.5, 1.0, 0.0]),       # saturated: |tanh| > 0.97
+    ("sigmoid", [0.025, 0.04, 0.96, 0.975, 0.0, 0.5]),   # saturated: < 0.03 or > 0.97
+])
+def test_saturation_starts_where_the_readme_says(name, values):
+    """Hand-counted: half of each set of values lies in the flat tails, just past the
+    thresholds; the others lie just short of them, or in the middle."""
+    assert health.saturated_fraction(np.array([values]), name) == pytest.approx(0.5)
 
 
 def test_a_non_saturating_activation_has_no_saturated_fraction():
@@ -296,6 +306,13 @@ def test_smoothing_is_the_bias_corrected_moving_average_keeping_nine_tenths():
                                weighted_mean_reference(losses, 0.5), rtol=1e-12)
     np.testing.assert_allclose(lr_finder.smooth(np.full(5, 3.0)), 3.0)
     assert lr_finder.smooth(np.array([2.0, 0.0]))[0] == 2.0
+
+
+def test_the_range_test_stops_once_the_smoothed_loss_is_four_times_its_lowest():
+    # The lowest before step 3 is 0.5: 1.9 is under 4 x 0.5, 2.1 over it.
+    assert lr_finder.blowup_index(np.array([1.0, 0.5, 1.9, 2.1, 0.1])) == 3
+    assert lr_finder.blowup_index(np.array([1.0, 0.5, 1.9, 1.99])) is None
+    assert lr_finder.blowup_index(np.array([1.0, np.nan, 0.5])) == 1
 
 
 def test_a_loss_that_never_falls_gets_no_suggestion():

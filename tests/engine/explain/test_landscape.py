@@ -225,13 +225,15 @@ def test_a_job_computes_the_line_the_slice_and_the_path_with_progress(digits):
     result = last.landscape
     assert result.line.shape == (41, 2) and result.slice.shape == (3, 3, 2)
     assert result.path_grid.shape == (3, 3, 2) and result.steps == (0, 10, 20)
-    net = ffnn.FAMILY.plane_net(job.architecture)
-    zero = {k: np.zeros_like(v) for k, v in job.final.items()}
-    at_ends = evaluate(net, job.final, [zero, zero], np.zeros((1, 2)), job.x, job.y)
-    at_start = evaluate(net, job.initial, [zero, zero], np.zeros((1, 2)), job.x, job.y)
-    np.testing.assert_allclose(result.line[list(LINE_ALPHAS).index(1.0)], at_ends[0], rtol=1e-5)
-    np.testing.assert_allclose(result.line[list(LINE_ALPHAS).index(0.0)], at_start[0], rtol=1e-5)
-    np.testing.assert_allclose(result.slice[1, 1], at_ends[0], rtol=1e-5)  # the centre: final
+
+    def direct(alpha):  # the net's own forward pass at initial + alpha (final - initial)
+        params = {k: job.initial[k] + alpha * (job.final[k] - job.initial[k]) for k in job.final}
+        return reference_metrics(ffnn.logits(params, job.x, arch=job.architecture), job.y)
+
+    for alpha in (0.0, 0.5, 1.0, 1.5):
+        np.testing.assert_allclose(result.line[list(LINE_ALPHAS).index(alpha)], direct(alpha),
+                                   rtol=1e-5)
+    np.testing.assert_allclose(result.slice[1, 1], direct(1.0), rtol=1e-5)  # the centre: final
 
 
 def test_a_job_stops_between_two_chunks_when_asked(digits):

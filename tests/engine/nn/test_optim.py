@@ -80,6 +80,16 @@ def test_matches_optax_for_varied_starts(seed, lr, which):
                        run_optax(reference, lr, params, target), 1e-6)
 
 
+def test_rmsprop_keeps_eps_inside_the_root_as_optax_does():
+    # Started 1e-4 from the target, the gradients' squares are about eps (1e-8): where eps
+    # goes, inside or outside the root, changes every step.
+    params, target = start(1)
+    near = jax.tree_util.tree_map(lambda p, t: t + 1e-4 * p, params, target)
+    ours, reference = CASES[IDS.index("rmsprop")]
+    assert_trees_close(run_ours(ours, 1e-5, near, target, np.asarray),
+                       run_optax(reference, 1e-5, near, target), 1e-9)
+
+
 @pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "rmsprop", "adam"])
 def test_float32_parameters_stay_float32(name):
     opt = make_optimizer(name, 0.1)
