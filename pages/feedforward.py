@@ -132,8 +132,8 @@ with st.container(border=True):
                     help="Start from the weights of the model below (trained, uploaded or "
                          "default) instead of fresh ones; its architecture is kept.")
     start = room_buttons(row[3:], FEEDFORWARD, start_label="Start",
-                        reset_help="Stop, forget the trained model, restore the defaults")
-    start = start or preset_requested()
+                        reset_help="Stop, forget the trained model, restore the defaults",
+                        starting=preset_requested())
 
 shown = dataset or load_embedded_dataset()  # the picked set once present
 split = shown.split

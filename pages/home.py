@@ -3,6 +3,7 @@
 import streamlit as st
 
 from ui.state import ensure_router
+from ui.views.lessons import lessons
 
 ensure_router()
 
@@ -13,6 +14,12 @@ st.markdown(
     "and checked against an independent reference. Everything runs on real MNIST digits that "
     "ship with the app, so it works offline."
 )
+
+with st.container(border=True, key="home_start"):
+    st.markdown(f"**New here? Start with the lessons**: {len(lessons())} short guided lessons, "
+                f"from *{lessons()[0].title.lower()}* to *{lessons()[-1].title.lower()}*. Each "
+                "step opens the room it is about, with the settings it needs.")
+    st.page_link("pages/lessons.py", label="Start the first lesson", icon=":material/school:")
 
 ROOMS = [
     ("pages/sketch.py", ":material/draw: Sketch lab",

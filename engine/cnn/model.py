@@ -24,6 +24,7 @@ from engine.cnn.layers import (
 )
 from engine.data.mnist import N_CLASSES, as_float
 from engine.models import checkpoint
+from engine.models.model import widths_from_text
 
 Params = dict[str, jax.Array]  # "conv0_w" (k, k, Cin, F), "conv0_b" (F,), ..., "dense_w", "dense_b"
 ConvFn = Callable[..., jax.Array]
@@ -105,12 +106,10 @@ class CNNSpec:
 
 def parse_filters(text: str) -> tuple[int, ...]:
     """"16, 32" -> (16, 32): filters per conv block. Raises ArchitectureError if unreadable."""
-    parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
     try:
-        return tuple(int(p) for p in parts)
-    except ValueError:
-        raise ArchitectureError(f"filters per block must be whole numbers separated by commas, "
-                                f"like 16, 32; got {text!r}") from None
+        return widths_from_text(text, "filters per block", "16, 32")
+    except ValueError as error:
+        raise ArchitectureError(str(error)) from None
 
 
 def format_filters(filters: tuple[int, ...]) -> str:

@@ -23,6 +23,7 @@ import numpy as np
 
 from engine.data.mnist import N_CLASSES, as_float
 from engine.models import checkpoint
+from engine.models.model import widths_from_text
 from engine.nn.layers import (
     INITS,
     JAX_OPS,
@@ -126,13 +127,9 @@ class Architecture:
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
-    """"256,128" -> (256, 128); "" -> () (no hidden layer: a linear classifier)."""
-    parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
-    try:
-        widths = tuple(int(p) for p in parts)
-    except ValueError:
-        raise ValueError(f"hidden layers must be whole numbers separated by commas, "
-                         f"like 256 or 256,128; got {text!r}") from None
+    """"256,128" -> (256, 128); "" -> () (no hidden layer: a linear classifier). ValueError for
+    anything else (see `widths_from_text`) or a layer of no unit."""
+    widths = widths_from_text(text, "hidden layers", "256 or 256,128")
     if any(w < 1 for w in widths):
         raise ValueError(f"every hidden layer needs at least one unit, got {text!r}")
     return widths

@@ -67,3 +67,19 @@ def all_finite(tree: Any) -> bool:
     """True if every leaf of the pytree is free of NaN and inf."""
     leaves = jax.tree_util.tree_leaves(tree)
     return all(bool(np.isfinite(np.asarray(leaf)).all()) for leaf in leaves)
+
+
+def widths_from_text(text: str, what: str, example: str) -> tuple[int, ...]:
+    """"256, 128" -> (256, 128): the layer widths a room's text box holds ("" -> ()); ";"
+    counts as ",". ValueError naming `what` ("hidden layers") and an `example` ("256,128") for
+    anything else, a place left empty between commas included ("256,,128" may be a width
+    forgotten, so it is not skipped)."""
+    parts = [part.strip() for part in text.replace(";", ",").split(",")] if text.strip() else []
+    if "" in parts:
+        raise ValueError(f"{what} must be whole numbers separated by commas, with nothing left "
+                         f"empty between them; got {text!r}")
+    try:
+        return tuple(int(part) for part in parts)
+    except ValueError:
+        raise ValueError(f"{what} must be whole numbers separated by commas, like {example}; "
+                         f"got {text!r}") from None

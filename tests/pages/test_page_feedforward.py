@@ -69,11 +69,22 @@ def test_progress_shows_mid_run_and_stop_ends_the_run_keeping_its_model(at):
     assert re.search(r"Epoch \d+ of 50 · step \d+/\d+", progress.proto.text)
     assert "left" in progress.proto.text  # the ETA
     assert len(at.get("plotly_chart")) >= 3  # the live curves and weights
+    assert not at.button(key="ff_stop").disabled  # running: it can be stopped
     at.button(key="ff_stop").click().run()
     run_until_done(at, bound=20)
     assert run_of(at).view().status == "stopped"
     assert "Stopped" in messages(at.info)
     assert "your feed-forward net" in messages(at.markdown)
+    assert at.button(key="ff_stop").disabled  # issue 27: nothing left to stop
+
+
+def test_stop_is_offered_only_while_there_is_a_run_to_stop(at):
+    assert at.button(key="ff_stop").disabled  # no run yet
+    at.number_input(key="ff_epochs").set_value(1)
+    at.button(key="ff_start").click().run()
+    assert not at.button(key="ff_stop").disabled  # the run Start began
+    run_until_done(at)
+    assert at.button(key="ff_stop").disabled
 
 
 def test_a_huge_learning_rate_stops_with_the_reason(at):

@@ -75,13 +75,18 @@ def stop_room_run(room: Room) -> None:
         run.stop()
 
 
-def room_buttons(cells: list, room: Room, *, start_label: str, reset_help: str) -> bool:
+def room_buttons(cells: list, room: Room, *, start_label: str, reset_help: str,
+                 starting: bool = False) -> bool:
     """Start, Stop and Reset of a room in three cells (keys <prefix>start/stop/reset); True
-    on Start. Stop ends the room's run; Reset also forgets its model and restores its controls."""
+    on Start (or when `starting`: a run was asked for elsewhere, a preset). Stop ends the room's
+    run: enabled while it runs or is about to (the live panel reruns the page when it ends);
+    Reset also forgets its model and restores its controls."""
     start = cells[0].button(start_label, type="primary", icon=":material/play_arrow:",
-                            key=f"{room.prefix}start", width="stretch")
+                            key=f"{room.prefix}start", width="stretch") or starting
+    run = room_state(room).run
     cells[1].button("Stop", icon=":material/stop:", key=f"{room.prefix}stop", width="stretch",
-                    on_click=stop_room_run, args=(room,))
+                    on_click=stop_room_run, args=(room,),
+                    disabled=not start and (run is None or not run.view().active))
     cells[2].button("Reset", icon=":material/restart_alt:", key=f"{room.prefix}reset",
                     width="stretch", on_click=reset_room, args=(room,), help=reset_help)
     return start

@@ -134,7 +134,7 @@ def test_parse_hidden(text, widths):
     assert ffnn.parse_hidden(text) == widths
 
 
-@pytest.mark.parametrize("text", ["abc", "12,x", "0", "-4", "1.5"])
+@pytest.mark.parametrize("text", ["abc", "12,x", "0", "-4", "1.5", "256,,128", "256,", ",64"])
 def test_parse_hidden_refuses_nonsense(text):
     with pytest.raises(ValueError, match="hidden layer"):
         ffnn.parse_hidden(text)
