@@ -189,8 +189,8 @@ def phase_buttons() -> list[str]:
             st.session_state["ff_step_phases"] = [phase]
     if cells[-1].button("All", key="ff_step_all", type="primary", width="stretch"):
         st.session_state["ff_step_phases"] = list(PHASES)
-    # None shown until one is pressed: the step is computed only then (the room's every tab
-    # runs on each rerun).
+    # None shown until one is pressed: the step is computed only then (the tab reruns with
+    # every widget in it).
     return st.session_state.setdefault("ff_step_phases", [])
 
 
