@@ -130,7 +130,10 @@ with st.container(border=True):
                              "heart: watch its training digits leave validation behind.")
     row[2].checkbox("Continue training", key="ff_continue",
                     help="Start from the weights of the model below (trained, uploaded or "
-                         "default) instead of fresh ones; its architecture is kept.")
+                         "default) instead of fresh ones; its architecture is kept. The rest "
+                         "starts afresh: the optimizer's memory (Adam's running averages, "
+                         "momentum) from zero, so the loss may jump at first, and the curves "
+                         "and epochs count from 0.")
     start = room_buttons(row[3:], FEEDFORWARD, start_label="Start",
                         reset_help="Stop, forget the trained model, restore the defaults",
                         starting=preset_requested())

@@ -198,6 +198,10 @@ def test_continuing_keeps_the_model_and_disables_what_does_not_apply(at):
     assert "Continuing from the default model" in messages(at.info)
     run_until_done(at)
     assert run_of(at).settings["arch"]["hidden"] == [256]  # the default model's layers
+    # Its help says the curves count from 0 again: one epoch's steps, not added to any before.
+    assert "count from 0" in at.checkbox(key="ff_continue").help
+    latest = run_of(at).view().latest
+    assert len(latest.history.losses) == latest.total_steps == latest.step
 
 
 def test_the_twin_check_gives_a_verdict_against_the_float32_tolerance(at):

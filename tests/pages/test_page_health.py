@@ -126,11 +126,19 @@ def test_an_uploaded_model_with_an_unusable_field_gets_a_message(at, field, valu
 def test_the_learning_rate_finder_suggests_a_rate_and_puts_it_in_the_control(at):
     at.button(key="ff_range_test_button").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    found = at.session_state["ff_range_test"]
+    _, found = at.session_state["ff_range_test"]
     assert found.suggestion is not None and "falls fastest" in messages(at.info)
     assert "ff_range_test_chart" in {getattr(c, "key", None) for c in at.get("plotly_chart")}
     at.button(key="ff_range_test_use").click().run()
     assert at.number_input(key="ff_learning_rate").value == float(f"{found.suggestion:.2g}")
+    assert "ff_range_test_chart" in {c.key for c in at.get("plotly_chart")}  # a rate changes
+    # nothing a range test measured; another batch size, or Reset, does (issue 27)
+    at.number_input(key="ff_batch_size").set_value(32).run()
+    assert "ff_range_test_chart" not in {c.key for c in at.get("plotly_chart")}
+    assert "was for other settings" in " ".join(c.value for c in at.caption)
+    assert not [b for b in at.button if b.key == "ff_range_test_use"]
+    at.number_input(key="ff_batch_size").set_value(64).run()  # back: its result is true again
+    assert "ff_range_test_chart" in {c.key for c in at.get("plotly_chart")}
 
 
 def test_the_finder_refuses_a_batch_over_the_limit(at):

@@ -5,7 +5,7 @@ presets and the learning-rate finder too. `HealthTab` is what differs between th
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -43,7 +43,7 @@ HEALTH_PRESETS = {
 }
 
 PRESET_START = "ff_preset_start"  # session state: a preset was chosen, start its run
-RANGE_TEST = "ff_range_test"  # session state: the last learning-rate range test (RangeTest)
+RANGE_TEST = "ff_range_test"  # session state: (the settings it was for, the last RangeTest)
 PRESET_STORIES = {
     "vanishing gradients": "6 sigmoid layers, weights 100 times too small: the gradient "
                            "fades on its way back to the input.",
@@ -295,6 +295,12 @@ def use_rate(rate: float) -> None:
     st.session_state["ff_learning_rate"] = float(f"{rate:.2g}")
 
 
+def finder_settings(config: ffnn.TrainingConfig) -> ffnn.TrainingConfig:
+    """What a range test's result depends on: every setting but the learning rate it sweeps
+    and the epochs it never reaches."""
+    return replace(config, learning_rate=0.0, epochs=1)
+
+
 def show_range_test(config: ffnn.TrainingConfig, params: dict | None, problems: list[str],
                     split) -> None:
     """The learning-rate finder for the run Start would begin (config, from params, or fresh
@@ -311,11 +317,16 @@ def show_range_test(config: ffnn.TrainingConfig, params: dict | None, problems: 
         if not problems:
             start = params if params is not None else ffnn.init_params(
                 seed_key(config.seed), config.arch)
-            st.session_state[RANGE_TEST] = ffnn_range_test(config, split.x_train,
-                                                           split.y_train, start)
-    found = st.session_state.get(RANGE_TEST)
-    if found is None:
+            st.session_state[RANGE_TEST] = (finder_settings(config), ffnn_range_test(
+                config, split.x_train, split.y_train, start))
+    measured = st.session_state.get(RANGE_TEST)
+    if measured is None:
         return
+    if measured[0] != finder_settings(config):
+        st.caption("The last range test was for other settings than the controls' now: press "
+                   "the button to run it for these.")
+        return
+    found = measured[1]
     st.plotly_chart(range_test_figure(found), key="ff_range_test_chart", width="stretch")
     if found.diverged_at is not None:
         st.caption(f"The loss blew up at a rate of {found.diverged_at:.1e}: the test stopped "
