@@ -160,7 +160,8 @@ def activation_heatmaps_figure(series: HealthSeries, names: list[str],
                                  coloraxis="coloraxis"), row=1, col=i + 1)
     fig.update_layout(coloraxis=dict(colorscale="Viridis", colorbar=dict(title="log10 count")))
     fig.update_yaxes(title="activation", col=1)
-    fig.update_xaxes(title="step", row=1)
+    # The run's own steps: a heatmap's last cell would otherwise reach past the last evaluation.
+    fig.update_xaxes(title="step", row=1, range=[0, int(series.steps[-1])])
     return styled(fig, "Activations over time, each hidden layer (on the 64 fixed digits)")
 
 
@@ -174,6 +175,9 @@ def lines_figure(series: HealthSeries, values: np.ndarray, names: list[str], tit
                      for i, name in enumerate(marked(names, named))])
     fig.update_xaxes(title="step")
     fig.update_yaxes(title=y_title, type="log" if log_y else "linear", exponentformat="e")
+    finite = values[np.isfinite(values) & (values > 0)] if log_y else values[:0]
+    if len(finite) and np.log10(finite.max() / finite.min()) >= 1:
+        fig.update_yaxes(dtick=1)  # powers of ten only: no "5 4 3 2 0.1 9 8" minor labels
     styled(fig, title, height=380)
     # Below the plot: up to 9 layers' names would cover the title.
     fig.update_layout(legend=dict(orientation="h", y=-0.3, x=0, xanchor="left", yanchor="top"))
