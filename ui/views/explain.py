@@ -99,16 +99,25 @@ def _attack_controls() -> tuple[str, str, int | None, float]:
     return c1, method, None if target == "any other digit" else int(target), epsilon
 
 
+def fooled(before: int, after: int, target: int | None) -> str:
+    """Whether an attack fooled a model that answered `before` and then `after`: any other
+    answer when untargeted; when it pushed toward `target`, that one."""
+    if target is None or after == target:
+        return "yes" if after != before else "no"
+    return f"no: it answers {after}, not {target}" if after != before else "no"
+
+
 def _answers_table(models: Mapping[str, Model], titles: Mapping[str, str], image: np.ndarray,
-                   attacked: np.ndarray) -> None:
-    """Each model's answer and confidence on the digit and on the attacked digit."""
+                   attacked: np.ndarray, target: int | None) -> None:
+    """Each model's answer and confidence on the digit and on the attacked digit, and whether
+    the attack fooled it (`fooled`)."""
     rows = []
     for slot, model in models.items():
         before, after = model.predict_proba(np.stack([image, attacked]))
         rows.append({"model": titles[slot],
                      "answer on your digit": f"{before.argmax()} ({before.max():.0%})",
                      "answer on the attacked digit": f"{after.argmax()} ({after.max():.0%})",
-                     "fooled": "yes" if after.argmax() != before.argmax() else "no"})
+                     "fooled": fooled(int(before.argmax()), int(after.argmax()), target)})
     st.dataframe(rows, hide_index=True, key="sk_attack_answers")
 
 
@@ -139,7 +148,7 @@ def show_adversarial_view(models: Mapping[str, Model], titles: Mapping[str, str]
                     config={"displayModeBar": False})
     st.markdown("Every model reads the attacked digit. The attack only used the gradients of "
                 f"**{titles[slot]}**: does it fool the others too (does it *transfer*)?")
-    _answers_table(models, titles, image, attacked)
+    _answers_table(models, titles, image, attacked, target)
     if epsilon == 0:
         st.info("At epsilon 0 no pixel may change: move the slider to attack.")
     if st.button("Find the smallest epsilon that fools each model", key="sk_attack_search"):

@@ -143,7 +143,8 @@ def _show_teaching(teaching: Teaching, image: np.ndarray) -> None:
     st.caption(f"On this drawing, the probability of {label} went from {shares[0]:.2g} to "
                f"{shares[1]:.2g}. Not enough? Teach again, or take more steps.")
     _show_weight_change(teaching)
-    _show_test_digits(teaching.changes)
+    learned = top_guess(teaching.taught.predict_proba(image[None])[0])[0] == label
+    _show_test_digits(teaching.changes, learned, label)
 
 
 def _show_weight_change(teaching: Teaching) -> None:
@@ -162,7 +163,21 @@ def _show_weight_change(teaching: Teaching) -> None:
                   "your drawing."))
 
 
-def _show_test_digits(changes: teach.AnswerChanges) -> None:
+def hurt_more_than_helped(learned: bool, label: int) -> str:
+    """What a lesson that hurt more test digits than it helped did, in words: whether it also
+    got the drawing read as `label` (learned) or not."""
+    if learned:
+        return (f"It now reads your drawing as {a_digit(label)}, and on the way more test "
+                "digits went wrong than right: one drawing pulled the weights toward itself "
+                "and away from what the model knew. This is why training mixes many digits in "
+                "each batch. Undo, or try one step with a smaller learning rate.")
+    return (f"It still does not read your drawing as {a_digit(label)}, yet more test digits "
+            "went wrong than right: each step moves every weight a little, not only those your "
+            "drawing uses, and these steps cost the model some of what it knew. Undo, or take "
+            "more steps (or a larger rate) to see the drawing learned.")
+
+
+def _show_test_digits(changes: teach.AnswerChanges, learned: bool, label: int) -> None:
     split = load_embedded_dataset().split
     helped, hurt = len(changes.helped), len(changes.hurt)
     st.markdown("**The 1,000 test digits** (never trained on): which changed their answer?")
@@ -180,6 +195,4 @@ def _show_test_digits(changes: teach.AnswerChanges) -> None:
                                                  title=f"{name}: now (was)"),
                             key=f"sk_teach_{name.lower()}", config={"displayModeBar": False})
     if hurt > helped:
-        st.warning("One drawing pulled the weights toward itself and away from what the model "
-                   "knew: this is why training mixes many digits in each batch. Undo, or try "
-                   "one step with a smaller learning rate.", icon=":material/warning:")
+        st.warning(hurt_more_than_helped(learned, label), icon=":material/warning:")
