@@ -134,6 +134,12 @@ def test_one_step_shows_every_phase_and_explains_a_cell():
     assert any(m.label == "Loss (by hand)" for m in at.metric)
     at.number_input(key="ff_step_cell_row").set_value(3).run()
     assert "the sum of 784 products" in " ".join(m.value for m in at.markdown)
+    assert "The 8 largest:" in " ".join(m.value for m in at.markdown)
+    assert len(at.dataframe[0].value) == 8
+    at.selectbox(key="ff_step_cell_kind").set_value("dw").run()  # a sum over the batch of 4
+    said = " ".join(m.value for m in at.markdown)
+    assert "the sum of 4 products" in said and "Each one:" in said and "largest" not in said
+    assert len(at.dataframe[0].value) == 4  # issue 27: "The 8 largest" headed 4 rows
     at.button(key="ff_step_update").click().run()
     assert "W2 after = W2 + step (256,10)" in " ".join(c.value for c in at.code)
 

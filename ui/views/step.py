@@ -138,12 +138,15 @@ def show_cell(phases: StepPhases) -> None:
                    "delta": ("delta_next[row, k]", "W_next[col, k]")}[kind]
     factor = "" if kind != "delta" else f", times {phases.activation}'(z) = {cell.factor:.4g}"
     offset = f" + bias {cell.offset:.4g}" if kind == "z" else ""
-    st.markdown(f"**{cell.value:.6g}** = the sum of {len(cell.terms)} products "
-                f"{left} x {right}{offset}{factor}. The {TOP_TERMS} largest:")
     top = cell.top(TOP_TERMS)
+    st.markdown(f"**{cell.value:.6g}** = the sum of {len(cell.terms)} products "
+                f"{left} x {right}{offset}{factor}. "
+                + (f"The {len(top)} largest:" if len(top) < len(cell.terms) else "Each one:"))
     table = pd.DataFrame({"k" if kind != "dw" else "b": top, left: cell.left[top],
                           right: cell.right[top], "product": cell.terms[top]})
-    st.dataframe(table, hide_index=True)
+    significant = st.column_config.NumberColumn(format="%.4g")  # -0.00006 would read as 0
+    st.dataframe(table, hide_index=True, column_config={left: significant, right: significant,
+                                                          "product": significant})
     rest = cell.terms.sum() - cell.terms[top].sum()
     total = (cell.terms.sum() + cell.offset) * cell.factor
     st.caption(f"The other {max(len(cell.terms) - len(top), 0)} products add up to {rest:.4g}; "
