@@ -30,6 +30,7 @@ TANH_SATURATED = 0.97  # |tanh| above this: its slope is below 0.06
 SIGMOID_TAIL = 0.03  # sigmoid below this or above 1 - this: its slope is below 0.03
 UPDATE_RANGE = (-4.0, -2.0)  # log10 update ratios usually inside this band (about -3)
 TWIN_DIGITS = 5  # units whose activations agree to this many significant digits are twins
+TWIN_ROWS = 2048  # rows (digits, or digits x positions) compared, at most
 
 
 @dataclass(frozen=True)
@@ -97,10 +98,12 @@ def identical_fraction(values: np.ndarray) -> float:
     symmetry of the initial weights (all zero, or all the same). Units that never fire are
     left out: they are dead, not twins.
 
-    Each unit is compared by two numbers (its sum over the batch and a fixed weighted sum), so
-    a layer of thousands of positions costs one pass.
+    Each unit is compared by two numbers (its sum and a fixed weighted sum) over at most
+    TWIN_ROWS evenly spaced rows: copies agree on any of them, and a conv layer's 50,000
+    positions cost no more than a dense layer's batch.
     """
-    live = values[:, np.any(values != 0, axis=0)]
+    rows = values[::max(1, len(values) // TWIN_ROWS)]
+    live = rows[:, np.any(rows != 0, axis=0)]
     if live.shape[1] < 2:
         return 0.0
     weights = np.cos(np.arange(len(live)) * 0.6180339887)  # fixed, not symmetric in the rows
