@@ -338,8 +338,8 @@ def saturated_findings(run: RunRecord) -> list[Finding]:
 def typical_update(health: HealthSeries, decaying: bool) -> float:
     """The median log10 update ratio over every layer and evaluation (only the first half of a
     run whose step size decays to 0 on purpose); NaN when none is measured yet."""
-    ratios = health.update_ratios[:max(2, len(health.steps) // 2 + 1)] if decaying else \
-        health.update_ratios
+    read = max(2, len(health.steps) // 2 + 1) if decaying else len(health.steps)
+    ratios = health.update_ratios[:read]
     finite = ratios[np.isfinite(ratios)]
     return float(np.median(finite)) if len(finite) else float("nan")
 

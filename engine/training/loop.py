@@ -447,8 +447,9 @@ def loss_baseline(previous: Sequence[float], schedule: Schedule) -> tuple[float,
 
 class Divergence(NamedTuple):
     """What `divergence` found in a chunk: why it diverged ("" if it did not), how many of its
-    losses came before the first bad one (their parameters are kept), and how many it saw
-    before it called the run diverged (shown on the curve)."""
+    losses came before the first bad one (the run keeps the parameters of the last whole chunk
+    before it, not these), and how many it saw before it called the run diverged (shown on the
+    curve)."""
 
     problem: str
     kept: int
